@@ -1,0 +1,1 @@
+"""modelreg's command line: thin click commands, one library call each."""

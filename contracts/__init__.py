@@ -1,0 +1,1 @@
+"""The ModelRegistry contract: its source, the committed compiled artifact and the reproducible build."""

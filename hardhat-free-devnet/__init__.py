@@ -1,0 +1,1 @@
+"""hardhat-free devnet: a persistent Ethereum JSON-RPC devnet in Python (eth-tester + py-evm)."""

@@ -1,0 +1,117 @@
+"""The exception tree: one root, subclasses named noun-then-problem."""
+
+
+class ModelregError(Exception):
+    """Root of every error modelreg raises on purpose. The CLI prints it as one `Error:` line."""
+
+    exit_code = 2
+
+
+class VerificationFailed(ModelregError):
+    """The thing checked is not what the record says. Exit code 1, distinct from usage errors."""
+
+    exit_code = 1
+
+
+# --- input -----------------------------------------------------------------
+class InputInvalid(ModelregError):
+    """A value the user gave (a path, a flag, a name) cannot be used."""
+
+
+class ConfigInvalid(ModelregError):
+    """The configuration file or environment holds a value that cannot be used."""
+
+
+class CheckpointInvalid(InputInvalid):
+    """A file is not a well-formed safetensors checkpoint."""
+
+
+class DatasetInvalid(InputInvalid):
+    """A dataset directory or manifest cannot be sealed or trusted."""
+
+
+class ManifestInvalid(InputInvalid):
+    """A manifest does not parse, names an unknown format, or disagrees with itself."""
+
+
+# --- verification ------------------------------------------------------------
+class RootMismatch(VerificationFailed):
+    """A recomputed Merkle root differs from the recorded one."""
+
+
+class ProofInvalid(VerificationFailed):
+    """A Merkle proof does not lead to the expected root."""
+
+
+class DatasetTampered(VerificationFailed):
+    """A dataset file differs from its manifest entry."""
+
+
+# --- IPFS --------------------------------------------------------------------
+class CidInvalid(InputInvalid):
+    """A string is not a CID this tool understands."""
+
+
+class BlockNotFound(ModelregError):
+    """A block the DAG needs is not in the store."""
+
+
+class BlockCorrupted(VerificationFailed):
+    """A stored block's bytes do not hash to its CID."""
+
+
+class CarInvalid(InputInvalid):
+    """A CAR file is malformed, or holds blocks that do not match their CIDs."""
+
+
+class CidMismatch(ModelregError):
+    """A remote IPFS node returned a CID other than the one computed locally."""
+
+
+class IpfsUnavailable(ModelregError):
+    """The IPFS daemon cannot be reached or answers garbage."""
+
+
+# --- chain -------------------------------------------------------------------
+class ChainUnavailable(ModelregError):
+    """The JSON-RPC endpoint cannot be reached."""
+
+
+class ChainIdMismatch(ModelregError):
+    """The endpoint serves another chain than the one configured."""
+
+
+class ContractNotDeployed(ModelregError):
+    """No ModelRegistry is recorded, or none has code, on this chain."""
+
+
+class TransactionFailed(ModelregError):
+    """A transaction reverted or could not be sent."""
+
+
+class InsufficientFunds(TransactionFailed):
+    """The signer cannot pay for the transaction."""
+
+
+class SignerInvalid(ModelregError):
+    """No usable signing key: a missing variable, a malformed key, a wrong keystore password."""
+
+
+class ModelNotFound(InputInvalid):
+    """No model with that name or id is registered."""
+
+
+class VersionNotFound(InputInvalid):
+    """The model has no version with that number."""
+
+
+class AccessDenied(TransactionFailed):
+    """The contract refused the caller (not the owner, not a maintainer)."""
+
+
+class DuplicateRoot(TransactionFailed):
+    """The same weights root is already committed to this model."""
+
+
+class ParentNotFound(TransactionFailed):
+    """The parent version named does not exist."""

@@ -1,0 +1,15 @@
+"""The data directory: where every piece of local state lives."""
+
+import os
+from pathlib import Path
+
+ENV_VAR = "MODELREG_HOME"
+DEFAULT = Path("~/.modelreg")
+
+
+def resolve_home(flag: str | os.PathLike | None = None) -> Path:
+    """The data directory: the --home flag, else $MODELREG_HOME, else ~/.modelreg."""
+    chosen = flag or os.environ.get(ENV_VAR) or DEFAULT
+    home = Path(chosen).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home

@@ -1,0 +1,1 @@
+"""Training a decoder-only Transformer language model from scratch, with a verified dataset."""
