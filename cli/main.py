@@ -1,7 +1,6 @@
 """The `modelreg` command: the root group, shared options, and the one place errors become `Error:` lines."""
 
 import os
-import sys
 
 import click
 
@@ -37,4 +36,16 @@ def cli(ctx, home):
 
 
 def main():
-    sys.exit(cli(prog_name="modelreg"))  # noqa: cli() exits itself; sys.exit keeps the code for embedding
+    cli(prog_name="modelreg")
+
+
+def _register_commands() -> None:
+    # Imported here, after `cli` exists, because the command modules import cli.options.
+    from cli import audit, config, devnet, ipfs, model, train, verify
+
+    for command in (config.init, config.config, train.train_and_register, verify.verify, audit.audit,
+                    model.model, model.deploy, devnet.devnet, ipfs.ipfs):
+        cli.add_command(command)
+
+
+_register_commands()

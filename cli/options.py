@@ -1,9 +1,11 @@
 """Options and output helpers shared by every command."""
 
+import functools
 import json
 
 import click
 
+from registry.config import load_config
 from registry.home import resolve_home
 
 
@@ -18,3 +20,59 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 def print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+# Flag -> (config section, key). Flags override the environment, which overrides the file.
+_CONNECTION_FLAGS = {
+    "rpc_url": ("chain", "rpc_url"),
+    "chain_id": ("chain", "chain_id"),
+    "signer": ("signer", "kind"),
+    "dev_account": ("signer", "dev_account"),
+    "keystore": ("signer", "keystore"),
+    "key_env": ("signer", "key_env"),
+    "ipfs_api": ("ipfs", "api"),
+    "profile": ("ipfs", "profile"),
+}
+
+
+def connection_options(command):
+    """--rpc-url, --ipfs-api and the signer flags, on every command that talks to the chain or IPFS."""
+    options = [
+        click.option("--rpc-url", help="EVM JSON-RPC endpoint [env MODELREG_RPC_URL; default: the embedded devnet]."),
+        click.option("--chain-id", type=int, help="Refuse an endpoint serving another chain [env MODELREG_CHAIN_ID]."),
+        click.option("--ipfs-api", help="Kubo RPC API, e.g. /ip4/127.0.0.1/tcp/5001 [env MODELREG_IPFS_API; "
+                                        "default: the embedded blockstore]."),
+        click.option("--profile", type=click.Choice(["unixfs-v1-2025", "unixfs-v0-2015"]),
+                     help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
+        click.option("--signer", type=click.Choice(["dev", "keystore", "env"]),
+                     help="Where the signing key comes from [env MODELREG_SIGNER; default dev]."),
+        click.option("--dev-account", type=int, help="Index of the devnet dev account to sign with."),
+        click.option("--keystore", type=click.Path(dir_okay=False),
+                     help="Encrypted keystore file (signer keystore); password from "
+                          "$MODELREG_KEYSTORE_PASSWORD or a prompt."),
+        click.option("--key-env", help="Name of the variable holding the private key (signer env)."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        flags = {target: kwargs.pop(name) for name, target in _CONNECTION_FLAGS.items()}
+        click.get_current_context().meta["modelreg.flags"] = flags
+        return command(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def config_of(ctx: click.Context | None = None):
+    """The effective configuration: the file in the data directory, the environment, then flags."""
+    ctx = ctx or click.get_current_context()
+    return load_config(home_of(ctx), flags=ctx.meta.get("modelreg.flags", {}))
+
+
+def open_registry(ctx: click.Context | None = None, *, write: bool = False):
+    """Connect to the configured chain and IPFS (starting the embedded devnet if needed)."""
+    from registry.connect import connect  # imported late: web3 is slow to import, --help should not wait
+
+    ctx = ctx or click.get_current_context()
+    return connect(home_of(ctx), config_of(ctx), write=write)

@@ -1,0 +1,128 @@
+"""`modelreg audit`: read a model's history and lineage from contract events."""
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.options import connection_options, json_option, open_registry, print_json
+from registry import audit as audit_lib
+from registry.report import render
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["-" if cell is None else str(cell) for cell in row])
+    Console().print(table)
+
+
+@click.group()
+def audit():
+    """Read history, lineage and revocations from the chain; write reports."""
+
+
+@audit.command("models")
+@connection_options
+@json_option
+def models_cmd(as_json):
+    """List every registered model."""
+    found = audit_lib.models(open_registry().events())
+    if as_json:
+        return print_json(found)
+    _table("Models", ["id", "name", "owner", "versions", "revoked", "maintainers"],
+           [[m["id"], m["name"], m["owner"], m["versions"], m["revoked"], ", ".join(m["maintainers"])]
+            for m in found])
+
+
+@audit.command("history")
+@click.argument("model")
+@connection_options
+@json_option
+def history_cmd(model, as_json):
+    """List MODEL's versions: roots, parents, datasets, committer, block, revocations."""
+    events = open_registry().events()
+    versions = audit_lib.history(events, audit_lib.find_model(events, model)["id"])
+    if as_json:
+        return print_json(versions)
+    _table(f"History of {model}", ["version", "weights root", "parent", "dataset root", "committer",
+                                   "block", "tx", "manifest CID", "revoked"],
+           [[v["version"], v["weights_root"], _parent(v), v["dataset_root"], v["committer"], v["block"],
+             v["tx"], v["manifest_cid"], (v["revoked"] or {}).get("reason")] for v in versions])
+
+
+@audit.command("show")
+@click.argument("model")
+@click.argument("version", type=int)
+@connection_options
+@json_option
+def show_cmd(model, version, as_json):
+    """Show one version of MODEL, with its manifest checked against the chain."""
+    registry = open_registry()
+    events = registry.events()
+    entry = audit_lib.find_version(events, audit_lib.find_model(events, model)["id"], version)
+    status, manifest = audit_lib.check_manifest(entry, registry.ipfs.cat)
+    shown = {**entry, "verification": status, "manifest": manifest}
+    if as_json:
+        return print_json(shown)
+    for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx"):
+        click.echo(f"{key:>14}: {entry[key]}")
+    click.echo(f"{'parent':>14}: {_parent(entry)}")
+    click.echo(f"{'revoked':>14}: {entry['revoked'] or 'no'}")
+    click.echo(f"{'manifest':>14}: {status}")
+    if manifest:
+        for key in ("step", "code_revision", "metrics"):
+            click.echo(f"{key:>14}: {manifest.get(key)}")
+        click.echo(f"{'tensors':>14}: {len(manifest['leaves'])}")
+
+
+@audit.command("lineage")
+@click.argument("model")
+@connection_options
+@json_option
+def lineage_cmd(model, as_json):
+    """Show MODEL's lineage: every ancestor and descendant version across models, and the datasets."""
+    events = open_registry().events()
+    graph = audit_lib.lineage(events, audit_lib.find_model(events, model)["id"])
+    if as_json:
+        return print_json(graph)
+    parents = {dst: src for src, dst in graph["edges"] if not src.startswith("dataset:")}
+    data = {dst: src for src, dst in graph["edges"] if src.startswith("dataset:")}
+    roots = {n["id"]: n.get("root") for n in graph["nodes"] if n["row"] == "datasets"}
+    _table(f"Lineage of {model}", ["version", "parent", "dataset root", "weights root", "revoked"],
+           [[n["id"], parents.get(n["id"]), roots.get(data.get(n["id"])), n["weights_root"],
+             "yes" if n["revoked"] else ""] for n in graph["nodes"] if n["row"] != "datasets"])
+
+
+@audit.command("report")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of standard output.")
+@connection_options
+def report_cmd(model, fmt, output):
+    """Write an audit report for MODEL: history, lineage, loss curve, verification status."""
+    registry = open_registry()
+    events = registry.events()
+    report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"],
+                                    registry.chain_info(), registry.ipfs.cat)
+    text = render(report, fmt)
+    if output is None:
+        return click.echo(text)
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {output}")
+
+
+@audit.command("reindex")
+@connection_options
+def reindex_cmd():
+    """Rebuild the local event cache from the chain."""
+    events = open_registry().rebuild_index()
+    click.echo(f"Indexed {len(events)} events")
+
+
+def _parent(v: dict) -> str | None:
+    return f"{v['parent']['model']}:{v['parent']['version']}" if v["parent"] else None

@@ -1,0 +1,61 @@
+"""`modelreg train-and-register`: train from scratch and register every checkpoint as it is written."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.options import connection_options, home_of, json_option, open_registry, print_json
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "training" / "corpus"
+
+
+@click.command("train-and-register")
+@click.option("--preset", "preset_name", type=click.Choice(["tiny", "small"]), default="tiny",
+              show_default=True, help="Training configuration: tiny for a CPU, small for a GPU.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=DEFAULT_DATA, show_default="the committed corpus",
+              help="Directory of text files to train on; sealed and registered as the dataset.")
+@click.option("--model", "model_name", default=None, help="Model name on-chain [default: gpt-PRESET].")
+@click.option("--steps", type=int, help="Override the preset's number of optimizer steps.")
+@click.option("--eval-interval", type=int, help="Override how often to evaluate and checkpoint.")
+@click.option("--seed", type=int, help="Override the preset's seed.")
+@click.option("--device", help="torch device (cpu, cuda); default: cuda when present.")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where checkpoints and the journal go [default: HOME/runs/MODEL].")
+@click.option("--resume", is_flag=True, help="Continue a killed or finished run: register what it left, "
+                                             "then train from its newest checkpoint.")
+@connection_options
+@json_option
+def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, seed, device, run_dir,
+                       resume, as_json):
+    """Train a GPT language model from scratch and register every checkpoint.
+
+    The dataset is sealed and registered first; each checkpoint is then sealed, pinned to IPFS
+    and committed on-chain with the previous checkpoint as its parent, in a background worker
+    so training never waits. Kill it at any moment and run it again with --resume.
+    """
+    from training.config import preset
+    from training.register import TrainingRun  # torch and web3 are slow to import; --help should not wait
+
+    overrides = {k: v for k, v in {"max_steps": steps, "eval_interval": eval_interval, "seed": seed}.items()
+                 if v is not None}
+    config = replace(preset(preset_name), **overrides)
+    model_name = model_name or f"gpt-{preset_name}"
+    run_dir = run_dir or home_of() / "runs" / model_name
+    registry = open_registry(write=True)
+    run = TrainingRun(registry, model_name=model_name, data_dir=data_dir, run_dir=run_dir,
+                      config=config, resume=resume, quiet=as_json)
+    commits = run.execute(device=device)
+    if as_json:
+        return print_json({"model": model_name, "model_id": run.model_id, "dataset_root": run.dataset_root,
+                           "run_dir": str(run_dir), "versions": [c.to_dict() for c in commits]})
+    table = Table(title=f"{model_name}: registered checkpoints")
+    for column in ("version", "step", "val loss", "weights root", "manifest CID", "tx", "block"):
+        table.add_column(column, overflow="fold")
+    for c in commits:
+        loss = f"{c.val_loss:.4f}" if c.val_loss is not None else "-"
+        table.add_row(str(c.version), str(c.step), loss, c.root, c.manifest_cid, c.tx, str(c.block))
+    Console().print(table)

@@ -1,0 +1,99 @@
+"""A training run whose every checkpoint is registered: dataset first, then model, then versions.
+
+The trainer's checkpoint hook hands each checkpoint to the registrar's background worker and
+returns at once, so training never waits on hashing, IPFS or the chain.
+"""
+
+import json
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from registry.errors import InputInvalid, ModelNotFound
+from registry.journal import Journal
+from registry.manifest import canonical_json, dataset_manifest
+from registry.registrar import Commit, Registrar
+from registry.seal import seal_dataset
+from training.config import TrainConfig
+from training.trainer import train
+
+RUN_FILE = "run.json"
+
+
+class TrainingRun:
+    def __init__(self, registry, *, model_name: str, data_dir: Path, run_dir: Path, config: TrainConfig,
+                 resume: bool, quiet: bool = False):
+        self.registry, self.model_name, self.config = registry, model_name, config
+        self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
+        self.resume, self.quiet = resume, quiet
+        self.model_id: int | None = None
+        self.dataset_root: str | None = None
+
+    def execute(self, device: str | None = None) -> list[Commit]:
+        manifest = self._register_dataset()
+        self._check_run_dir()
+        self.model_id = self._model_id()
+        journal = Journal(self.run_dir / "journal.jsonl")
+        with self._progress() as progress:
+            steps = progress.add_task("training", total=self.config.max_steps)
+            commits = progress.add_task("registered", total=None)
+            registrar = Registrar(client=self.registry.client, ipfs=self.registry.ipfs, journal=journal,
+                                  model_name=self.model_name, model_id=self.model_id,
+                                  dataset_root=self.dataset_root,
+                                  on_commit=lambda c: progress.advance(commits))
+            if self.resume:
+                registrar.recover(self.run_dir)
+
+            def on_checkpoint(event):
+                registrar.submit(event)
+                progress.update(steps, completed=event.step)
+
+            try:
+                train(self.config, self.data_dir, self.run_dir, dataset_manifest=manifest,
+                      dataset_root=self.dataset_root, on_checkpoint=on_checkpoint,
+                      resume=self.resume, device=device)
+            finally:
+                registrar.close()
+        committed = journal.state().committed  # this call's commits and, on --resume, the earlier ones
+        fields = Commit.__dataclass_fields__
+        return [Commit(**{k: v for k, v in committed[s].items() if k in fields}) for s in sorted(committed)]
+
+    def _register_dataset(self) -> dict:
+        """Seal the data, pin its manifest, register its root (a second registration is a no-op)."""
+        sealed = seal_dataset(self.data_dir)
+        manifest = dataset_manifest(sealed)
+        cid = self.registry.ipfs.add_bytes(canonical_json(manifest))
+        self.registry.client.register_dataset(sealed.root, cid)
+        self.dataset_root = sealed.root
+        return manifest
+
+    def _model_id(self) -> int:
+        try:
+            return self.registry.client.model_id(self.model_name)
+        except ModelNotFound:
+            metadata = json.dumps({"architecture": "gpt", "config": self.config.to_dict()}, sort_keys=True)
+            model_id, _ = self.registry.client.register_model(self.model_name, metadata)
+            return model_id
+
+    def _check_run_dir(self) -> None:
+        """A run directory belongs to one model and dataset; an old one is only continued on purpose."""
+        run_file = self.run_dir / RUN_FILE
+        identity = {"model": self.model_name, "dataset_root": self.dataset_root,
+                    "chain_id": self.registry.client.chain_id, "contract": self.registry.client.address}
+        if run_file.exists():
+            recorded = json.loads(run_file.read_text(encoding="utf-8"))
+            if not self.resume:
+                raise InputInvalid(f"{self.run_dir} holds an earlier run of {recorded['model']}; pass --resume "
+                                   "to continue it, or choose another --model or --run-dir")
+            if recorded != identity:
+                raise InputInvalid(f"{self.run_dir} belongs to another run ({recorded}); "
+                                   "choose another --run-dir")
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if any(self.run_dir.iterdir()):
+            raise InputInvalid(f"{self.run_dir} is not empty and holds no run; choose another --run-dir")
+        run_file.write_text(json.dumps(identity, sort_keys=True), encoding="utf-8")
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), disable=self.quiet, transient=False)
