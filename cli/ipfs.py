@@ -1,0 +1,121 @@
+"""`modelreg ipfs`: add, get, pin and move UnixFS files, embedded or through a Kubo daemon."""
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.options import home_of, json_option, print_json
+from registry.ipfs import Ipfs, open_ipfs
+from registry.unixfs import DEFAULT_PROFILE, PROFILES
+
+profile_option = click.option(
+    "--profile", type=click.Choice(list(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
+    help="UnixFS profile: chunk size, leaf type, links per node, CID version.")
+
+
+def _ipfs(profile: str = DEFAULT_PROFILE) -> Ipfs:
+    ctx = click.get_current_context()
+    return open_ipfs(home_of(ctx), api=ctx.meta.get("ipfs_api"), profile=profile)
+
+
+@click.group()
+@click.option("--ipfs-api", envvar="MODELREG_IPFS_API", metavar="URL",
+              help="Kubo RPC API (http://127.0.0.1:5001 or a multiaddr) "
+                   "[env MODELREG_IPFS_API; default: the embedded store in the data directory].")
+@click.pass_context
+def ipfs(ctx, ipfs_api):
+    """Store files as UnixFS DAGs with the CIDs Kubo gives them."""
+    ctx.meta["ipfs_api"] = ipfs_api
+
+
+@ipfs.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@profile_option
+@click.option("--only-hash", is_flag=True, help="Compute the CID only; store nothing.")
+@click.option("--no-pin", is_flag=True, help="Store without pinning (gc may remove it).")
+@json_option
+def add(path, profile, only_hash, no_pin, as_json):
+    """Add a file and print its CID."""
+    store = _ipfs(profile)
+    cid = store.cid_of(path) if only_hash else store.add(path, pin=not no_pin)
+    if as_json:
+        print_json({"cid": cid, "path": path, "profile": profile, "size": Path(path).stat().st_size,
+                    "stored": not only_hash, "pinned": not (only_hash or no_pin)})
+    else:
+        click.echo(f"{cid}  {path}")
+
+
+@ipfs.command()
+@click.argument("cid")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File to write; only written once every block has been verified.")
+def get(cid, output):
+    """Write a file's bytes, checking every block against its CID."""
+    _ipfs().get(cid, output)
+    click.echo(f"{cid} -> {output}")
+
+
+@ipfs.command()
+@click.argument("cid")
+def pin(cid):
+    """Pin a DAG so gc keeps it (every block must be present)."""
+    _ipfs().pin(cid)
+    click.echo(f"pinned {cid}")
+
+
+@ipfs.command()
+@click.argument("cid")
+def unpin(cid):
+    """Remove a pin; the blocks go at the next gc."""
+    _ipfs().unpin(cid)
+    click.echo(f"unpinned {cid}")
+
+
+@ipfs.command(name="ls")
+@json_option
+def ls_(as_json):
+    """List pinned CIDs."""
+    pins = _ipfs().pins()
+    if as_json:
+        print_json({"pins": pins})
+        return
+    table = Table("pinned CID")
+    for cid in pins:
+        table.add_row(cid)
+    Console().print(table)
+
+
+@ipfs.command()
+@json_option
+def gc(as_json):
+    """Remove every block no pin reaches."""
+    removed = _ipfs().gc()
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} blocks")
+
+
+@ipfs.command(name="export-car")
+@click.argument("cid")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="CARv1 file to write (`ipfs dag import` accepts it).")
+def export_car(cid, output):
+    """Export the DAG under CID as a CARv1 file."""
+    _ipfs().export_car(cid, output)
+    click.echo(f"{cid} -> {output}")
+
+
+@ipfs.command(name="import-car")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+def import_car(file, as_json):
+    """Import a CARv1 file, checking every block, and pin its roots."""
+    roots = _ipfs().import_car(file)
+    if as_json:
+        print_json({"roots": roots})
+    else:
+        for root in roots:
+            click.echo(f"imported and pinned {root}")
