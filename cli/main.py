@@ -41,10 +41,10 @@ def main():
 
 def _register_commands() -> None:
     # Imported here, after `cli` exists, because the command modules import cli.options.
-    from cli import audit, config, devnet, ipfs, model, train, verify
+    from cli import audit, config, devnet, ipfs, model, seal, train, verify
 
     for command in (config.init, config.config, train.train_and_register, verify.verify, audit.audit,
-                    model.model, model.deploy, devnet.devnet, ipfs.ipfs):
+                    model.model, model.deploy, seal.seal, seal.dataset, seal.diff, devnet.devnet, ipfs.ipfs):
         cli.add_command(command)
 
 

@@ -1,0 +1,90 @@
+"""The seal, dataset seal and diff commands, through a root group that turns errors into `Error:` lines."""
+
+import json
+import random
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli.main import Group
+from cli.seal import dataset, diff, seal
+from registry.manifest import load_manifest
+from tests.registry.seal_helpers import random_tensors, safetensors_bytes
+
+
+@click.group(cls=Group)
+def root():
+    """modelreg, with only the sealing commands."""
+
+
+for command in (seal, dataset, diff):
+    root.add_command(command)
+
+
+def _run(*args):
+    return CliRunner().invoke(root, list(map(str, args)), obj={"home_flag": None})
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(safetensors_bytes(random_tensors(random.Random(13), 5)))
+    return path
+
+
+def test_every_command_has_help_text():
+    for command in (seal, dataset, diff, dataset.commands["seal"]):
+        assert command.help and len(command.help) > 20
+
+
+def test_seal_prints_the_root_and_tensor_count(checkpoint):
+    result = _run("seal", checkpoint)
+    assert result.exit_code == 0
+    manifest = json.loads(_run("seal", checkpoint, "--json").output)
+    assert f"root     {manifest['root']}" in result.output and "tensors  5" in result.output
+
+
+def test_seal_json_prints_a_manifest_that_loads(checkpoint):
+    result = _run("seal", checkpoint, "--json")
+    assert result.exit_code == 0
+    manifest = load_manifest(result.output.encode())
+    assert manifest["format"] == "modelreg-tensors-v1" and len(manifest["leaves"]) == 5
+
+
+def test_seal_of_a_malformed_file_is_one_error_line_with_exit_code_2(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x05\x00")
+    result = _run("seal", tmp_path / "bad.safetensors")
+    assert result.exit_code == 2
+    assert result.output == (f"Error: {tmp_path / 'bad.safetensors'}: file is 2 bytes, too short to hold "
+                             "the 8-byte safetensors header length\n")
+
+
+def test_dataset_seal_prints_the_root_and_json_manifest(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("alpha")
+    human = _run("dataset", "seal", tmp_path / "d")
+    assert human.exit_code == 0 and "files    1 (5 bytes)" in human.output
+    manifest = load_manifest(_run("dataset", "seal", tmp_path / "d", "--json").output.encode())
+    assert manifest["leaves"] == [{"path": "a.txt", "size": 5, "sha256": manifest["leaves"][0]["sha256"]}]
+    assert f"root     {manifest['root']}" in human.output
+
+
+def test_dataset_seal_refuses_a_symlink_with_one_error_line(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "link").symlink_to(tmp_path)
+    result = _run("dataset", "seal", tmp_path / "d")
+    assert result.exit_code == 2 and result.output.startswith("Error: dataset entry")
+    assert "is a symbolic link" in result.output
+
+
+def test_diff_exits_0_when_identical_and_1_listing_changes(checkpoint, tmp_path):
+    assert _run("diff", checkpoint, checkpoint).exit_code == 0
+    other = tmp_path / "o.safetensors"
+    other.write_bytes(safetensors_bytes({"only.here": ("F32", [1], bytes(4))}))
+    (tmp_path / "o.json").write_text(_run("seal", other, "--json").output)
+    result = _run("diff", checkpoint, tmp_path / "o.json", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.output)["added"] == ["only.here"]
+    human = _run("diff", checkpoint, other)
+    assert human.exit_code == 1 and "only.here" in human.output and "removed" in human.output
