@@ -101,6 +101,10 @@ class ModelNotFound(InputInvalid):
     """No model with that name or id is registered."""
 
 
+class ModelNameTaken(InputInvalid):
+    """Another model is already registered under that name."""
+
+
 class VersionNotFound(InputInvalid):
     """The model has no version with that number."""
 
