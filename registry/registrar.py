@@ -137,12 +137,11 @@ class Registrar:
             tx, block = "0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"]
         except DuplicateRoot:
             # Committed before a kill, but never journaled: the chain has it, so it is done.
-            version = self.client.find_version(self.model_id, sealed.root)
-            if version is None:
+            found = self.client.find_version_by_root(self.model_id, sealed.root)
+            if found is None:
                 raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no version "
                                     f"of model {self.model_id} has it") from None
-            found = self.client.get_version(self.model_id, version)
-            tx, block, manifest_cid = found.tx_hash, found.block_number, found.manifest_cid
+            version, tx, block, manifest_cid = found["version"], found["tx"], found["block"], found["manifest_cid"]
         commit = Commit(step=record["step"], version=version, root=sealed.root,
                         checkpoint_cid=checkpoint_cid, manifest_cid=manifest_cid, tx=tx, block=block,
                         val_loss=record.get("metrics", {}).get("val_loss"))

@@ -1,0 +1,106 @@
+"""Crash safety: SIGKILL train-and-register at several points, then --resume; each checkpoint lands once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from registry.seal import seal_checkpoint
+from tests.cli.conftest import Modelreg
+
+pytestmark = pytest.mark.slow
+
+# 9 steps, a checkpoint every 3: three versions.
+RUN = ["--model", "gpt-tiny", "--steps", "9", "--eval-interval", "3"]
+
+
+def _journal(run_dir: Path) -> list[dict]:
+    path = run_dir / "journal.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def _count(kind):
+    return lambda run_dir: sum(1 for r in _journal(run_dir) if r["kind"] == kind)
+
+
+KILL_POINTS = {
+    # just after the first checkpoint file is complete, before or while the hook journals it
+    "first-checkpoint-written": lambda d: (d / "ckpt-000003.safetensors").exists(),
+    # journaled as seen, not yet committed: the registrar is sealing, pinning or sending
+    "first-seen": lambda d: _count("seen")(d) >= 1 and _count("committed")(d) == 0,
+    "first-committed": lambda d: _count("committed")(d) >= 1,
+    "second-seen": lambda d: _count("seen")(d) >= 2,
+}
+
+
+def _start(home: Path, data: Path, *extra) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cli", "--home", str(home), "train-and-register", "--data", str(data),
+           *RUN, "--json", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _kill_when(proc: subprocess.Popen, run_dir: Path, condition, timeout: float = 300) -> bool:
+    """SIGKILL the process as soon as `condition(run_dir)` holds; False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if run_dir.exists() and condition(run_dir):
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    return False
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_killed_run_resumes_and_commits_each_checkpoint_exactly_once(point, tmp_path, small_data):
+    home = tmp_path / "home"
+    run_dir = home / "runs" / "gpt-tiny"
+    modelreg = Modelreg(home)
+    try:
+        modelreg("audit", "models")  # start the devnet and deploy first, so the kill hits training
+        killed = _kill_when(_start(home, small_data), run_dir, KILL_POINTS[point])
+        assert killed, f"the run finished before reaching {point}"
+
+        resumed = _start(home, small_data, "--resume")
+        out, err = resumed.communicate(timeout=600)
+        assert resumed.returncode == 0, err.decode()[-3000:]
+
+        checkpoints = sorted(run_dir.glob("ckpt-*[0-9].safetensors"))
+        assert [p.name for p in checkpoints] == [f"ckpt-{s:06d}.safetensors" for s in (3, 6, 9)]
+        roots = [seal_checkpoint(p).root for p in checkpoints]
+        history = json.loads(modelreg("audit", "history", "gpt-tiny", "--json").output)
+        assert [v["weights_root"] for v in history] == roots  # each once, in training order
+        assert [v["parent"] for v in history] == [None, {"model": 1, "version": 1},
+                                                   {"model": 1, "version": 2}]
+        printed = json.loads(out)
+        assert [v["root"] for v in printed["versions"]] == roots
+    finally:
+        from devnet import manager
+
+        manager.down(home)
+
+
+def test_resumed_weights_equal_an_uninterrupted_run(tmp_path, small_data):
+    """The resumed run is the same run: its final checkpoint has the root of one never killed."""
+    killed_home, clean_home = tmp_path / "killed", tmp_path / "clean"
+    try:
+        Modelreg(killed_home)("audit", "models")
+        assert _kill_when(_start(killed_home, small_data), killed_home / "runs" / "gpt-tiny",
+                          KILL_POINTS["first-committed"])
+        assert _start(killed_home, small_data, "--resume").wait(timeout=600) == 0
+        assert _start(clean_home, small_data).wait(timeout=600) == 0
+        final = "runs/gpt-tiny/ckpt-000009.safetensors"
+        assert seal_checkpoint(killed_home / final).root == seal_checkpoint(clean_home / final).root
+    finally:
+        from devnet import manager
+
+        manager.down(killed_home)
+        manager.down(clean_home)
