@@ -20,6 +20,13 @@ from training.trainer import train
 RUN_FILE = "run.json"
 
 
+def train_unregistered(config: TrainConfig, data_dir: Path, run_dir: Path, *, resume: bool,
+                       device: str | None = None) -> None:
+    """A torchrun rank other than 0: train on the same verified data; rank 0 alone registers."""
+    train(config, data_dir, run_dir, dataset_manifest=dataset_manifest(seal_dataset(data_dir)),
+          resume=resume, device=device)
+
+
 class TrainingRun:
     def __init__(self, registry, *, model_name: str, data_dir: Path, run_dir: Path, config: TrainConfig,
                  resume: bool, quiet: bool = False):

@@ -1,0 +1,241 @@
+"""The training loop, after karpathy/nanoGPT's train.py: verified data in, checkpoints and a hook call out.
+
+Randomness is a function of (seed, step, rank): the batch indices and the
+dropout masks of step s are drawn from generators seeded from those three
+numbers. So a run resumed from step k draws exactly what the uninterrupted run
+drew, with no RNG state to save, and on the CPU two runs of the same config,
+data and seed write bit-identical checkpoints.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from registry.errors import ConfigInvalid, DatasetInvalid, InputInvalid
+from training import checkpoint as ckpt
+from training import distributed
+from training.config import TrainConfig
+from training.data import VerifiedDataset, load_dataset, seal_directory
+from training.model import GPT
+from training.tokenizer import EOT, TokenizerArtifact, load_tokenizer, train_tokenizer
+
+
+@dataclass(frozen=True)
+class CheckpointEvent:
+    """What the hook receives at every checkpoint, on rank 0, right after both files are on disk."""
+
+    path: Path  # the weights file
+    optimizer_path: Path
+    step: int
+    metrics: dict  # train_loss, val_loss, val_perplexity, tokens_seen, lr, elapsed_s
+    config: dict  # TrainConfig.to_dict()
+    tokenizer_path: Path
+    tokenizer_sha256: str
+    dataset_root: str
+    environment: dict  # torch, device, dtype, world_size
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    final_step: int
+    checkpoints: tuple[Path, ...]  # written by this call (rank 0; empty elsewhere)
+    tokenizer: TokenizerArtifact
+    dataset_root: str
+    evals: tuple[dict, ...]  # {"step", "train_loss", "val_loss", "val_perplexity"}, step 0 first on a fresh run
+    step_losses: tuple[float, ...]  # the training loss of every step this call ran
+    tokens_seen: int
+    elapsed_s: float = field(compare=False)
+
+
+def get_lr(config: TrainConfig, step: int) -> float:
+    """The learning rate of optimizer step `step` (1-based): linear warmup, then cosine decay to min_lr."""
+    it = step - 1
+    if it < config.warmup_steps:
+        return config.learning_rate * (it + 1) / (config.warmup_steps + 1)
+    decay_ratio = (it - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * min(1.0, decay_ratio)))  # 1 -> 0
+    return config.min_lr + coeff * (config.learning_rate - config.min_lr)
+
+
+def _seed(*parts: int) -> int:
+    # A fixed mixing of (seed, step, rank): distinct steps and ranks get unrelated streams.
+    h = 0
+    for x in parts:
+        h = (h * 1_000_003 + x) % (2**63 - 1)
+    return h
+
+
+def get_batch(data: torch.Tensor, config: TrainConfig, generator: torch.Generator, device: str):
+    """B random windows of T+1 tokens: inputs and the same shifted by one as targets."""
+    ix = torch.randint(len(data) - config.block_size - 1, (config.batch_size,), generator=generator)
+    x = torch.stack([data[i:i + config.block_size] for i in ix.tolist()])  # (B, T)
+    y = torch.stack([data[i + 1:i + 1 + config.block_size] for i in ix.tolist()])  # (B, T)
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def estimate_loss(model: GPT, splits: dict[str, torch.Tensor], config: TrainConfig, device: str, autocast):
+    """Mean loss over eval_iters fixed batches per split: the same batches at every evaluation."""
+    model.eval()
+    out = {}
+    for name, data in splits.items():
+        g = torch.Generator().manual_seed(config.seed)
+        losses = torch.zeros(config.eval_iters)
+        for k in range(config.eval_iters):
+            x, y = get_batch(data, config, g, device)
+            with autocast:
+                _, loss = model(x, y)
+            losses[k] = loss.item()
+        out[name] = losses.mean().item()
+    model.train()
+    return out
+
+
+def _tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    eot = tokenizer.token_to_id(EOT)
+    ids: list[int] = []
+    for encoding in tokenizer.encode_batch([f.text for f in dataset.files]):
+        ids.extend(encoding.ids)
+        ids.append(eot)
+    data = torch.tensor(ids, dtype=torch.long)
+    n_val = int(len(data) * config.val_fraction)
+    train, val = data[:len(data) - n_val], data[len(data) - n_val:]
+    if min(len(train), len(val)) <= config.block_size + 1:
+        raise DatasetInvalid(f"the dataset gives {len(data)} tokens, too few for block_size "
+                             f"{config.block_size} with val_fraction {config.val_fraction}; "
+                             "use more text or a smaller block_size")
+    return train, val
+
+
+def _prepare_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
+    """The checkpoint to resume from, after refusing to mix two runs in one directory."""
+    latest = ckpt.latest_checkpoint(out_dir)
+    if latest is None:
+        return None
+    if not resume:
+        raise InputInvalid(f"{out_dir} already holds checkpoints (newest {latest.name}); "
+                           "resume that run, or train into an empty directory")
+    _, meta = ckpt.read_weights(latest)
+    if meta.config != config.to_dict():
+        changed = sorted(k for k, v in config.to_dict().items() if meta.config.get(k) != v)
+        raise ConfigInvalid(f"cannot resume {latest}: the config differs in {changed}; "
+                            "resume with the config the run started with")
+    return latest
+
+
+def _tokenizer_for(env, dataset, config, out_dir: Path, resume_from: Path | None):
+    path = out_dir / "tokenizer.json"
+    if resume_from is not None:
+        return load_tokenizer(path, ckpt.read_weights(resume_from)[1].tokenizer_sha256)
+    if env.is_main:
+        train_tokenizer([f.text for f in dataset.files], config.vocab_size, path)
+    distributed.barrier(env)  # the other ranks read the file rank 0 wrote
+    return load_tokenizer(path)
+
+
+def train(
+    config: TrainConfig,
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    dataset_manifest: dict | str | Path | None = None,
+    dataset_root: str | None = None,
+    on_checkpoint: Callable[[CheckpointEvent], None] | None = None,
+    resume: bool = False,
+    device: str | None = None,
+) -> TrainResult:
+    """Train config on the verified dataset in data_dir, writing checkpoints to out_dir.
+
+    dataset_manifest is the dataset's `modelreg-dataset-manifest-v1`, a dict or a JSON
+    file; without it the directory is sealed now and every file in it is used.
+    dataset_root, when given, must be the manifest's root. on_checkpoint is called on
+    rank 0 after every checkpoint, in the training thread: it must hand slow work (the
+    network) elsewhere and return. An exception from it stops training, leaving the
+    checkpoints written so far resumable with resume=True.
+    """
+    t0 = time.time()
+    env = distributed.setup(device)
+    try:
+        return _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
+                      on_checkpoint, resume, env, t0)
+    finally:
+        distributed.teardown(env)
+
+
+def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0):
+    manifest = manifest if manifest is not None else seal_directory(data_dir)
+    dataset = load_dataset(data_dir, manifest, expected_root)  # raises before any step on a bad file
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = _prepare_out_dir(out_dir, config, resume)
+    tokenizer, tok_artifact = _tokenizer_for(env, dataset, config, out_dir, resume_from)
+    train_data, val_data = _tokenize(dataset, tokenizer, config)
+
+    torch.manual_seed(config.seed)
+    model = GPT(config).to(env.device)
+    optimizer = model.configure_optimizer(config, env.device_type)
+    step = 0
+    if resume_from is not None:
+        tensors, meta = ckpt.read_weights(resume_from)
+        model.load_state_tensors({k: v.to(env.device) for k, v in tensors.items()})
+        step = ckpt.load_optimizer(ckpt.optimizer_path(out_dir, meta.step), model, optimizer)
+    raw_model = model
+    if env.world_size > 1:
+        model = DDP(model, device_ids=[env.local_rank] if env.device_type == "cuda" else None)
+
+    cuda = env.device_type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    environment = {"torch": torch.__version__, "device": env.device, "world_size": env.world_size,
+                   "dtype": "bfloat16-autocast" if cuda else "float32"}
+    tokens_per_step = config.batch_size * config.block_size * env.world_size
+    splits = {"train": train_data, "val": val_data}
+    evals, step_losses, written = [], [], []
+    if step == 0 and env.is_main:
+        losses = estimate_loss(raw_model, splits, config, env.device, autocast)
+        evals.append(_eval_record(0, losses))
+
+    model.train()
+    while step < config.max_steps:
+        step += 1
+        lr = get_lr(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(_seed(config.seed, step, env.rank))  # dropout masks of this step
+        g = torch.Generator().manual_seed(_seed(config.seed, step, env.rank, 1))
+        x, y = get_batch(train_data, config, g, env.device)
+        with autocast:
+            _, loss = model(x, y)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_losses.append(loss.item())
+
+        if env.is_main and (step % config.eval_interval == 0 or step == config.max_steps):
+            record = _eval_record(step, estimate_loss(raw_model, splits, config, env.device, autocast))
+            evals.append(record)
+            meta = ckpt.CheckpointMeta(step, config.to_dict(), tok_artifact.sha256, dataset.root)
+            path = ckpt.save_checkpoint(out_dir, raw_model, optimizer, meta)
+            written.append(path)
+            if on_checkpoint is not None:
+                metrics = {"train_loss": record["train_loss"], "val_loss": record["val_loss"],
+                           "val_perplexity": record["val_perplexity"], "lr": lr,
+                           "tokens_seen": step * tokens_per_step, "elapsed_s": time.time() - t0}
+                on_checkpoint(CheckpointEvent(path, ckpt.optimizer_path(out_dir, step), step, metrics,
+                                              config.to_dict(), tok_artifact.path, tok_artifact.sha256,
+                                              dataset.root, dict(environment)))
+    distributed.barrier(env)  # no rank leaves (and tears the group down) while rank 0 still writes
+    return TrainResult(out_dir, step, tuple(written), tok_artifact, dataset.root, tuple(evals),
+                       tuple(step_losses), step * tokens_per_step, time.time() - t0)
+
+
+def _eval_record(step: int, losses: dict) -> dict:
+    return {"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
+            "val_perplexity": math.exp(losses["val"])}
