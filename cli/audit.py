@@ -8,6 +8,7 @@ from rich.table import Table
 
 from cli.options import connection_options, json_option, open_registry, print_json
 from registry import audit as audit_lib
+from registry.errors import InputInvalid
 from registry.report import render
 
 
@@ -63,7 +64,7 @@ def show_cmd(model, version, as_json):
     """Show one version of MODEL, with its manifest checked against the chain."""
     registry = open_registry()
     events = registry.events()
-    entry = audit_lib.find_version(events, audit_lib.find_model(events, model)["id"], version)
+    entry = audit_lib.find_version(events, audit_lib.find_model(events, model), version)
     status, manifest = audit_lib.check_manifest(entry, registry.ipfs.cat)
     shown = {**entry, "verification": status, "manifest": manifest}
     if as_json:
@@ -99,7 +100,8 @@ def lineage_cmd(model, as_json):
 
 @audit.command("report")
 @click.argument("model")
-@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
+              help="Markdown, JSON for programs, or a self-contained HTML page with the graphs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of standard output.")
 @connection_options
@@ -112,7 +114,10 @@ def report_cmd(model, fmt, output):
     text = render(report, fmt)
     if output is None:
         return click.echo(text)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputInvalid(f"cannot write the report to {output}: {e.strerror}") from None
     click.echo(f"Wrote {output}")
 
 

@@ -2,8 +2,25 @@
 
 import click
 
-from cli.options import connection_options, json_option, open_registry, print_json
+from cli.options import config_of, connection_options, home_of, json_option, open_registry, print_json
 from registry import audit as audit_lib
+
+
+class _Address(click.ParamType):
+    name = "address"
+
+    def convert(self, value, param, ctx):
+        from web3 import Web3  # imported late: web3 is slow to import, --help should not wait
+
+        if not Web3.is_address(value):
+            self.fail(f"{value!r} is not an Ethereum address (0x and 40 hex digits)", param, ctx)
+        digits = value.removeprefix("0x")
+        if digits not in (digits.lower(), digits.upper()) and not Web3.is_checksum_address(value):
+            self.fail(f"{value!r} fails its mixed-case checksum (EIP-55): a character is mistyped", param, ctx)
+        return Web3.to_checksum_address(value)
+
+
+ADDRESS = _Address()
 
 
 def _model_id(registry, model: str) -> int:
@@ -40,7 +57,7 @@ def register(name, metadata, as_json):
 
 @model.command("add-maintainer")
 @click.argument("model_name", metavar="MODEL")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @connection_options
 @json_option
 def add_maintainer(model_name, address, as_json):
@@ -52,7 +69,7 @@ def add_maintainer(model_name, address, as_json):
 
 @model.command("remove-maintainer")
 @click.argument("model_name", metavar="MODEL")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @connection_options
 @json_option
 def remove_maintainer(model_name, address, as_json):
@@ -64,7 +81,7 @@ def remove_maintainer(model_name, address, as_json):
 
 @model.command("transfer")
 @click.argument("model_name", metavar="MODEL")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @connection_options
 @json_option
 def transfer(model_name, address, as_json):
@@ -104,7 +121,8 @@ def revoke(model_name, version, reason, replacement, as_json):
 @json_option
 def deploy(as_json):
     """Deploy a ModelRegistry on the configured chain and record it for later commands."""
-    registry = open_registry(write=True)
-    record = registry.deploy()
-    _done(as_json, f"Deployed ModelRegistry at {record['address']} on chain {registry.client.chain_id}",
-          **record)
+    from registry.connect import deploy as deploy_registry  # web3 is slow to import
+
+    client = deploy_registry(home_of(), config_of())
+    _done(as_json, f"Deployed ModelRegistry at {client.address} on chain {client.chain_id}",
+          address=client.address, chain_id=client.chain_id, block=client.from_block)

@@ -1,5 +1,6 @@
 """`modelreg train-and-register`: train from scratch and register every checkpoint as it is written."""
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from rich.table import Table
 
 from cli.options import connection_options, home_of, json_option, open_registry, print_json
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "training" / "corpus"
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "training" / "corpus" / "shakespeare"  # = training.data.CORPUS_DIR
 
 
 @click.command("train-and-register")
@@ -38,13 +39,15 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     so training never waits. Kill it at any moment and run it again with --resume.
     """
     from training.config import preset
-    from training.register import TrainingRun  # torch and web3 are slow to import; --help should not wait
+    from training.register import TrainingRun, train_unregistered  # torch is slow to import
 
     overrides = {k: v for k, v in {"max_steps": steps, "eval_interval": eval_interval, "seed": seed}.items()
                  if v is not None}
     config = replace(preset(preset_name), **overrides)
     model_name = model_name or f"gpt-{preset_name}"
     run_dir = run_dir or home_of() / "runs" / model_name
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun: only rank 0 talks to IPFS and the chain
+        return train_unregistered(config, data_dir, run_dir, resume=resume, device=device)
     registry = open_registry(write=True)
     run = TrainingRun(registry, model_name=model_name, data_dir=data_dir, run_dir=run_dir,
                       config=config, resume=resume, quiet=as_json)

@@ -34,7 +34,9 @@ def verify(target, model, version, tensors, as_json):
 
 def _print(model: str, v) -> None:
     where = f"{model} version {v.version}" if v.version else model
-    if v.status == MISMATCH:
+    if v.status == MISMATCH and v.chain_root is None:
+        click.echo(f"MISMATCH: {model} has no versions to compare the file (root {v.file_root}) with")
+    elif v.status == MISMATCH:
         click.echo(f"MISMATCH: the file (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
         if v.note:
             click.echo(f"  {v.note}")

@@ -130,11 +130,13 @@ def history(events: list[dict], model_id: int) -> list[dict]:
     return [versions[v] for v in sorted(versions)]
 
 
-def find_version(events: list[dict], model_id: int, version: int) -> dict:
-    for v in history(events, model_id):
+def find_version(events: list[dict], model: dict, version: int) -> dict:
+    """One version of `model` (an entry of `models`), by number."""
+    for v in history(events, model["id"]):
         if v["version"] == version:
             return v
-    raise VersionNotFound(f"model {model_id} has no version {version}")
+    raise VersionNotFound(f"model {model['name']!r} has no version {version} "
+                          f"(it has {model['versions']}; `modelreg audit history {model['name']}` lists them)")
 
 
 def datasets(events: list[dict]) -> dict[str, dict]:

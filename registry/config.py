@@ -103,10 +103,20 @@ def load_config(home: Path, flags: dict[tuple[str, str], object] | None = None,
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigInvalid(f"{path} is not valid TOML: {e}") from None
-        config = config.with_overrides(_flatten(raw, path))
+        config = _applied(config, _flatten(raw, path), f"{path}: ")
     environ = os.environ if environ is None else environ
-    from_env = {target: environ[name] for name, target in ENV_OVERRIDES.items() if environ.get(name)}
-    return config.with_overrides(from_env).with_overrides(flags or {})
+    for name, target in ENV_OVERRIDES.items():
+        if environ.get(name):
+            config = _applied(config, {target: environ[name]}, f"${name}: ")
+    return config.with_overrides(flags or {})
+
+
+def _applied(config: Config, overrides: dict, source: str) -> Config:
+    """`config.with_overrides`, its errors naming where the bad value was written."""
+    try:
+        return config.with_overrides(overrides)
+    except ConfigInvalid as e:
+        raise ConfigInvalid(f"{source}{e}") from None
 
 
 def save_config(home: Path, config: Config) -> Path:
@@ -122,7 +132,10 @@ def _flatten(raw: dict, path: Path) -> dict[tuple[str, str], object]:
     known = {"chain": ChainConfig, "signer": SignerConfig, "ipfs": IpfsConfig}
     flat = {}
     for section, values in raw.items():
-        if section not in known or not isinstance(values, dict):
+        if not isinstance(values, dict):
+            raise ConfigInvalid(f"{path}: '{section}' is outside a section; put it under [chain], "
+                                "[signer] or [ipfs]")
+        if section not in known:
             raise ConfigInvalid(f"{path}: unknown section [{section}] (known: chain, signer, ipfs)")
         fields = known[section].__dataclass_fields__
         for key, value in values.items():
@@ -134,6 +147,8 @@ def _flatten(raw: dict, path: Path) -> dict[tuple[str, str], object]:
 
 def _coerce(section: str, key: str, value, current):
     expected = type(getattr(current, key))
+    if expected is int and isinstance(value, bool):  # TOML's true is no account index
+        raise ConfigInvalid(f"{section}.{key} must be an integer, got {value!r}")
     if expected is int and not isinstance(value, int):
         try:
             return int(str(value), 0)

@@ -58,7 +58,7 @@ def lookup(home: Path, chain_id: int) -> Deployment:
     entry = _load(home).get(str(chain_id), {}).get(CONTRACT)
     if entry is None:
         raise ContractNotDeployed(f"no ModelRegistry is recorded for chain {chain_id} in {_path(home)}; "
-                                  "deploy one first (RegistryClient.deploy, or `modelreg deploy`)")
+                                  "deploy one with `modelreg deploy` (with the same --rpc-url)")
     try:
         return Deployment(**entry)
     except TypeError:

@@ -57,6 +57,8 @@ def write_atomically_from(chunks, out_path: str | os.PathLike) -> None:
     """Write an iterator of byte strings to `out_path`, renaming into place only when all of
     it arrived, so a block that fails verification leaves no partial file behind."""
     out = Path(out_path)
+    if not out.parent.is_dir():
+        raise InputInvalid(f"cannot write {out}: the directory {out.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -140,6 +140,8 @@ class KuboIpfs:
         """The daemon's CAR of `cid`, written only once every block in it checks out."""
         cid = str(unixfs.parse_cid(cid))
         out = Path(path)
+        if not out.parent.is_dir():
+            raise InputInvalid(f"cannot write {out}: the directory {out.parent} does not exist")
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
         os.close(fd)
         try:

@@ -38,7 +38,7 @@ class Signer:
             return cls(Account.from_key(private_key))
         except (ValueError, TypeError) as e:
             # The message names the problem, never the value: it is a secret.
-            raise SignerInvalid(f"the private key is malformed ({type(e).__name__}); "
+            raise SignerInvalid("the private key is malformed; "
                                 "give 32 bytes as 64 hex digits") from None
 
     @classmethod
