@@ -36,7 +36,7 @@ class Signer:
         """A signer from a 32-byte private key, as bytes or hex (with or without 0x)."""
         try:
             return cls(Account.from_key(private_key))
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError):
             # The message names the problem, never the value: it is a secret.
             raise SignerInvalid("the private key is malformed; "
                                 "give 32 bytes as 64 hex digits") from None
