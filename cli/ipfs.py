@@ -7,17 +7,22 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.options import home_of, json_option, print_json
+from registry.config import load_config
 from registry.ipfs import Ipfs, open_ipfs
 from registry.unixfs import DEFAULT_PROFILE, PROFILES
 
 profile_option = click.option(
-    "--profile", type=click.Choice(list(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
-    help="UnixFS profile: chunk size, leaf type, links per node, CID version.")
+    "--profile", type=click.Choice(list(PROFILES)), default=None,
+    help=f"UnixFS profile: chunk size, leaf type, links per node, CID version "
+         f"[default: the configured ipfs.profile, else {DEFAULT_PROFILE}].")
 
 
-def _ipfs(profile: str = DEFAULT_PROFILE) -> Ipfs:
+def _ipfs(profile: str | None = None) -> Ipfs:
+    """The store the configuration names (file, environment, then these flags)."""
     ctx = click.get_current_context()
-    return open_ipfs(home_of(ctx), api=ctx.meta.get("ipfs_api"), profile=profile)
+    flags = {("ipfs", "api"): ctx.meta.get("ipfs_api"), ("ipfs", "profile"): profile}
+    config = load_config(home_of(ctx), flags=flags).ipfs
+    return open_ipfs(home_of(ctx), api=config.api or None, profile=config.profile)
 
 
 @click.group()
@@ -41,7 +46,7 @@ def add(path, profile, only_hash, no_pin, as_json):
     store = _ipfs(profile)
     cid = store.cid_of(path) if only_hash else store.add(path, pin=not no_pin)
     if as_json:
-        print_json({"cid": cid, "path": path, "profile": profile, "size": Path(path).stat().st_size,
+        print_json({"cid": cid, "path": path, "profile": store.profile.name, "size": Path(path).stat().st_size,
                     "stored": not only_hash, "pinned": not (only_hash or no_pin)})
     else:
         click.echo(f"{cid}  {path}")

@@ -24,7 +24,7 @@ def test_a_recorded_deployment_is_found_by_chain_id(tmp_path):
 
 
 def test_a_chain_without_a_record_says_how_to_deploy(tmp_path):
-    with pytest.raises(ContractNotDeployed, match="no ModelRegistry is recorded for chain 5 .*deploy one first"):
+    with pytest.raises(ContractNotDeployed, match="no ModelRegistry is recorded for chain 5 .*deploy one with `modelreg deploy`"):
         deployments.lookup(tmp_path, 5)
 
 
