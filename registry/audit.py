@@ -15,6 +15,7 @@ from registry.errors import ManifestInvalid, ModelNotFound, VersionNotFound
 from registry.manifest import load_manifest
 
 INDEX_FORMAT = "modelreg-event-index-v1"
+LOG_RANGE = 10_000  # blocks per eth_getLogs request
 
 
 def _hex(value) -> str:
@@ -47,9 +48,10 @@ class EventIndex:
             seen = w3.eth.get_block(cached["last_block"])
             if _hex(seen["hash"]) == cached["last_hash"]:
                 start = cached["last_block"] + 1
-        events = cached["events"] if cached and start > self.client.from_block else []
-        if start <= latest:
-            events = events + [normalize(e) for e in self.client.events(from_block=start, to_block=latest)]
+        events = list(cached["events"]) if cached and start > self.client.from_block else []
+        for first in range(start, latest + 1, LOG_RANGE):  # public nodes cap eth_getLogs ranges
+            last = min(first + LOG_RANGE - 1, latest)
+            events += [normalize(e) for e in self.client.events(from_block=first, to_block=last)]
         tip = w3.eth.get_block(latest)
         self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": _hex(tip["hash"]),
                     "events": events})
