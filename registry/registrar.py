@@ -55,8 +55,10 @@ def code_revision(start: Path | None = None) -> str:
 class Registrar:
     """A background worker with a queue; `submit` never blocks on hashing, IPFS or the chain."""
 
-    def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int,
-                 dataset_root: str, parent: tuple[int, int] | None = None, on_commit=None):
+    def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
+                 dataset_root: str, parent: tuple[int, int] | None = None, prepare=None, on_commit=None):
+        """`prepare()`, when given, runs first on the worker and returns the model id: registering the
+        dataset and the model there keeps those transactions off the training thread too."""
         self.client, self.ipfs, self.journal = client, ipfs, journal
         self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
         self.on_commit = on_commit
@@ -65,8 +67,10 @@ class Registrar:
         self._revision = code_revision()
         self._artifact_cids: dict[str, str] = {}
         self._queue: queue.Queue = queue.Queue()
+        self._prepare = prepare
         last = journal.state().last_committed()
-        self._parent = (self.model_id, last["version"]) if last else parent
+        self._last_version = last["version"] if last else None
+        self._parent = parent
         self._thread = threading.Thread(target=self._run, name="registrar", daemon=True)
         self._thread.start()
 
@@ -105,6 +109,13 @@ class Registrar:
 
     # -- the worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            if self._prepare is not None:
+                self.model_id = self._prepare()
+            if self._last_version is not None:  # a resumed run continues the chain of parents
+                self._parent = (self.model_id, self._last_version)
+        except BaseException as e:  # kept for close(); every checkpoint stays pending
+            self.error = e
         while (record := self._queue.get()) is not _STOP:
             if self.error is not None:
                 continue  # drain: what is left stays pending in the journal for --resume

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from registry.errors import InputInvalid, ModelNotFound
+from registry.errors import InputInvalid, ModelNotFound, ModelregError
 from registry.journal import Journal
 from registry.manifest import canonical_json, dataset_manifest
 from registry.registrar import Commit, Registrar
@@ -37,16 +37,17 @@ class TrainingRun:
         self.dataset_root: str | None = None
 
     def execute(self, device: str | None = None) -> list[Commit]:
-        manifest = self._register_dataset()
+        sealed = seal_dataset(self.data_dir)  # local: training checks every file against it
+        manifest = dataset_manifest(sealed)
+        self.dataset_root = sealed.root
         self._check_run_dir()
-        self.model_id = self._model_id()
         journal = Journal(self.run_dir / "journal.jsonl")
         with self._progress() as progress:
             steps = progress.add_task("training", total=self.config.max_steps)
             commits = progress.add_task("registered", total=None)
             registrar = Registrar(client=self.registry.client, ipfs=self.registry.ipfs, journal=journal,
-                                  model_name=self.model_name, model_id=self.model_id,
-                                  dataset_root=self.dataset_root,
+                                  model_name=self.model_name, model_id=None, dataset_root=self.dataset_root,
+                                  prepare=lambda: self._register(manifest),
                                   on_commit=lambda c: progress.advance(commits))
             if self.resume:
                 registrar.recover(self.run_dir)
@@ -60,19 +61,26 @@ class TrainingRun:
                       dataset_root=self.dataset_root, on_checkpoint=on_checkpoint,
                       resume=self.resume, device=device)
             finally:
-                registrar.close()
+                self._close(registrar, journal)
         committed = journal.state().committed  # this call's commits and, on --resume, the earlier ones
         fields = Commit.__dataclass_fields__
         return [Commit(**{k: v for k, v in committed[s].items() if k in fields}) for s in sorted(committed)]
 
-    def _register_dataset(self) -> dict:
-        """Seal the data, pin its manifest, register its root (a second registration is a no-op)."""
-        sealed = seal_dataset(self.data_dir)
-        manifest = dataset_manifest(sealed)
+    def _register(self, manifest: dict) -> int:
+        """On the registrar's worker: pin the dataset manifest, register its root (again is a no-op),
+        and the model if it is new; the model's id."""
         cid = self.registry.ipfs.add_bytes(canonical_json(manifest))
-        self.registry.client.register_dataset(sealed.root, cid)
-        self.dataset_root = sealed.root
-        return manifest
+        self.registry.client.register_dataset(manifest["root"], cid)
+        self.model_id = self._model_id()
+        return self.model_id
+
+    def _close(self, registrar: Registrar, journal: Journal) -> None:
+        try:
+            registrar.close()
+        except ModelregError as e:
+            pending = len(journal.state().pending_steps())
+            raise type(e)(f"{e} ({pending} checkpoint(s) are saved but not registered; once that is fixed, "
+                          "run the same command with --resume to register them)") from None
 
     def _model_id(self) -> int:
         try:

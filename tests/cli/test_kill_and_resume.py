@@ -104,3 +104,15 @@ def test_resumed_weights_equal_an_uninterrupted_run(tmp_path, small_data):
 
         manager.down(killed_home)
         manager.down(clean_home)
+
+
+def test_a_registration_refused_mid_run_is_registered_later_with_resume(modelreg, small_data):
+    modelreg("model", "register", "gpt-tiny")  # owned by dev account 0
+    args = ["train-and-register", "--data", small_data, "--model", "gpt-tiny", "--steps", "6", "--eval-interval", "3"]
+    refused = modelreg(*args, "--dev-account", "1", expect=2)  # a stranger: training runs, commits are refused
+    (line,) = [x for x in refused.output.splitlines() if x.startswith("Error: ")]
+    assert "2 checkpoint(s) are saved but not registered" in line and "--resume" in line
+    assert sorted(p.name for p in (modelreg.home / "runs" / "gpt-tiny").glob("ckpt-*[0-9].safetensors")) == [
+        "ckpt-000003.safetensors", "ckpt-000006.safetensors"]
+    done = json.loads(modelreg(*args, "--resume", "--json").output)
+    assert [(v["step"], v["version"]) for v in done["versions"]] == [(3, 1), (6, 2)]
