@@ -2,7 +2,8 @@
 
 The file is sealed locally; the answer rests on the chain alone. The event log (possibly from the
 local cache) only suggests which version to check: the verdict re-reads that version's root and
-revocation from the contract itself, so a tampered cache can hide a version but never fake one.
+revocation from the contract itself, and a root the log does not know is looked up on the node by
+its indexed topic, so a tampered cache can neither fake a version nor hide one.
 """
 
 from dataclasses import dataclass, field
@@ -45,8 +46,10 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
     sealed = seal_checkpoint(path)
     versions = history(events, model_id)
     if version is None:
-        matches = [v for v in versions if v["weights_root"] == sealed.root]
-        candidate = matches[-1]["version"] if matches else (versions[-1]["version"] if versions else None)
+        matches = [v["version"] for v in versions if v["weights_root"] == sealed.root]
+        if not matches and (found := client.find_version_by_root(model_id, sealed.root)):
+            matches = [found["version"]]
+        candidate = matches[-1] if matches else (versions[-1]["version"] if versions else None)
     else:
         candidate = version
     if candidate is None:

@@ -79,3 +79,5 @@ def test_a_forged_cache_entry_cannot_make_a_file_verify(client, tmp_path):
     lie[-1]["args"]["weightsRoot"] = seal_checkpoint(forged).root  # the local cache claims the forged root
     verdict = verify_checkpoint(forged, client, lie, model)
     assert verdict.status == MISMATCH and verdict.chain_root == seal_checkpoint(real).root
+    hidden = [e for e in events if e["event"] != "VersionCommitted"]  # a cache that drops the version
+    assert verify_checkpoint(real, client, hidden, model).status == VERIFIED
