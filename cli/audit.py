@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from cli.options import connection_options, json_option, open_registry, print_json
+from cli.options import connection_options, console, json_option, open_registry, print_json, short
 from registry import audit as audit_lib
 from registry.errors import InputInvalid
 from registry.report import render
@@ -18,7 +17,7 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["-" if cell is None else str(cell) for cell in row])
-    Console().print(table)
+    console().print(table)
 
 
 @click.group()
@@ -35,7 +34,8 @@ def models_cmd(as_json):
     if as_json:
         return print_json(found)
     _table("Models", ["id", "name", "owner", "versions", "revoked", "maintainers"],
-           [[m["id"], m["name"], m["owner"], m["versions"], m["revoked"], ", ".join(m["maintainers"])]
+           [[m["id"], m["name"], short(m["owner"]), m["versions"], m["revoked"],
+             ", ".join(short(a) for a in m["maintainers"])]
             for m in found])
 
 
@@ -46,13 +46,14 @@ def models_cmd(as_json):
 def history_cmd(model, as_json):
     """List MODEL's versions: roots, parents, datasets, committer, block, revocations."""
     events = open_registry().events()
-    versions = audit_lib.history(events, audit_lib.find_model(events, model)["id"])
+    model_id = audit_lib.find_model(events, model)["id"]
+    versions = audit_lib.history(events, model_id)
     if as_json:
         return print_json(versions)
-    _table(f"History of {model}", ["version", "weights root", "parent", "dataset root", "committer",
-                                   "block", "tx", "manifest CID", "revoked"],
-           [[v["version"], v["weights_root"], _parent(v), v["dataset_root"], v["committer"], v["block"],
-             v["tx"], v["manifest_cid"], (v["revoked"] or {}).get("reason")] for v in versions])
+    _table(f"History of {model} (datasets and CIDs: audit show, or --json)",
+           ["version", "parent", "weights root", "committer", "block", "tx", "revoked"],
+           [[v["version"], _parent(v, model_id), short(v["weights_root"]), short(v["committer"]), v["block"],
+             short(v["tx"]), (v["revoked"] or {}).get("reason")] for v in versions])
 
 
 @audit.command("show")
@@ -94,7 +95,7 @@ def lineage_cmd(model, as_json):
     data = {dst: src for src, dst in graph["edges"] if src.startswith("dataset:")}
     roots = {n["id"]: n.get("root") for n in graph["nodes"] if n["row"] == "datasets"}
     _table(f"Lineage of {model}", ["version", "parent", "dataset root", "weights root", "revoked"],
-           [[n["id"], parents.get(n["id"]), roots.get(data.get(n["id"])), n["weights_root"],
+           [[n["id"], parents.get(n["id"]), short(roots.get(data.get(n["id"]))), short(n["weights_root"]),
              "yes" if n["revoked"] else ""] for n in graph["nodes"] if n["row"] != "datasets"])
 
 
@@ -129,5 +130,9 @@ def reindex_cmd():
     click.echo(f"Indexed {len(events)} events")
 
 
-def _parent(v: dict) -> str | None:
-    return f"{v['parent']['model']}:{v['parent']['version']}" if v["parent"] else None
+def _parent(v: dict, model_id: int | None = None) -> str | None:
+    """v3 for a parent in the same model, model 2 v3 for one in another (a fine-tune)."""
+    if not v["parent"]:
+        return None
+    p = v["parent"]
+    return f"v{p['version']}" if p["model"] == model_id else f"model {p['model']} v{p['version']}"

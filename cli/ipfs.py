@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from cli.options import home_of, json_option, print_json
+from cli.options import console, home_of, json_option, print_json
 from registry.config import load_config
 from registry.ipfs import Ipfs, open_ipfs
 from registry.unixfs import DEFAULT_PROFILE, PROFILES
@@ -89,7 +88,7 @@ def ls_(as_json):
     table = Table("pinned CID")
     for cid in pins:
         table.add_row(cid)
-    Console().print(table)
+    console().print(table)
 
 
 @ipfs.command()

@@ -22,6 +22,21 @@ def print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def console():
+    """Rich output; piped to a file or a program it is 120 columns wide, not rich's default 80."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=120)
+
+
+def short(value: str | None) -> str:
+    """A hash or CID cut for a table a person reads: both ends kept; --json prints it whole."""
+    if not value:
+        return "-"
+    return value if len(value) <= 16 else f"{value[:8]}…{value[-4:]}"
+
+
 # Flag -> (config section, key). Flags override the environment, which overrides the file.
 _CONNECTION_FLAGS = {
     "rpc_url": ("chain", "rpc_url"),

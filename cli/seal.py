@@ -1,10 +1,9 @@
 """`modelreg seal`, `modelreg dataset seal`, `modelreg diff`: Merkle roots and manifests of local files."""
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from cli.options import json_option, print_json
+from cli.options import console, json_option, print_json
 from registry.diff import diff_tensors
 from registry.manifest import checkpoint_manifest, dataset_manifest
 from registry.seal import seal_checkpoint, seal_dataset
@@ -75,5 +74,5 @@ def diff(ctx, a, b, as_json):
             table.add_row("removed", name, "")
         for change in result.changed:
             table.add_row("changed", change.name, ", ".join(change.parts))
-        Console().print(table)
+        console().print(table)
     ctx.exit(0 if result.identical else 1)

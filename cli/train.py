@@ -5,10 +5,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from cli.options import connection_options, home_of, json_option, open_registry, print_json
+from cli.options import connection_options, console, home_of, json_option, open_registry, print_json, short
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "training" / "corpus" / "shakespeare"  # = training.data.CORPUS_DIR
 
@@ -55,10 +54,11 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     if as_json:
         return print_json({"model": model_name, "model_id": run.model_id, "dataset_root": run.dataset_root,
                            "run_dir": str(run_dir), "versions": [c.to_dict() for c in commits]})
-    table = Table(title=f"{model_name}: registered checkpoints")
+    table = Table(title=f"{model_name}: registered checkpoints (--json for whole hashes)")
     for column in ("version", "step", "val loss", "weights root", "manifest CID", "tx", "block"):
         table.add_column(column, overflow="fold")
     for c in commits:
         loss = f"{c.val_loss:.4f}" if c.val_loss is not None else "-"
-        table.add_row(str(c.version), str(c.step), loss, c.root, c.manifest_cid, c.tx, str(c.block))
-    Console().print(table)
+        table.add_row(str(c.version), str(c.step), loss, short(c.root), short(c.manifest_cid), short(c.tx),
+                      str(c.block))
+    console().print(table)
