@@ -99,7 +99,7 @@ def _svg_loss_curve(versions: list[dict], width: int = 640, height: int = 260) -
     ys = [y for pts in series.values() for _, y in pts]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-    pad = 40
+    pad = 50
 
     def px(s, y):
         return (pad + (s - x0) / (x1 - x0) * (width - 2 * pad),
@@ -111,8 +111,10 @@ def _svg_loss_curve(versions: list[dict], width: int = 640, height: int = 260) -
              f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#000"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#000"/>',
              f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="12">step</text>',
-             f'<text x="{pad}" y="{pad - 10}" font-size="11">{y1:.3f}</text>',
-             f'<text x="{pad}" y="{height - pad + 14}" font-size="11">{y0:.3f}</text>']
+             f'<text x="{pad - 4}" y="{pad + 4}" font-size="11" text-anchor="end">{y1:.3f}</text>',
+             f'<text x="{pad - 4}" y="{height - pad}" font-size="11" text-anchor="end">{y0:.3f}</text>',
+             f'<text x="{pad}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x0}</text>',
+             f'<text x="{width - pad}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x1}</text>']
     for i, (key, pts) in enumerate(series.items()):
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in (px(s, v) for s, v in pts))
         parts.append(f'<polyline fill="none" stroke="{colors[key]}" stroke-width="2" points="{coords}"/>')
@@ -142,12 +144,21 @@ def _svg_lineage(lineage: dict) -> str:
              'role="img" aria-label="lineage graph">',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
              'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>']
+    parent_of = {dst: src for src, dst in lineage["edges"] if not src.startswith("dataset:")}
+    data_of = {dst: src for src, dst in lineage["edges"] if src.startswith("dataset:")}
     for src, dst in lineage["edges"]:
-        if src in pos and dst in pos:
+        # A dataset arrow only where a version's data differs from its parent's: less ink, same facts.
+        inherited = src.startswith("dataset:") and data_of.get(parent_of.get(dst)) == src
+        if src in pos and dst in pos and not inherited:
             (x1, y1), (x2, y2) = pos[src], pos[dst]
-            dash = ' stroke-dasharray="4 3"' if src.startswith("dataset:") else ""
-            parts.append(f'<line x1="{x1 + 120}" y1="{y1 + 18}" x2="{x2}" y2="{y2 + 18}" stroke="#555"'
-                         f'{dash} marker-end="url(#arrow)"/>')
+            if src.startswith("dataset:"):  # down from the data row, dashed
+                ends, dash = (x1 + 60, y1 + 36, x2 + 60, y2), ' stroke-dasharray="4 3"'
+            else:
+                ends, dash = (x1 + 120, y1 + 18, x2, y2 + 18), ""
+            if ends[1] > ends[3]:  # a parent in a lower row: from its top edge instead
+                ends = (ends[0], y1, ends[2], y2 + 36)
+            parts.append('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#555"'.format(*ends)
+                         + f'{dash} marker-end="url(#arrow)"/>')
     for n in nodes:
         x, y = pos[n["id"]]
         fill = "#fde2e2" if n.get("revoked") else ("#eef" if n["row"] == "datasets" else "#e8f5e9")
@@ -163,7 +174,8 @@ def render_html(report: dict) -> str:
     model = report["model"]
     esc = html.escape
     rows = "".join(
-        "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in _history_row(v, short=False)) + "</tr>"
+        "<tr>" + "".join(f'<td class="{"hash" if len(cell) > 20 else ""}">{esc(cell)}</td>'
+                         for cell in _history_row(v, short=False)) + "</tr>"
         for v in report["versions"]
     )
     datasets = "".join(
@@ -179,7 +191,8 @@ def render_html(report: dict) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-family: ui-monospace, monospace; word-break: break-all; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-family: ui-monospace, monospace; white-space: nowrap; }}
+td.hash {{ white-space: normal; word-break: break-all; }}
 th {{ background: #f3f3f3; }}
 </style></head><body>
 <h1>Audit report: {esc(model['name'])} (model {model['id']})</h1>
