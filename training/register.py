@@ -28,6 +28,8 @@ def train_unregistered(config: TrainConfig, data_dir: Path, run_dir: Path, *, re
 
 
 class TrainingRun:
+    """One `train-and-register`: the run directory, its journal, the registrar and the training call."""
+
     def __init__(self, registry, *, model_name: str, data_dir: Path, run_dir: Path, config: TrainConfig,
                  resume: bool, quiet: bool = False):
         self.registry, self.model_name, self.config = registry, model_name, config
