@@ -56,7 +56,7 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
         return Verdict(MISMATCH, model_id, None, sealed.root, None, len(sealed.leaves),
                        note="the model has no versions")
     record = client.get_version(model_id, candidate)  # the chain, not the cache, decides
-    chain_root = _hex(record.weights_root)
+    chain_root = record.weights_root  # 0x-hex, as VersionRecord gives it
     if chain_root != sealed.root:
         note = (f"matches no version of model {model_id}; compared with version {candidate}"
                 if version is None else "")
@@ -89,8 +89,4 @@ def _differences(path, versions, candidate, chain_root, fetch) -> dict:
     diff = diff_tensors(manifest, path)  # what the file changed relative to the registered version
     return {"added": list(diff.added), "removed": list(diff.removed),
             "changed": {c.name: list(c.parts) for c in diff.changed}}
-
-
-def _hex(value) -> str:
-    return value if isinstance(value, str) else "0x" + bytes(value).hex()
 
