@@ -22,10 +22,10 @@ from web3 import Web3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: this file would shadow the `devnet` package
 
-from devnet import manager  # noqa: E402
-from devnet.accounts import dev_accounts  # noqa: E402
-from registry.chain import RegistryClient  # noqa: E402
-from registry.signer import Signer  # noqa: E402
+from modelreg.chain.client import RegistryClient  # noqa: E402
+from modelreg.chain.signer import Signer  # noqa: E402
+from modelreg.devnet import manager  # noqa: E402
+from modelreg.devnet.accounts import dev_accounts  # noqa: E402
 
 
 def _free_port() -> int:

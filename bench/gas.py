@@ -13,9 +13,9 @@ from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
-from registry.chain import RegistryClient
-from registry.merkle import StandardMerkleTree
-from registry.signer import Signer
+from modelreg.chain.client import RegistryClient
+from modelreg.chain.signer import Signer
+from modelreg.formats.merkle import StandardMerkleTree
 
 TYPES = ["string", "string", "uint256[]", "bytes32"]
 TREE_SIZES = (10, 1_000, 100_000)

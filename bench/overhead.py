@@ -37,7 +37,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from training.config import preset
+from modelreg.training.config import preset
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "training" / "corpus" / "shakespeare"  # what train-and-register trains on by default
@@ -82,8 +82,8 @@ def _last_checkpoint_written(run_dir: Path) -> float:
 
 ALONE = """
 import json, sys
-from training.config import TrainConfig
-from training.trainer import train
+from modelreg.training.config import TrainConfig
+from modelreg.training.trainer import train
 result = train(TrainConfig.from_dict(json.loads(sys.argv[1])), sys.argv[2], sys.argv[3])
 print(len(result.checkpoints))
 """

@@ -37,7 +37,7 @@ _MEASURE = r"""
 import hashlib, json, sys, time
 kind, path = sys.argv[1], sys.argv[2]
 if kind == "seal":
-    from registry.seal import seal_checkpoint
+    from modelreg.formats.seal import seal_checkpoint
     run = lambda: seal_checkpoint(path)
 elif kind == "sha256":
     def run():

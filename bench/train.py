@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from training.config import preset
-from training.data import CORPUS_DIR
-from training.model import GPT
-from training.trainer import train
+from modelreg.training.config import preset
+from modelreg.training.data import CORPUS_DIR
+from modelreg.training.model import GPT
+from modelreg.training.trainer import train
 
 
 def bare_loop(config, device: str, steps: int) -> float:

@@ -1,5 +1,5 @@
 """`python -m cli` runs the `modelreg` command (for environments without the console script)."""
 
-from cli.main import main
+from modelreg.cli.main import main
 
 main()

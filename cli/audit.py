@@ -5,10 +5,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from cli.options import connection_options, console, json_option, open_registry, print_json, short
-from registry import audit as audit_lib
-from registry.errors import InputInvalid
-from registry.report import render
+from modelreg.cli.options import connection_options, console, json_option, open_registry, print_json, short
+from modelreg.errors import InputInvalid
+from modelreg.service import audit as audit_lib
+from modelreg.service.report import render
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:

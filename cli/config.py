@@ -2,9 +2,9 @@
 
 import click
 
-from cli.options import config_of, connection_options, home_of, json_option, print_json
-from registry.config import Config, config_path, save_config
-from registry.errors import InputInvalid
+from modelreg.cli.options import config_of, connection_options, home_of, json_option, print_json
+from modelreg.errors import InputInvalid
+from modelreg.service.config import Config, config_path, save_config
 
 
 @click.command()

@@ -2,8 +2,8 @@
 
 import click
 
-from cli.options import home_of, json_option, print_json
-from devnet import manager
+from modelreg.cli.options import home_of, json_option, print_json
+from modelreg.devnet import manager
 
 
 @click.group()
@@ -20,7 +20,7 @@ def up(port, foreground, as_json):
     """Start the devnet in the background (or the foreground); no-op if it runs."""
     home = home_of()
     if foreground:
-        from devnet.__main__ import main
+        from modelreg.devnet.__main__ import main
 
         raise SystemExit(main(["--home", str(home), "--port", str(port)]))
     state = manager.up(home, port)

@@ -5,10 +5,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from cli.options import console, home_of, json_option, print_json
-from registry.config import load_config
-from registry.ipfs import Ipfs, open_ipfs
-from registry.unixfs import DEFAULT_PROFILE, PROFILES
+from modelreg.cli.options import console, home_of, json_option, print_json
+from modelreg.ipfs.store import Ipfs, open_ipfs
+from modelreg.ipfs.unixfs import DEFAULT_PROFILE, PROFILES
+from modelreg.service.config import load_config
 
 profile_option = click.option(
     "--profile", type=click.Choice(list(PROFILES)), default=None,

@@ -4,7 +4,7 @@ import os
 
 import click
 
-from registry.errors import ModelregError
+from modelreg.errors import ModelregError
 
 
 class Group(click.Group):
@@ -41,7 +41,7 @@ def main():
 
 def _register_commands() -> None:
     # Imported here, after `cli` exists, because the command modules import cli.options.
-    from cli import audit, config, devnet, ipfs, model, seal, train, verify
+    from modelreg.cli import audit, config, devnet, ipfs, model, seal, train, verify
 
     for command in (config.init, config.config, train.train_and_register, verify.verify, audit.audit,
                     model.model, model.deploy, seal.seal, seal.dataset, seal.diff, devnet.devnet, ipfs.ipfs):

@@ -2,8 +2,15 @@
 
 import click
 
-from cli.options import config_of, connection_options, home_of, json_option, open_registry, print_json
-from registry import audit as audit_lib
+from modelreg.cli.options import (
+    config_of,
+    connection_options,
+    home_of,
+    json_option,
+    open_registry,
+    print_json,
+)
+from modelreg.service import audit as audit_lib
 
 
 class _Address(click.ParamType):
@@ -121,7 +128,7 @@ def revoke(model_name, version, reason, replacement, as_json):
 @json_option
 def deploy(as_json):
     """Deploy a ModelRegistry on the configured chain and record it for later commands."""
-    from registry.connect import deploy as deploy_registry  # web3 is slow to import
+    from modelreg.service.connect import deploy as deploy_registry  # web3 is slow to import
 
     client = deploy_registry(home_of(), config_of())
     _done(as_json, f"Deployed ModelRegistry at {client.address} on chain {client.chain_id}",

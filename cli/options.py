@@ -5,8 +5,8 @@ import json
 
 import click
 
-from registry.config import load_config
-from registry.home import resolve_home
+from modelreg.service.config import load_config
+from modelreg.service.home import resolve_home
 
 
 def home_of(ctx: click.Context | None = None):
@@ -87,7 +87,9 @@ def config_of(ctx: click.Context | None = None):
 
 def open_registry(ctx: click.Context | None = None, *, write: bool = False):
     """Connect to the configured chain and IPFS (starting the embedded devnet if needed)."""
-    from registry.connect import connect  # imported late: web3 is slow to import, --help should not wait
+    from modelreg.service.connect import (
+        connect,  # imported late: web3 is slow to import, --help should not wait
+    )
 
     ctx = ctx or click.get_current_context()
     return connect(home_of(ctx), config_of(ctx), write=write)

@@ -3,10 +3,10 @@
 import click
 from rich.table import Table
 
-from cli.options import console, json_option, print_json
-from registry.diff import diff_tensors
-from registry.manifest import checkpoint_manifest, dataset_manifest
-from registry.seal import seal_checkpoint, seal_dataset
+from modelreg.cli.options import console, json_option, print_json
+from modelreg.formats.diff import diff_tensors
+from modelreg.formats.manifest import checkpoint_manifest, dataset_manifest
+from modelreg.formats.seal import seal_checkpoint, seal_dataset
 
 _path = click.Path(exists=False, dir_okay=False)
 

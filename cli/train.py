@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from cli.options import connection_options, console, home_of, json_option, open_registry, print_json, short
+from modelreg.cli.options import (
+    connection_options,
+    console,
+    home_of,
+    json_option,
+    open_registry,
+    print_json,
+    short,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "training" / "corpus" / "shakespeare"  # = training.data.CORPUS_DIR
 
@@ -37,8 +45,8 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     and committed on-chain with the previous checkpoint as its parent, in a background worker
     so training never waits. Kill it at any moment and run it again with --resume.
     """
-    from training.config import preset
-    from training.register import TrainingRun, train_unregistered  # torch is slow to import
+    from modelreg.training.config import preset
+    from modelreg.training.register import TrainingRun, train_unregistered  # torch is slow to import
 
     overrides = {k: v for k, v in {"max_steps": steps, "eval_interval": eval_interval, "seed": seed}.items()
                  if v is not None}

@@ -2,9 +2,9 @@
 
 import click
 
-from cli.options import connection_options, json_option, open_registry, print_json
-from registry import audit as audit_lib
-from registry.verify import MISMATCH, REVOKED
+from modelreg.cli.options import connection_options, json_option, open_registry, print_json
+from modelreg.service import audit as audit_lib
+from modelreg.service.verify import MISMATCH, REVOKED
 
 
 @click.command()

@@ -8,4 +8,4 @@ from importlib.resources import files
 @cache
 def load_artifact(name: str = "ModelRegistry") -> dict:
     """The artifact `contracts/<name>.json`: abi, bytecode, deployedBytecode, compiler, settings, sources."""
-    return json.loads(files("contracts").joinpath(f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads(files("modelreg.contracts").joinpath(f"{name}.json").read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """The reproducible build: compile ModelRegistry.sol with pinned solc settings into the committed artifact.
 
-`python -m contracts.build` rewrites contracts/ModelRegistry.json; `--check` rebuilds and exits 1
+`python -m modelreg.contracts.build` rewrites contracts/ModelRegistry.json; `--check` rebuilds and exits 1
 if the bytecode differs from the committed artifact. A native solc 0.8.30 installed through
 py-solc-x is used when present, else solc-js from npm through contracts/solc_shim.mjs. Both
 produce the same bytes: the metadata hash covers the compiler version, not its platform.
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     differing = [k for k in ("bytecode", "deployedBytecode", "abi") if committed.get(k) != artifact[k]]
     if differing:
         print(f"{ARTIFACT.name} is stale: {', '.join(differing)} differ; "
-              "run `python -m contracts.build` and commit the result", file=sys.stderr)
+              "run `python -m modelreg.contracts.build` and commit the result", file=sys.stderr)
         return 1
     print(f"{ARTIFACT.name} matches a fresh build")
     return 0

@@ -1,4 +1,4 @@
-"""`python -m devnet --home H --port P`: run the devnet server in the foreground until SIGTERM or Ctrl-C."""
+"""`python -m modelreg.devnet --home H --port P`: run the devnet server in the foreground until SIGTERM or Ctrl-C."""
 
 import argparse
 import fcntl
@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from registry.home import resolve_home
+from modelreg.service.home import resolve_home
 
 from . import manager
 from .accounts import HD_PATH, MNEMONIC
@@ -15,7 +15,7 @@ from .server import DevnetServer
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devnet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m modelreg.devnet", description=__doc__)
     parser.add_argument("--home", help="data directory (default: $MODELREG_HOME or ~/.modelreg)")
     parser.add_argument("--port", type=int, default=manager.DEFAULT_PORT,
                         help=f"port on 127.0.0.1, 0 for any free one (default {manager.DEFAULT_PORT})")

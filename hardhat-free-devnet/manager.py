@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from registry.errors import ChainUnavailable
+from modelreg.errors import ChainUnavailable
 
 DEFAULT_PORT = 8645  # not 8545: anvil, hardhat and geth default there and may be running
 SERVER_FILE = "server.json"  # {"pid", "port", "url"}, written by the server once it listens
@@ -84,7 +84,7 @@ def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0) -> DevnetSta
         log = open(directory / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child process
         with log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "devnet", "--home", str(home), "--port", str(port)],
+                [sys.executable, "-m", "modelreg.devnet", "--home", str(home), "--port", str(port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)  # outlives the CLI command that started it
         deadline = time.monotonic() + timeout

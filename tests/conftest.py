@@ -18,8 +18,8 @@ from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
-from registry.chain import RegistryClient
-from registry.signer import Signer
+from modelreg.chain.client import RegistryClient
+from modelreg.chain.signer import Signer
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -89,7 +89,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def devnet_chain() -> Iterator[Chain]:
     """The hardhat-free devnet server over HTTP, its chain in a temporary directory, stopped afterwards."""
-    from devnet import manager
+    from modelreg.devnet import manager
 
     with tempfile.TemporaryDirectory() as home:
         url = manager.up(Path(home), port=0).url

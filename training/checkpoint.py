@@ -20,10 +20,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from registry.errors import CheckpointInvalid
-from training._files import write_atomic
-from training.config import TrainConfig
-from training.model import GPT
+from modelreg.errors import CheckpointInvalid
+from modelreg.training._files import write_atomic
+from modelreg.training.config import TrainConfig
+from modelreg.training.model import GPT
 
 WEIGHTS_FORMAT = "modelreg-gpt-weights-v1"
 OPTIMIZER_FORMAT = "modelreg-gpt-optimizer-v1"

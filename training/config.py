@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from registry.errors import ConfigInvalid
+from modelreg.errors import ConfigInvalid
 
 
 @dataclass(frozen=True)

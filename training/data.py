@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from registry.errors import DatasetInvalid, DatasetTampered, ManifestInvalid
-from registry.manifest import DATASET_MANIFEST, dataset_manifest, load_sealed
-from registry.seal import FILES_FORMAT, FileLeaf, SealedDataset, seal_dataset
+from modelreg.errors import DatasetInvalid, DatasetTampered, ManifestInvalid
+from modelreg.formats.manifest import DATASET_MANIFEST, dataset_manifest, load_sealed
+from modelreg.formats.seal import FILES_FORMAT, FileLeaf, SealedDataset, seal_dataset
 
 # The committed corpus (its README, license and digests sit one level up, outside the dataset).
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus" / "shakespeare"

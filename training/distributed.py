@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from registry.errors import ConfigInvalid
+from modelreg.errors import ConfigInvalid
 
 
 @dataclass(frozen=True)

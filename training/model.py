@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from training.config import TrainConfig
+from modelreg.training.config import TrainConfig
 
 
 class LayerNorm(nn.Module):

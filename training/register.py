@@ -9,13 +9,13 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from registry.errors import InputInvalid, ModelNotFound, ModelregError
-from registry.journal import Journal
-from registry.manifest import canonical_json, dataset_manifest
-from registry.registrar import Commit, Registrar
-from registry.seal import seal_dataset
-from training.config import TrainConfig
-from training.trainer import train
+from modelreg.errors import InputInvalid, ModelNotFound, ModelregError
+from modelreg.formats.manifest import canonical_json, dataset_manifest
+from modelreg.formats.seal import seal_dataset
+from modelreg.service.journal import Journal
+from modelreg.service.registrar import Commit, Registrar
+from modelreg.training.config import TrainConfig
+from modelreg.training.trainer import train
 
 RUN_FILE = "run.json"
 

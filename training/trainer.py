@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from registry.errors import ConfigInvalid, DatasetInvalid, InputInvalid
-from training import checkpoint as ckpt
-from training import distributed
-from training.config import TrainConfig
-from training.data import VerifiedDataset, load_dataset, seal_directory
-from training.model import GPT
-from training.tokenizer import EOT, TokenizerArtifact, load_tokenizer, train_tokenizer
+from modelreg.errors import ConfigInvalid, DatasetInvalid, InputInvalid
+from modelreg.training import checkpoint as ckpt
+from modelreg.training import distributed
+from modelreg.training.config import TrainConfig
+from modelreg.training.data import VerifiedDataset, load_dataset, seal_directory
+from modelreg.training.model import GPT
+from modelreg.training.tokenizer import EOT, TokenizerArtifact, load_tokenizer, train_tokenizer
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from devnet import manager
+from modelreg.cli.main import cli
+from modelreg.devnet import manager
 
 CORPUS = Path(__file__).resolve().parents[2] / "training" / "corpus" / "shakespeare"
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from devnet.accounts import dev_accounts
+from modelreg.devnet.accounts import dev_accounts
 
 ALICE, BOB = (a.address for a in dev_accounts(2))
 

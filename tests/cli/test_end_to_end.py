@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from registry.seal import seal_checkpoint
+from modelreg.formats.seal import seal_checkpoint
 from tests.cli.conftest import copy_file
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 from eth_account import Account
 from safetensors.numpy import save_file
 
-from registry.config import load_config
-from registry.connect import connect
-from registry.seal import seal_checkpoint
+from modelreg.formats.seal import seal_checkpoint
+from modelreg.service.config import load_config
+from modelreg.service.connect import connect
 from tests.cli.conftest import Modelreg, _home
 from tests.conftest import anvil_chain
 

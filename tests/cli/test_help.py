@@ -4,7 +4,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from modelreg.cli.main import cli
 
 
 def _walk(command: click.Command, path: tuple[str, ...] = ()):

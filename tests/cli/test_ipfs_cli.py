@@ -6,11 +6,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.ipfs import ipfs
-from cli.main import Group
-from registry import unixfs
-from tests.registry.kubo_test_double import KuboRpcTestDouble
-from tests.registry.unixfs_patterns import pattern_bytes
+from modelreg.cli.ipfs import ipfs
+from modelreg.cli.main import Group
+from modelreg.ipfs import unixfs
+from tests.registry.ipfs.kubo_test_double import KuboRpcTestDouble
+from tests.registry.ipfs.unixfs_patterns import pattern_bytes
 
 
 @click.group(cls=Group)

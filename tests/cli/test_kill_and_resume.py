@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.seal import seal_checkpoint
+from modelreg.formats.seal import seal_checkpoint
 from tests.cli.conftest import Modelreg
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ KILL_POINTS = {
 
 
 def _start(home: Path, data: Path, *extra) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "cli", "--home", str(home), "train-and-register", "--data", str(data),
+    cmd = [sys.executable, "-m", "modelreg.cli", "--home", str(home), "train-and-register", "--data", str(data),
            *RUN, "--json", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -83,7 +83,7 @@ def test_a_killed_run_resumes_and_commits_each_checkpoint_exactly_once(point, tm
         printed = json.loads(out)
         assert [v["root"] for v in printed["versions"]] == roots
     finally:
-        from devnet import manager
+        from modelreg.devnet import manager
 
         manager.down(home)
 
@@ -100,7 +100,7 @@ def test_resumed_weights_equal_an_uninterrupted_run(tmp_path, small_data):
         final = "runs/gpt-tiny/ckpt-000009.safetensors"
         assert seal_checkpoint(killed_home / final).root == seal_checkpoint(clean_home / final).root
     finally:
-        from devnet import manager
+        from modelreg.devnet import manager
 
         manager.down(killed_home)
         manager.down(clean_home)

@@ -7,10 +7,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.main import Group
-from cli.seal import dataset, diff, seal
-from registry.manifest import load_manifest
-from tests.registry.seal_helpers import random_tensors, safetensors_bytes
+from modelreg.cli.main import Group
+from modelreg.cli.seal import dataset, diff, seal
+from modelreg.formats.manifest import load_manifest
+from tests.registry.formats.seal_helpers import random_tensors, safetensors_bytes
 
 
 @click.group(cls=Group)

@@ -19,7 +19,7 @@ TORCHRUN = Path(sys.executable).parent / "torchrun"
 def test_two_ranks_train_and_rank_0_alone_registers(tmp_path, small_data):
     home = tmp_path / "home"
     try:
-        proc = subprocess.run([str(TORCHRUN), "--nproc_per_node=2", "-m", "cli", "--home", str(home),
+        proc = subprocess.run([str(TORCHRUN), "--nproc_per_node=2", "-m", "modelreg.cli", "--home", str(home),
                                "train-and-register", "--data", str(small_data), "--model", "ddp", *FAST_RUN,
                                "--json"], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -29,6 +29,6 @@ def test_two_ranks_train_and_rank_0_alone_registers(tmp_path, small_data):
         assert shown["manifest"]["environment"]["world_size"] == 2
         assert shown["verification"] == "manifest verified"
     finally:
-        from devnet import manager
+        from modelreg.devnet import manager
 
         manager.down(home)

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from solcx.wrapper import get_solc_version
 
-from contracts import build
-from contracts.artifact import load_artifact
+from modelreg.contracts import build
+from modelreg.contracts.artifact import load_artifact
 
 
 def _compiler_available() -> bool:

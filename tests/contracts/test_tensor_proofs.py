@@ -2,7 +2,7 @@
 
 import pytest
 
-from registry.errors import VersionNotFound
+from modelreg.errors import VersionNotFound
 from tests.nodejs import run_node
 
 TYPES = ["string", "string", "uint256[]", "bytes32"]

@@ -8,10 +8,10 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from devnet import manager
-from devnet.accounts import dev_accounts
-from devnet.chain import Devnet
-from devnet.server import handle_body
+from modelreg.devnet import manager
+from modelreg.devnet.accounts import dev_accounts
+from modelreg.devnet.chain import Devnet
+from modelreg.devnet.server import handle_body
 
 # Hand-assembled so these tests need no compiler. With empty calldata it reverts with the
 # custom-error selector 0x12345678; otherwise it stores calldata word 0 in slot 0 and emits

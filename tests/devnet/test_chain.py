@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from devnet.chain import Devnet
-from devnet.server import MAX_BATCH, handle_body
+from modelreg.devnet.chain import Devnet
+from modelreg.devnet.server import MAX_BATCH, handle_body
 from tests.devnet.conftest import ACCOUNTS, EVENT, RUNTIME, word
 
 

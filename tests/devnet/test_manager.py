@@ -9,9 +9,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.devnet import devnet
-from devnet import manager
-from registry.errors import ChainUnavailable
+from modelreg.cli.devnet import devnet
+from modelreg.devnet import manager
+from modelreg.errors import ChainUnavailable
 from tests.devnet.conftest import Client, http_send
 
 
@@ -77,7 +77,7 @@ def test_every_command_has_help_text():
 
 def test_a_second_server_on_the_same_chain_refuses_to_start(served):
     home, state = served
-    result = subprocess.run([sys.executable, "-m", "devnet", "--home", str(home), "--port", "0"],
+    result = subprocess.run([sys.executable, "-m", "modelreg.devnet", "--home", str(home), "--port", "0"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "another devnet already serves" in result.stderr

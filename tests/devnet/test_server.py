@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from web3 import Web3
 
-from devnet import manager
-from devnet.server import MAX_REQUEST_BYTES
+from modelreg.devnet import manager
+from modelreg.devnet.server import MAX_REQUEST_BYTES
 from tests.devnet.conftest import ACCOUNTS, EVENT, Client, http_send
 
 

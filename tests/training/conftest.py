@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from training.config import PRESETS
-from training.data import CORPUS_DIR as CORPUS
-from training.data import seal_directory
+from modelreg.training.config import PRESETS
+from modelreg.training.data import CORPUS_DIR as CORPUS
+from modelreg.training.data import seal_directory
 
 
 @pytest.fixture

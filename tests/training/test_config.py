@@ -2,8 +2,8 @@ from dataclasses import replace
 
 import pytest
 
-from registry.errors import ConfigInvalid
-from training.config import PRESETS, TrainConfig, preset
+from modelreg.errors import ConfigInvalid
+from modelreg.training.config import PRESETS, TrainConfig, preset
 
 
 def test_presets_tiny_and_small_exist_and_differ():

@@ -3,8 +3,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from training.checkpoint import load_model
-from training.trainer import train
+from modelreg.training.checkpoint import load_model
+from modelreg.training.trainer import train
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

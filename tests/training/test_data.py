@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from registry.errors import DatasetInvalid, DatasetTampered, ManifestInvalid
-from training.data import load_dataset, seal_directory
+from modelreg.errors import DatasetInvalid, DatasetTampered, ManifestInvalid
+from modelreg.training.data import load_dataset, seal_directory
 
 
 def test_a_sealed_directory_loads_every_file_in_path_order(dataset_dir, manifest):
@@ -69,8 +69,8 @@ def test_a_missing_directory_is_named(tmp_path, manifest):
 def test_a_manifest_path_that_leaves_the_directory_is_refused(dataset_dir, tmp_path):
     import hashlib
 
-    from registry.manifest import dataset_manifest
-    from registry.seal import FileLeaf, SealedDataset
+    from modelreg.formats.manifest import dataset_manifest
+    from modelreg.formats.seal import FileLeaf, SealedDataset
 
     outside = tmp_path / "outside.txt"
     outside.write_text("secret\n")

@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 import torch.multiprocessing as mp
 
-from training.checkpoint import load_model
-from training.trainer import train
+from modelreg.training.checkpoint import load_model
+from modelreg.training.trainer import train
 
 
 def _free_port() -> int:

@@ -3,8 +3,8 @@ from dataclasses import replace
 
 import torch
 
-from training.config import PRESETS
-from training.model import GPT
+from modelreg.training.config import PRESETS
+from modelreg.training.model import GPT
 
 CONFIG = replace(PRESETS["tiny"], n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=300)
 

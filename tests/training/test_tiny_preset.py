@@ -1,8 +1,8 @@
 import pytest
 
-from training.config import PRESETS
-from training.data import CORPUS_DIR, seal_directory
-from training.trainer import train
+from modelreg.training.config import PRESETS
+from modelreg.training.data import CORPUS_DIR, seal_directory
+from modelreg.training.trainer import train
 
 
 @pytest.mark.slow

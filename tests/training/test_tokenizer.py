@@ -1,7 +1,7 @@
 import pytest
 
-from registry.errors import CheckpointInvalid
-from training.tokenizer import EOT, load_tokenizer, train_tokenizer
+from modelreg.errors import CheckpointInvalid
+from modelreg.training.tokenizer import EOT, load_tokenizer, train_tokenizer
 
 TEXTS = ["To be, or not to be, that is the question.\n" * 20, "Shall I compare thee to a summer's day?\n" * 20]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from registry.errors import CheckpointInvalid, ConfigInvalid, DatasetTampered, InputInvalid
-from registry.seal import seal_checkpoint
-from training.checkpoint import latest_checkpoint, load_model, read_weights
-from training.trainer import CheckpointEvent, get_lr, train
+from modelreg.errors import CheckpointInvalid, ConfigInvalid, DatasetTampered, InputInvalid
+from modelreg.formats.seal import seal_checkpoint
+from modelreg.training.checkpoint import latest_checkpoint, load_model, read_weights
+from modelreg.training.trainer import CheckpointEvent, get_lr, train
 
 
 def sha(path: Path) -> str:
@@ -147,8 +147,8 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min_lr(small_c
 RUN = """
 import json
 import sys
-from training.config import TrainConfig
-from training.trainer import train
+from modelreg.training.config import TrainConfig
+from modelreg.training.trainer import train
 config = TrainConfig.from_dict(json.loads(sys.argv[1]))
 train(config, sys.argv[2], sys.argv[3])
 """

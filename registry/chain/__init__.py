@@ -1,0 +1,1 @@
+"""The chain: the ModelRegistry client, signers, recorded deployments and revert decoding."""

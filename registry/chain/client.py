@@ -1,0 +1,505 @@
+"""The chain client: deploy the ModelRegistry and call each of its functions through web3.py.
+
+Works over any provider: the in-process eth-tester, the project's devnet, anvil, a public
+network. Transactions are signed locally (registry.signer), sent raw, and waited for. Reverts
+come back as the project's exceptions, decoded from the contract's custom errors.
+"""
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from eth_tester.exceptions import TransactionFailed as _TesterTransactionFailed
+from eth_utils import ValidationError as _NodeValidationError
+from eth_utils import keccak
+from web3 import Web3
+from web3.exceptions import (
+    ContractLogicError,
+    ProviderConnectionError,
+    TimeExhausted,
+    Web3RPCError,
+)
+from web3.types import EventData, TxReceipt
+
+from modelreg.chain import deployments
+from modelreg.chain.signer import Signer
+from modelreg.contracts.artifact import load_artifact
+from modelreg.errors import (
+    AccessDenied,
+    ChainIdMismatch,
+    ChainUnavailable,
+    ContractNotDeployed,
+    DuplicateRoot,
+    InputInvalid,
+    InsufficientFunds,
+    ModelNameTaken,
+    ModelNotFound,
+    ModelregError,
+    ParentNotFound,
+    ProofInvalid,
+    SignerInvalid,
+    TransactionFailed,
+    VersionNotFound,
+)
+
+# How a node says "that nonce is taken": another client with the same key got there first.
+_STALE_NONCE = ("nonce too low", "already known", "known transaction", "invalid transaction nonce",
+                "replacement transaction underpriced", "nonce has already been used")
+_NO_FUNDS = ("insufficient funds", "enough balance", "cannot afford")
+_NONCE_TRIES = 8
+_CONNECTION_ERRORS = (requests.ConnectionError, requests.Timeout, ProviderConnectionError)
+_REVERTS = (ContractLogicError, _TesterTransactionFailed)
+_PANIC = keccak(text="Panic(uint256)")[:4]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model as the contract stores it."""
+
+    model_id: int
+    name: str
+    metadata: str
+    owner: str
+    pending_owner: str | None
+    version_count: int
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One version: the stored roots, lineage and revocation, plus what its VersionCommitted log carries.
+
+    Roots are 0x-prefixed hex; `dataset_root` and `parent` are None when the version has none.
+    """
+
+    model_id: int
+    version: int
+    weights_root: str
+    dataset_root: str | None
+    parent: tuple[int, int] | None
+    committer: str
+    manifest_cid: str
+    block_number: int
+    tx_hash: str
+    revoked: bool
+    revoker: str | None
+    revocation_reason: str
+    replacement: int | None
+
+
+def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
+    """A Web3 for the JSON-RPC endpoint `rpc_url`; ChainUnavailable if it does not answer."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    try:
+        chain_id = w3.eth.chain_id
+    except (*_CONNECTION_ERRORS, Web3RPCError, ValueError) as e:
+        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(e).__name__}); "
+                               "start the node or check --rpc-url") from None
+    if expected_chain_id is not None and chain_id != expected_chain_id:
+        raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain "
+                              f"{expected_chain_id}; point --rpc-url at the right node")
+    return w3
+
+
+def _hex(value) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _bytes32(value, what: str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    if len(raw) != 32:
+        raise InputInvalid(f"{what} must be 32 bytes (64 hex digits), got {len(raw)} bytes")
+    return raw
+
+
+def _leaf(values: Sequence) -> tuple:
+    """(name, dtype, shape, sha256) as the contract's TensorLeaf struct takes it."""
+    name, dtype, shape, digest = values
+    return (name, dtype, [int(d) for d in shape], _bytes32(digest, f"sha256 of tensor {name!r}"))
+
+
+def _plain(abi_type: str, value):
+    """An error argument as a message shows it: bytes as 0x hex, addresses checksummed."""
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
+    return _hex(value) if isinstance(value, bytes) else value
+
+
+class RegistryClient:
+    """One ModelRegistry on one chain, read through `w3` and written with `signer` (None: read only)."""
+
+    def __init__(self, w3: Web3, address: str, signer: Signer | None = None, *,
+                 from_block: int = 0, receipt_timeout: float = 120):
+        artifact = load_artifact()
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.signer = signer
+        self.from_block = from_block  # where log searches start: the deployment block when known
+        self.receipt_timeout = receipt_timeout
+        # The web3 contract, for what this client does not wrap (gas estimates, raw calls).
+        self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
+        self._errors = {
+            keccak(text=f"{e['name']}({','.join(i['type'] for i in e['inputs'])})")[:4]: e
+            for e in artifact["abi"] if e["type"] == "error"
+        }
+        self._events = {
+            keccak(text=f"{e['name']}({','.join(i['type'] for i in e['inputs'])})"): e["name"]
+            for e in artifact["abi"] if e["type"] == "event"
+        }
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def deploy(cls, w3: Web3, signer: Signer, home: Path | None = None) -> "RegistryClient":
+        """Deploy a new ModelRegistry; with `home`, record it there for this chain id."""
+        artifact = load_artifact()
+        constructor = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]).constructor()
+        receipt = _Sender(w3, signer, cls._deploy_revert).send(constructor, "deploy the ModelRegistry",
+                                                                timeout=120)
+        client = cls(w3, receipt["contractAddress"], signer, from_block=receipt["blockNumber"])
+        if home is not None:
+            deployments.record(home, client.chain_id, deployments.Deployment(
+                address=client.address, block=receipt["blockNumber"],
+                tx=_hex(receipt["transactionHash"]), deployer=signer.address))
+        return client
+
+    @staticmethod
+    def _deploy_revert(data: bytes | None) -> ModelregError:
+        return TransactionFailed("deploying the ModelRegistry reverted; is the chain's EVM older than "
+                                 "Cancun? (the artifact targets evmVersion cancun)")
+
+    @classmethod
+    def at(cls, w3: Web3, signer: Signer | None, address: str, *, from_block: int = 0) -> "RegistryClient":
+        """The ModelRegistry at `address`; ContractNotDeployed if no code is there."""
+        if not Web3.is_address(address):
+            raise InputInvalid(f"{address!r} is not an Ethereum address (0x and 40 hex digits)")
+        client = cls(w3, address, signer, from_block=from_block)
+        code = client._rpc(lambda: w3.eth.get_code(client.address))
+        if not code:
+            raise ContractNotDeployed(f"no contract code at {client.address} on chain {client.chain_id}; "
+                                      "the chain may have been reset: deploy the ModelRegistry again")
+        return client
+
+    @classmethod
+    def from_home(cls, w3: Web3, signer: Signer | None, home: Path) -> "RegistryClient":
+        """The ModelRegistry recorded in `home` for this chain (see registry.deployments)."""
+        chain_id = _rpc_call(lambda: w3.eth.chain_id)
+        deployment = deployments.lookup(home, chain_id)
+        try:
+            return cls.at(w3, signer, deployment.address, from_block=deployment.block)
+        except ContractNotDeployed:
+            raise ContractNotDeployed(
+                f"the ModelRegistry recorded for chain {chain_id} in {home / deployments.FILENAME} "
+                f"({deployment.address}) has no code; the chain was reset or is another one: "
+                "deploy again to replace the record") from None
+
+    @property
+    def chain_id(self) -> int:
+        return self._rpc(lambda: self.w3.eth.chain_id)
+
+    # ------------------------------------------------------------------ models
+
+    def register_model(self, name: str, metadata: str = "") -> tuple[int, TxReceipt]:
+        """Register model `name` owned by the signer; return its id and the receipt."""
+        receipt = self._transact(self.contract.functions.registerModel(name, metadata),
+                                 f"register model {name!r}")
+        (event,) = self._decoded(receipt, "ModelRegistered")
+        return event["args"]["modelId"], receipt
+
+    def model_id(self, name: str) -> int:
+        """The id of the model named `name`; ModelNotFound if there is none."""
+        model_id = self._call(self.contract.functions.modelIdByName(name))
+        if model_id == 0:
+            raise ModelNotFound(f"no model named {name!r} is registered in the ModelRegistry at "
+                                f"{self.address}; register it first")
+        return model_id
+
+    def get_model(self, model_id: int) -> ModelRecord:
+        name, metadata, owner, pending, count = self._call(self.contract.functions.getModel(model_id))
+        return ModelRecord(model_id, name, metadata, owner, None if int(pending, 16) == 0 else pending, count)
+
+    def model_count(self) -> int:
+        return self._call(self.contract.functions.modelCount())
+
+    def add_maintainer(self, model_id: int, account: str) -> TxReceipt:
+        return self._transact(self.contract.functions.addMaintainer(model_id, account),
+                                            f"add maintainer {account} to model {model_id}")
+
+    def remove_maintainer(self, model_id: int, account: str) -> TxReceipt:
+        return self._transact(self.contract.functions.removeMaintainer(model_id, account),
+                                            f"remove maintainer {account} from model {model_id}")
+
+    def is_maintainer(self, model_id: int, account: str) -> bool:
+        return self._call(self.contract.functions.isMaintainer(model_id, account))
+
+    def transfer_ownership(self, model_id: int, new_owner: str) -> TxReceipt:
+        """Offer model `model_id` to `new_owner`; it becomes theirs when they accept_ownership."""
+        return self._transact(self.contract.functions.transferOwnership(model_id, new_owner),
+                                            f"transfer model {model_id} to {new_owner}")
+
+    def accept_ownership(self, model_id: int) -> TxReceipt:
+        return self._transact(self.contract.functions.acceptOwnership(model_id),
+                                            f"accept ownership of model {model_id}")
+
+    # ---------------------------------------------------------------- datasets
+
+    def register_dataset(self, root, manifest_cid: str) -> TxReceipt | None:
+        """Register a dataset root; None (and no transaction) if that root is already registered."""
+        root = _bytes32(root, "dataset root")
+        if self.dataset_registered(root):
+            return None
+        return self._transact(self.contract.functions.registerDataset(root, manifest_cid),
+                                            f"register dataset {_hex(root)}")
+
+    def dataset_registered(self, root) -> bool:
+        return self._call(self.contract.functions.datasetId(_bytes32(root, "dataset root"))) != 0
+
+    # ---------------------------------------------------------------- versions
+
+    def commit_version(self, model_id: int, weights_root, dataset_root=None,
+                       parent: tuple[int, int] | None = None, manifest_cid: str = "") -> tuple[int, TxReceipt]:
+        """Append a version to `model_id`; return its number and the receipt.
+
+        `dataset_root` must be registered first (or None); `parent` is (model id, version) or None.
+        Committing a root the model already has raises DuplicateRoot naming the existing version.
+        """
+        weights_root = _bytes32(weights_root, "weights root")
+        dataset_root = bytes(32) if dataset_root is None else _bytes32(dataset_root, "dataset root")
+        parent_model, parent_version = parent or (0, 0)
+        fn = self.contract.functions.commitVersion(model_id, weights_root, dataset_root,
+                                                     parent_model, parent_version, manifest_cid)
+        receipt = self._transact(fn, f"commit {_hex(weights_root)} to model {model_id}")
+        (event,) = self._decoded(receipt, "VersionCommitted")
+        return event["args"]["version"], receipt
+
+    def revoke_version(self, model_id: int, version: int, reason: str, replacement: int = 0) -> TxReceipt:
+        """Mark a version revoked, with a reason and optionally the version that replaces it."""
+        fn = self.contract.functions.revokeVersion(model_id, version, reason, replacement)
+        return self._transact(fn, f"revoke version {version} of model {model_id}")
+
+    def version_count(self, model_id: int) -> int:
+        return self._call(self.contract.functions.versionCount(model_id))
+
+    def get_version(self, model_id: int, version: int) -> VersionRecord:
+        """Everything known about a version: its storage and its VersionCommitted log."""
+        info = self._call(self.contract.functions.getVersion(model_id, version))
+        weights_root, dataset_root, parent_model, parent_version, committer, revoked, revoker, \
+            replacement, reason = info
+        logs = self.contract.events.VersionCommitted.get_logs(
+            argument_filters={"modelId": model_id, "version": version}, from_block=self.from_block)
+        if not logs:
+            raise ChainUnavailable(f"the node returned no VersionCommitted log for model {model_id} "
+                                   f"version {version} from block {self.from_block}; "
+                                   "use a node that keeps all logs (an archive node)")
+        log = logs[0]
+        return VersionRecord(
+            model_id=model_id, version=version, weights_root=_hex(weights_root),
+            dataset_root=None if dataset_root == bytes(32) else _hex(dataset_root),
+            parent=(parent_model, parent_version) if parent_model else None,
+            committer=committer, manifest_cid=log["args"]["manifestCid"],
+            block_number=log["blockNumber"], tx_hash=_hex(log["transactionHash"]),
+            revoked=revoked, revoker=revoker if revoked else None, revocation_reason=reason,
+            replacement=replacement or None)
+
+    def find_version_by_root(self, model_id: int, weights_root) -> dict | None:
+        """The version of `model_id` with this weights root, from its log, or None: how a retried commit
+        finds what it committed. A dict: version, manifest_cid, block, tx."""
+        logs = self.contract.events.VersionCommitted.get_logs(
+            argument_filters={"modelId": model_id, "weightsRoot": _bytes32(weights_root, "weights root")},
+            from_block=self.from_block)
+        if not logs:
+            return None
+        log = logs[0]
+        return {"version": log["args"]["version"], "manifest_cid": log["args"]["manifestCid"],
+                "block": log["blockNumber"], "tx": _hex(log["transactionHash"])}
+
+    def verify_tensor(self, model_id: int, version: int, leaf_values: Sequence, proof: Sequence) -> bool:
+        """Whether `proof` places tensor (name, dtype, shape, sha256) in the version's weights tree, on-chain."""
+        proof = [_bytes32(p, "proof element") for p in proof]
+        return self._call(self.contract.functions.verifyTensor(model_id, version, _leaf(leaf_values), proof))
+
+    def verify_tensors(self, model_id: int, version: int, leaves: Sequence[Sequence], proof: Sequence,
+                       proof_flags: Sequence[bool]) -> bool:
+        """Whether a multiproof (leaves in the proof's order, as @openzeppelin/merkle-tree gives them) holds."""
+        fn = self.contract.functions.verifyTensors(
+            model_id, version, [_leaf(v) for v in leaves], [_bytes32(p, "proof element") for p in proof],
+            [bool(f) for f in proof_flags])
+        try:
+            return self._call(fn)
+        except ProofInvalid:
+            return False  # malformed (flags and lengths disagree): it proves nothing
+
+    # ------------------------------------------------------------------ events
+
+    def events(self, from_block: int | None = None, to_block: int | str = "latest") -> list[EventData]:
+        """Every event of this contract in the block range, in chain order: the audit trail.
+
+        Each is web3's decoded log: `event` (the name), `args`, `blockNumber`, `transactionHash`,
+        `logIndex`, `blockHash`, `address`.
+        """
+        start = self.from_block if from_block is None else from_block
+        logs = self._rpc(lambda: self.w3.eth.get_logs(
+            {"address": self.address, "fromBlock": start, "toBlock": to_block}))
+        return sorted((self._decode_log(log) for log in logs), key=lambda e: (e["blockNumber"], e["logIndex"]))
+
+    # --------------------------------------------------------------- internals
+
+    def _decode_log(self, log) -> EventData:
+        return getattr(self.contract.events, self._events[bytes(log["topics"][0])])().process_log(log)
+
+    def _decoded(self, receipt: TxReceipt, name: str) -> list[EventData]:
+        return [e for e in (self._decode_log(log) for log in receipt["logs"] if log["address"] == self.address)
+                if e["event"] == name]
+
+    def _rpc(self, fn):
+        return _rpc_call(fn)
+
+    def _call(self, fn):
+        try:
+            return _rpc_call(fn.call)
+        except _REVERTS as e:
+            raise self._error(_revert_data(e)) from None
+
+    def _transact(self, fn, action: str):
+        if self.signer is None:
+            raise SignerInvalid(f"cannot {action}: this client has no signing key; "
+                                "give a private key or keystore")
+        return _Sender(self.w3, self.signer, self._error).send(fn, action, timeout=self.receipt_timeout)
+
+    def _error(self, data: bytes | None) -> ModelregError:
+        """The project's exception for revert data `data` (None: the node gave no reason)."""
+        if not data:
+            return TransactionFailed("the ModelRegistry reverted without a reason")
+        if data[:4] == _PANIC:
+            return TransactionFailed(f"the ModelRegistry panicked (code {int.from_bytes(data[4:], 'big'):#x})")
+        spec = self._errors.get(data[:4])
+        if spec is None:
+            return TransactionFailed(f"the ModelRegistry reverted with unknown data {_hex(data)}; "
+                                     "is the contract at this address a ModelRegistry of this version?")
+        types = [i["type"] for i in spec["inputs"]]
+        values = self.w3.codec.decode(types, data[4:])
+        return self._exception_for(spec["name"], *(_plain(t, v) for t, v in zip(types, values, strict=True)))
+
+    def _exception_for(self, name: str, *a) -> ModelregError:
+        match name:
+            case "ModelNotFound":
+                return ModelNotFound(f"model {a[0]} is not registered in the ModelRegistry at {self.address}")
+            case "ModelNameTaken":
+                return ModelNameTaken(f"a model named {a[0]!r} already exists (id {a[1]}); "
+                                      "choose another name, or commit to that model")
+            case "EmptyModelName":
+                return InputInvalid("a model name cannot be empty")
+            case "NotModelOwner":
+                return AccessDenied(f"{a[1]} is not the owner of model {a[0]}; sign with the owner's key")
+            case "NotOwnerOrMaintainer":
+                return AccessDenied(f"{a[1]} is neither the owner nor a maintainer of model {a[0]}; "
+                                    "sign with the owner's key, or have the owner add this account "
+                                    "as a maintainer")
+            case "NotPendingOwner":
+                return AccessDenied(f"{a[1]} is not the pending owner of model {a[0]}; "
+                                    "the owner must first transfer ownership to it")
+            case "AlreadyMaintainer":
+                return TransactionFailed(f"{a[1]} is already a maintainer of model {a[0]}")
+            case "NotMaintainer":
+                return TransactionFailed(f"{a[1]} is not a maintainer of model {a[0]}")
+            case "ZeroAddress":
+                return InputInvalid("the zero address cannot be an owner or maintainer")
+            case "ZeroRoot":
+                return InputInvalid("a Merkle root of zero is reserved to mean 'none'; give the real root")
+            case "DatasetNotRegistered":
+                return InputInvalid(f"dataset root {a[0]} is not registered; register the dataset first")
+            case "DuplicateWeightsRoot":
+                existing = self.find_version_by_root(a[0], a[1])
+                where = f" (version {existing['version']})" if existing else ""
+                return DuplicateRoot(f"model {a[0]} already has weights root {a[1]}{where}; "
+                                     "nothing new to commit")
+            case "ParentNotFound":
+                return ParentNotFound(f"parent version {a[1]} of model {a[0]} does not exist; "
+                                      "name an existing (model, version) or no parent")
+            case "VersionNotFound":
+                return VersionNotFound(f"model {a[0]} has no version {a[1]}")
+            case "VersionAlreadyRevoked":
+                return TransactionFailed(f"version {a[1]} of model {a[0]} is already revoked")
+            case "MerkleProofInvalidMultiproof":
+                return ProofInvalid("the multiproof is malformed: its flags, proof and leaves do not fit together")
+            case "SelfReplacement":
+                return InputInvalid(f"version {a[1]} of model {a[0]} cannot replace itself; "
+                                    "name another version or none")
+        return TransactionFailed(f"the ModelRegistry refused with {name}{tuple(a)}")
+
+
+class _Sender:
+    """Signs, sends and waits for one transaction, keeping the nonce right under concurrent writers."""
+
+    def __init__(self, w3: Web3, signer: Signer, error_for):
+        self.w3, self.signer, self.error_for = w3, signer, error_for
+
+    def send(self, fn, action: str, timeout: float):
+        sender = self.signer.address
+        for _ in range(_NONCE_TRIES):
+            nonce = _rpc_call(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+            try:
+                # Estimating gas runs the call: a revert surfaces here, before anything is spent.
+                tx = _rpc_call(lambda: fn.build_transaction({"from": sender, "nonce": nonce}))  # noqa: B023
+            except _REVERTS:
+                raise self._revert(fn, action) from None
+            except (Web3RPCError, _NodeValidationError) as e:
+                raise self._send_error(e, action) from None
+            signed = self.signer.sign_transaction(tx)
+            try:
+                tx_hash = _rpc_call(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))  # noqa: B023
+            except (Web3RPCError, ValueError, _NodeValidationError) as e:
+                if any(s in str(e).lower() for s in _STALE_NONCE):
+                    continue  # another writer used this nonce first: read the next one and re-sign
+                raise self._send_error(e, action) from None
+            try:
+                receipt = _rpc_call(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout))  # noqa: B023
+            except TimeExhausted:
+                raise TransactionFailed(f"cannot {action}: transaction {_hex(tx_hash)} was not mined "
+                                        f"within {timeout:.0f} s; check the node") from None
+            if receipt["status"] != 1:
+                # The state changed between estimate and inclusion; replaying names the reason.
+                raise self._revert(fn, action, mined=_hex(tx_hash))
+            return receipt
+        raise TransactionFailed(f"cannot {action}: {_NONCE_TRIES} nonces in a row were taken by another "
+                                f"writer with the key of {sender}")
+
+    def _revert(self, fn, action: str, mined: str | None = None) -> ModelregError:
+        try:
+            _rpc_call(lambda: fn.call({"from": self.signer.address}))
+        except _REVERTS as e:
+            return self.error_for(_revert_data(e))
+        where = f"transaction {mined} reverted" if mined else "the call reverts"
+        return TransactionFailed(f"cannot {action}: {where}, and replaying it now succeeds; retry")
+
+    def _send_error(self, e: Exception, action: str) -> ModelregError:
+        message = str(e)
+        if any(s in message.lower() for s in _NO_FUNDS):
+            return InsufficientFunds(f"cannot {action}: {self.signer.address} cannot pay for gas; "
+                                     "fund it or use another key")
+        return TransactionFailed(f"cannot {action}: the node refused the transaction: {message}")
+
+
+def _rpc_call(fn):
+    try:
+        return fn()
+    except _CONNECTION_ERRORS as e:
+        raise ChainUnavailable(f"the JSON-RPC endpoint stopped answering ({type(e).__name__}); "
+                               "check that the node is running") from None
+
+
+def _revert_data(e: Exception) -> bytes | None:
+    """The raw revert data inside a provider's revert exception, or None if it carries none."""
+    data = getattr(e, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    # The in-process eth-tester provider reports `execution reverted: b'...'`, a Python bytes repr.
+    text = str(e.args[0]) if e.args else ""
+    _, _, rest = text.partition("execution reverted: ")
+    if rest[:2] in ("b'", 'b"'):
+        try:
+            return ast.literal_eval(rest)
+        except (ValueError, SyntaxError):
+            return None
+    return None

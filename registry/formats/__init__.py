@@ -1,0 +1,1 @@
+"""Model formats and sealing: the strict safetensors reader, Merkle trees, seals, manifests, diffs."""

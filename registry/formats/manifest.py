@@ -1,0 +1,197 @@
+"""Manifests: a sealed checkpoint or dataset as canonical JSON, every leaf listed and the root checkable.
+
+Canonical JSON is sorted keys, UTF-8 (not \\u escapes), separators "," and
+":", no NaN or infinity: the same manifest always gives the same bytes, so
+its IPFS CID is stable. Two shapes:
+
+- `modelreg-dataset-manifest-v1`: {"manifest", "format": "modelreg-files-v1",
+  "root", "leaves": [{"path", "size", "sha256"}, ...]}
+- `modelreg-checkpoint-manifest-v1`: {"manifest", "format":
+  "modelreg-tensors-v1", "root", "leaves": [{"name", "dtype", "shape",
+  "sha256"}, ...]} plus the lineage keys (LINEAGE_KEYS), all of them or, for
+  a manifest of the sealed weights alone, none.
+
+Leaves are listed sorted by name (path): the order of the sealed leaves.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+from modelreg.errors import ManifestInvalid
+from modelreg.formats.safetensors import DTYPE_BITS
+from modelreg.formats.seal import (
+    FILES_FORMAT,
+    TENSORS_FORMAT,
+    FileLeaf,
+    SealedCheckpoint,
+    SealedDataset,
+    TensorLeaf,
+)
+
+CHECKPOINT_MANIFEST = "modelreg-checkpoint-manifest-v1"
+DATASET_MANIFEST = "modelreg-dataset-manifest-v1"
+LINEAGE_KEYS = ("model", "step", "parent", "dataset_root", "config", "code_revision",
+                "metrics", "environment", "artifacts")
+
+_HASH = re.compile(r"0x[0-9a-f]{64}")
+_KINDS = {
+    CHECKPOINT_MANIFEST: (TENSORS_FORMAT, SealedCheckpoint, {"name": str, "dtype": str, "shape": list,
+                                                              "sha256": str}),
+    DATASET_MANIFEST: (FILES_FORMAT, SealedDataset, {"path": str, "size": int, "sha256": str}),
+}
+
+
+def canonical_json(obj) -> bytes:
+    """The canonical bytes of `obj`; ManifestInvalid for NaN, infinity or values JSON cannot hold."""
+    try:
+        text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as e:
+        raise ManifestInvalid(f"manifest holds a value canonical JSON cannot carry: {e}") from None
+    except TypeError as e:
+        raise ManifestInvalid(f"manifest holds a value JSON cannot carry: {e}") from None
+    return text.encode("utf-8")
+
+
+def _leaf_dict(leaf) -> dict:
+    if isinstance(leaf, TensorLeaf):
+        return {"name": leaf.name, "dtype": leaf.dtype, "shape": list(leaf.shape), "sha256": leaf.sha256}
+    return {"path": leaf.path, "size": leaf.size, "sha256": leaf.sha256}
+
+
+def dataset_manifest(sealed: SealedDataset) -> dict:
+    """The `modelreg-dataset-manifest-v1` dict of a sealed dataset."""
+    return {"manifest": DATASET_MANIFEST, "format": sealed.format, "root": sealed.root,
+            "leaves": [_leaf_dict(leaf) for leaf in sealed.leaves]}
+
+
+def checkpoint_manifest(sealed: SealedCheckpoint, **lineage) -> dict:
+    """The `modelreg-checkpoint-manifest-v1` dict: the sealed tensors, plus every lineage key or none.
+
+    parent is {"model_id": int, "version": int} or None; dataset_root a "0x" root or None;
+    config, metrics, environment and artifacts ({name: {"sha256", "size"}}) are dicts.
+    """
+    manifest = {"manifest": CHECKPOINT_MANIFEST, "format": sealed.format, "root": sealed.root,
+                "leaves": [_leaf_dict(leaf) for leaf in sealed.leaves], **lineage}
+    _check_lineage(manifest)
+    canonical_json(manifest)  # fail here, not at upload time, on NaN or a non-JSON value
+    return manifest
+
+
+def _check_lineage(manifest: dict) -> None:
+    present = [k for k in LINEAGE_KEYS if k in manifest]
+    unknown = sorted(set(manifest) - set(LINEAGE_KEYS) - {"manifest", "format", "root", "leaves"})
+    if unknown:
+        raise ManifestInvalid(f"checkpoint manifest has unknown keys {unknown}; lineage keys are "
+                              f"{', '.join(LINEAGE_KEYS)}")
+    if present and len(present) != len(LINEAGE_KEYS):
+        missing = [k for k in LINEAGE_KEYS if k not in manifest]
+        raise ManifestInvalid(f"checkpoint manifest lacks lineage keys {missing}; give all of "
+                              f"{', '.join(LINEAGE_KEYS)} or none")
+    if not present:
+        return
+    parent = manifest["parent"]
+    if parent is not None and not (isinstance(parent, dict) and set(parent) == {"model_id", "version"}
+                                   and all(_is_count(v) for v in parent.values())):
+        raise ManifestInvalid(f"parent {parent!r} must be null or {{\"model_id\": int, \"version\": int}}")
+    if manifest["dataset_root"] is not None and not _is_hash(manifest["dataset_root"]):
+        raise ManifestInvalid(f"dataset_root {manifest['dataset_root']!r} must be null or \"0x\" + 64 hex digits")
+    for key in ("config", "metrics", "environment", "artifacts"):
+        if not isinstance(manifest[key], dict):
+            raise ManifestInvalid(f"lineage key {key!r} must be an object, got {type(manifest[key]).__name__}")
+    if manifest["step"] is not None and not _is_count(manifest["step"]):
+        raise ManifestInvalid(f"step {manifest['step']!r} must be a non-negative integer or null")
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_hash(v) -> bool:
+    return isinstance(v, str) and _HASH.fullmatch(v) is not None
+
+
+def _read(source) -> dict:
+    if isinstance(source, dict):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        raw, where = bytes(source), "manifest"
+    else:
+        try:
+            raw, where = Path(source).read_bytes(), f"manifest {os.fspath(source)!r}"
+        except OSError as e:
+            raise ManifestInvalid(f"manifest {os.fspath(source)!r} cannot be read: {e.strerror}") from None
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestInvalid(f"{where} is not UTF-8 JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ManifestInvalid(f"{where} is not a JSON object")
+    return obj
+
+
+def _no_constant(name):
+    raise ManifestInvalid(f"manifest holds {name}, which canonical JSON forbids")
+
+
+def _leaf(fields: dict, entry, i: int):
+    if not isinstance(entry, dict) or set(entry) != set(fields):
+        raise ManifestInvalid(f"leaf {i} must have exactly the keys {sorted(fields)}, got {entry!r}")
+    for key, kind in fields.items():
+        if not isinstance(entry[key], kind) or isinstance(entry[key], bool):
+            raise ManifestInvalid(f"leaf {i}: {key} {entry[key]!r} must be a {kind.__name__}")
+    if not _is_hash(entry["sha256"]):
+        raise ManifestInvalid(f"leaf {i}: sha256 {entry['sha256']!r} must be \"0x\" + 64 lowercase hex digits")
+    if "shape" in entry:
+        if not all(_is_count(d) for d in entry["shape"]):
+            raise ManifestInvalid(f"leaf {i}: shape {entry['shape']!r} must list non-negative integers")
+        if entry["dtype"] not in DTYPE_BITS:
+            raise ManifestInvalid(f"leaf {i}: dtype {entry['dtype']!r} is not a safetensors dtype")
+        return TensorLeaf(entry["name"], entry["dtype"], tuple(entry["shape"]), entry["sha256"])
+    if not _is_count(entry["size"]):
+        raise ManifestInvalid(f"leaf {i}: size {entry['size']!r} must be a non-negative integer")
+    return FileLeaf(entry["path"], entry["size"], entry["sha256"])
+
+
+def sealed_of(manifest: dict) -> SealedCheckpoint | SealedDataset:
+    """The sealed tree a manifest describes, its root recomputed from the leaves (the manifest's is not trusted)."""
+    kind = manifest.get("manifest")
+    if kind not in _KINDS:
+        raise ManifestInvalid(f"unknown manifest {kind!r}; expected {' or '.join(_KINDS)}")
+    fmt, sealed_type, fields = _KINDS[kind]
+    if manifest.get("format") != fmt:
+        raise ManifestInvalid(f"{kind} must have format {fmt!r}, not {manifest.get('format')!r}")
+    leaves = manifest.get("leaves")
+    if not isinstance(leaves, list) or not leaves:
+        raise ManifestInvalid(f"{kind} must list at least one leaf")
+    parsed = [_leaf(fields, entry, i) for i, entry in enumerate(leaves)]
+    keys = [leaf.key for leaf in parsed]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})[0]
+        raise ManifestInvalid(f"manifest lists {twice!r} twice; each leaf must be unique")
+    return sealed_type.of(parsed)
+
+
+def load_manifest(source: bytes | str | os.PathLike | dict) -> dict:
+    """Parse and check a manifest (bytes, a path, or a dict): ManifestInvalid unless the leaves give its root."""
+    return load_sealed(source)[0]
+
+
+def load_sealed(source: bytes | str | os.PathLike | dict) -> tuple[dict, SealedCheckpoint | SealedDataset]:
+    """load_manifest, and the sealed tree the manifest describes."""
+    manifest = _read(source)
+    sealed = sealed_of(manifest)
+    if not _is_hash(manifest.get("root")):
+        raise ManifestInvalid(f"manifest root {manifest.get('root')!r} must be \"0x\" + 64 lowercase hex digits")
+    if sealed.root != manifest["root"]:
+        raise ManifestInvalid(f"manifest says root {manifest['root']} but its leaves give {sealed.root}; "
+                              "the manifest was altered or built wrongly")
+    if manifest["manifest"] == CHECKPOINT_MANIFEST:
+        _check_lineage(manifest)
+    else:
+        extra = sorted(set(manifest) - {"manifest", "format", "root", "leaves"})
+        if extra:
+            raise ManifestInvalid(f"dataset manifest has unknown keys {extra}")
+    canonical_json(manifest)
+    return manifest, sealed

@@ -1,0 +1,129 @@
+"""The embedded IPFS blockstore: content-addressed blocks on disk, a pin set, garbage collection."""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from multiformats import CID
+
+from modelreg.errors import BlockCorrupted, BlockNotFound
+from modelreg.ipfs import unixfs
+
+_TMP_PREFIX = ".tmp-"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, rename: a crash leaves either the
+    old file or the new one under `path`, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Blockstore:
+    """Blocks under <home>/ipfs/blocks/<shard>/<cid>, pins in <home>/ipfs/pins.json.
+
+    Every read checks the block's hash against its CID, so a corrupted block is named and
+    never returned.
+    """
+
+    def __init__(self, home: Path):
+        self.root = Path(home) / "ipfs"
+        self.blocks_dir = self.root / "blocks"
+        self.pins_path = self.root / "pins.json"
+        self.blocks_dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, cid: CID) -> Path:
+        name = str(cid)
+        # CIDs share their leading characters (bafkrei..., Qm...); the next-to-last two vary,
+        # as in Kubo's flatfs "next-to-last/2" sharding.
+        return self.blocks_dir / name[-3:-1] / name
+
+    def has(self, cid: CID) -> bool:
+        return self._path(cid).is_file()
+
+    def put(self, cid: CID, data: bytes) -> None:
+        """Store a block under its CID; a block already present is left as it is."""
+        path = self._path(cid)
+        if path.is_file():
+            return
+        path.parent.mkdir(exist_ok=True)
+        _write_atomically(path, data)
+
+    def get(self, cid: CID) -> bytes:
+        """The block's bytes, verified; BlockNotFound or BlockCorrupted naming the CID."""
+        try:
+            data = self._path(cid).read_bytes()
+        except FileNotFoundError:
+            raise BlockNotFound(f"block {cid} is not in the store at {self.blocks_dir}; "
+                                "add or import the file first") from None
+        if not unixfs.block_matches(cid, data):
+            raise BlockCorrupted(f"block {cid} is corrupted: its bytes do not hash to its CID "
+                                 f"({self._path(cid)})")
+        return data
+
+    def cids(self) -> Iterator[CID]:
+        for shard in sorted(self.blocks_dir.iterdir()):
+            for path in sorted(shard.iterdir()):
+                if not path.name.startswith(_TMP_PREFIX):
+                    yield unixfs.parse_cid(path.name)
+
+    # --- pins ------------------------------------------------------------------
+    def pins(self) -> list[str]:
+        if not self.pins_path.is_file():
+            return []
+        return json.loads(self.pins_path.read_text())["recursive"]
+
+    def _save_pins(self, pins: list[str]) -> None:
+        body = json.dumps({"recursive": sorted(set(pins))}, indent=1) + "\n"
+        _write_atomically(self.pins_path, body.encode())
+
+    def pin(self, cid: CID) -> None:
+        """Pin a DAG recursively; every block of it must be present (BlockNotFound otherwise)."""
+        for _ in self.walk(cid):
+            pass
+        self._save_pins([*self.pins(), str(cid)])
+
+    def unpin(self, cid: CID) -> None:
+        pins = self.pins()
+        if str(cid) not in pins:
+            raise BlockNotFound(f"{cid} is not pinned; `modelreg ipfs ls` lists the pins")
+        self._save_pins([p for p in pins if p != str(cid)])
+
+    def walk(self, root: CID) -> Iterator[tuple[CID, bytes]]:
+        """Every block of the DAG under `root`, verified, depth-first, each once."""
+        seen, stack = set(), [root]
+        while stack:
+            cid = stack.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            data = self.get(cid)
+            yield cid, data
+            stack.extend(reversed(unixfs.links_of(cid, data)))
+
+    def gc(self) -> int:
+        """Remove every block no pin reaches (and temp files a crash left); return the count.
+
+        A pinned DAG that is corrupted stops the collection (BlockCorrupted) rather than
+        losing the blocks below the bad one.
+        """
+        keep = set()
+        for pin in self.pins():
+            keep.update(cid for cid, _ in self.walk(unixfs.parse_cid(pin)))
+        removed = 0
+        for shard in self.blocks_dir.iterdir():
+            for path in shard.iterdir():
+                if path.name.startswith(_TMP_PREFIX) or unixfs.parse_cid(path.name) not in keep:
+                    path.unlink()
+                    removed += 1
+        return removed

@@ -1,0 +1,1 @@
+"""The service layer: configuration, connection, commit, registrar, journal, verify, audit, report."""

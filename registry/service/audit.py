@@ -1,0 +1,222 @@
+"""Audit: a model's history and lineage, rebuilt from contract events alone.
+
+Everything here is a pure function of the event log (plus manifests fetched by CID), so any
+auditor with an RPC endpoint gets the same answer. `EventIndex` caches the log under the data
+directory for speed; it checks the last block hash it saw and rebuilds itself after a reorg, and
+`rebuild()` starts it from nothing at any time.
+"""
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
+from modelreg.formats.manifest import load_manifest
+
+INDEX_FORMAT = "modelreg-event-index-v1"
+LOG_RANGE = 10_000  # blocks per eth_getLogs request
+
+
+def _hex(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return str(value)
+
+
+def normalize(event) -> dict:
+    """One decoded log (web3's EventData) as plain JSON, bytes as 0x-hex."""
+    args = {k: (_hex(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in event["args"].items()}
+    return {"event": event["event"], "args": args, "block": int(event["blockNumber"]),
+            "tx": _hex(event["transactionHash"]), "log_index": int(event["logIndex"])}
+
+
+class EventIndex:
+    """The contract's event log, cached in <home>/index/<chain id>-<address>.json."""
+
+    def __init__(self, home: Path, client):
+        self.client = client
+        self.path = Path(home) / "index" / f"{client.chain_id}-{client.address.lower()}.json"
+
+    def events(self) -> list[dict]:
+        """Every event up to the latest block, fetching only what the cache lacks."""
+        cached = self._load()
+        w3 = self.client.w3
+        latest = w3.eth.block_number
+        start = self.client.from_block
+        if cached and cached["last_block"] <= latest:
+            seen = w3.eth.get_block(cached["last_block"])
+            if _hex(seen["hash"]) == cached["last_hash"]:
+                start = cached["last_block"] + 1
+        events = list(cached["events"]) if cached and start > self.client.from_block else []
+        for first in range(start, latest + 1, LOG_RANGE):  # public nodes cap eth_getLogs ranges
+            last = min(first + LOG_RANGE - 1, latest)
+            events += [normalize(e) for e in self.client.events(from_block=first, to_block=last)]
+        tip = w3.eth.get_block(latest)
+        self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": _hex(tip["hash"]),
+                    "events": events})
+        return events
+
+    def rebuild(self) -> list[dict]:
+        self.path.unlink(missing_ok=True)
+        return self.events()
+
+    def _load(self) -> dict | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data if data.get("format") == INDEX_FORMAT else None
+
+    def _save(self, data: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def models(events: list[dict]) -> list[dict]:
+    """Every registered model with its current owner, maintainers and version count."""
+    found: dict[int, dict] = {}
+    for e in events:
+        a, name = e["args"], e["event"]
+        if name == "ModelRegistered":
+            found[a["modelId"]] = {"id": a["modelId"], "name": a["name"], "owner": a["owner"],
+                                   "metadata": a["metadata"], "maintainers": [], "versions": 0,
+                                   "revoked": 0, "block": e["block"], "tx": e["tx"]}
+            continue
+        model = found.get(a.get("modelId"))
+        if model is None:
+            continue
+        if name == "MaintainerAdded":
+            model["maintainers"].append(a["account"])
+        elif name == "MaintainerRemoved":
+            model["maintainers"].remove(a["account"])
+        elif name == "OwnershipTransferred":
+            model["owner"] = a["newOwner"]
+        elif name == "VersionCommitted":
+            model["versions"] += 1
+        elif name == "VersionRevoked":
+            model["revoked"] += 1
+    return sorted(found.values(), key=lambda m: m["id"])
+
+
+def find_model(events: list[dict], name_or_id: str) -> dict:
+    for model in models(events):
+        if model["name"] == name_or_id or str(model["id"]) == str(name_or_id):
+            return model
+    raise ModelNotFound(f"no model named {name_or_id!r} is registered on this chain "
+                        "(`modelreg audit models` lists them)")
+
+
+def history(events: list[dict], model_id: int) -> list[dict]:
+    """The versions of one model in commit order, each with its revocation if any."""
+    versions: dict[int, dict] = {}
+    for e in events:
+        a = e["args"]
+        if a.get("modelId") != model_id:
+            continue
+        if e["event"] == "VersionCommitted":
+            parent = ({"model": a["parentModel"], "version": a["parentVersion"]}
+                      if a["parentModel"] else None)
+            dataset = a["datasetRoot"] if int(a["datasetRoot"], 16) else None
+            versions[a["version"]] = {"model": model_id, "version": a["version"],
+                                      "weights_root": a["weightsRoot"], "dataset_root": dataset,
+                                      "parent": parent, "manifest_cid": a["manifestCid"],
+                                      "committer": a["committer"], "block": e["block"], "tx": e["tx"],
+                                      "revoked": None}
+        elif e["event"] == "VersionRevoked" and a["version"] in versions:
+            versions[a["version"]]["revoked"] = {"reason": a["reason"], "revoker": a["revoker"],
+                                                 "replacement": a["replacement"] or None,
+                                                 "block": e["block"], "tx": e["tx"]}
+    return [versions[v] for v in sorted(versions)]
+
+
+def find_version(events: list[dict], model: dict, version: int) -> dict:
+    """One version of `model` (an entry of `models`), by number."""
+    for v in history(events, model["id"]):
+        if v["version"] == version:
+            return v
+    raise VersionNotFound(f"model {model['name']!r} has no version {version} "
+                          f"(it has {model['versions']}; `modelreg audit history {model['name']}` lists them)")
+
+
+def datasets(events: list[dict]) -> dict[str, dict]:
+    return {e["args"]["root"]: {"root": e["args"]["root"], "manifest_cid": e["args"]["manifestCid"],
+                                "registrant": e["args"]["registrant"], "block": e["block"], "tx": e["tx"]}
+            for e in events if e["event"] == "DatasetRegistered"}
+
+
+def lineage(events: list[dict], model_id: int) -> dict:
+    """The model's versions, every ancestor and descendant across models, and their datasets."""
+    names = {m["id"]: m["name"] for m in models(events)}
+    all_versions = {(v["model"], v["version"]): v for m in names for v in history(events, m)}
+    children: dict[tuple, list[tuple]] = {}
+    for key, v in all_versions.items():
+        if v["parent"]:
+            children.setdefault((v["parent"]["model"], v["parent"]["version"]), []).append(key)
+    keep = {k for k in all_versions if k[0] == model_id}
+    frontier = list(keep)
+    while frontier:  # walk up to ancestors and down to descendants, across models
+        key = frontier.pop()
+        v = all_versions[key]
+        near = list(children.get(key, []))
+        if v["parent"]:
+            near.append((v["parent"]["model"], v["parent"]["version"]))
+        for other in near:
+            if other in all_versions and other not in keep:
+                keep.add(other)
+                frontier.append(other)
+    nodes, edges, seen_datasets = [], [], {}
+    for order, key in enumerate(sorted(keep, key=lambda k: all_versions[k]["block"])):
+        v = all_versions[key]
+        node_id = f"{names[key[0]]}:{key[1]}"
+        nodes.append({"id": node_id, "label": f"{names[key[0]]} v{key[1]}", "row": names[key[0]],
+                      "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
+        if v["parent"]:
+            parent = (v["parent"]["model"], v["parent"]["version"])
+            edges.append([f"{names[parent[0]]}:{parent[1]}", node_id])
+        if v["dataset_root"]:
+            ds = seen_datasets.setdefault(v["dataset_root"], f"dataset:{v['dataset_root'][:10]}")
+            edges.append([ds, node_id])
+    for root, ds in seen_datasets.items():
+        nodes.append({"id": ds, "label": f"data {root[:10]}…", "row": "datasets", "order": -1,
+                      "root": root})
+    return {"nodes": nodes, "edges": edges}
+
+
+def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:
+    """Fetch a version's manifest and check it against the chain: status and the manifest."""
+    try:
+        manifest = load_manifest(fetch(version["manifest_cid"]))
+    except ManifestInvalid as e:
+        return f"manifest invalid: {e}", None
+    except Exception as e:  # a missing block or an unreachable daemon is a finding, not a crash
+        return f"manifest unavailable: {e}", None
+    if manifest["root"] != version["weights_root"]:
+        return "MISMATCH: manifest root differs from the chain", manifest
+    return "manifest verified", manifest
+
+
+def build_report(events: list[dict], model_id: int, chain: dict,
+                 fetch: Callable[[str], bytes]) -> dict:
+    model = next(m for m in models(events) if m["id"] == model_id)
+    versions = []
+    for v in history(events, model_id):
+        status, manifest = check_manifest(v, fetch)
+        versions.append({**v, "verification": status,
+                         "step": (manifest or {}).get("step"),
+                         "metrics": (manifest or {}).get("metrics") or {}})
+    known = datasets(events)
+    used = {v["dataset_root"] for v in versions if v["dataset_root"]}
+    ds = []
+    for root in sorted(used):
+        entry = dict(known.get(root, {"root": root}))
+        if entry.get("manifest_cid"):
+            try:
+                entry["files"] = len(load_manifest(fetch(entry["manifest_cid"]))["leaves"])
+            except Exception:
+                entry["files"] = "unavailable"
+        ds.append(entry)
+    return {"model": model, "chain": chain, "versions": versions, "datasets": ds,
+            "lineage": lineage(events, model_id)}

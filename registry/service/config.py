@@ -1,0 +1,170 @@
+"""Configuration: a TOML file in the data directory, overridden by environment variables, then by flags.
+
+The file never holds a secret. A private key is read from an environment variable whose *name*
+the file records; a keystore password from an environment variable or a prompt.
+"""
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import tomli_w
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from modelreg.errors import ConfigInvalid
+
+FILENAME = "config.toml"
+SIGNER_KINDS = ("dev", "keystore", "env")
+PROFILES = ("unixfs-v1-2025", "unixfs-v0-2015")
+
+# Environment variable -> (section, key). Flags override these; these override the file.
+ENV_OVERRIDES = {
+    "MODELREG_RPC_URL": ("chain", "rpc_url"),
+    "MODELREG_CHAIN_ID": ("chain", "chain_id"),
+    "MODELREG_SIGNER": ("signer", "kind"),
+    "MODELREG_DEV_ACCOUNT": ("signer", "dev_account"),
+    "MODELREG_KEYSTORE": ("signer", "keystore"),
+    "MODELREG_KEY_ENV": ("signer", "key_env"),
+    "MODELREG_IPFS_API": ("ipfs", "api"),
+    "MODELREG_IPFS_PROFILE": ("ipfs", "profile"),
+}
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    rpc_url: str = ""  # empty: the embedded devnet, started on demand
+    chain_id: int = 0  # 0: accept whatever the endpoint serves; otherwise it must match
+
+
+@dataclass(frozen=True)
+class SignerConfig:
+    kind: str = "dev"  # dev: a devnet dev account; keystore: an encrypted file; env: a key in a variable
+    dev_account: int = 0
+    keystore: str = ""
+    password_env: str = "MODELREG_KEYSTORE_PASSWORD"  # unset: the password is prompted for
+    key_env: str = "MODELREG_PRIVATE_KEY"
+
+
+@dataclass(frozen=True)
+class IpfsConfig:
+    api: str = ""  # empty: the embedded blockstore under the data directory
+    profile: str = "unixfs-v1-2025"
+
+
+@dataclass(frozen=True)
+class Config:
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    signer: SignerConfig = field(default_factory=SignerConfig)
+    ipfs: IpfsConfig = field(default_factory=IpfsConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, overrides: dict[tuple[str, str], object]) -> "Config":
+        """A copy with (section, key) -> value applied; values of None are ignored."""
+        sections = {name: getattr(self, name) for name in ("chain", "signer", "ipfs")}
+        for (section, key), value in overrides.items():
+            if value is None:
+                continue
+            current = sections[section]
+            sections[section] = replace(current, **{key: _coerce(section, key, value, current)})
+        return _validated(Config(**sections))
+
+    def public_view(self) -> dict:
+        """What `config show` prints: the settings, and where secrets come from without their values."""
+        view = self.to_dict()
+        view["chain"]["rpc_url"] = self.chain.rpc_url or "(embedded devnet)"
+        view["ipfs"]["api"] = self.ipfs.api or "(embedded blockstore)"
+        signer = view["signer"]
+        if self.signer.kind == "env":
+            present = "set" if os.environ.get(self.signer.key_env) else "NOT SET"
+            signer["key"] = f"from ${self.signer.key_env} ({present})"
+        if self.signer.kind == "keystore":
+            source = self.signer.password_env if os.environ.get(self.signer.password_env) else None
+            signer["password"] = f"from ${source}" if source else "prompted"
+        return view
+
+
+def config_path(home: Path) -> Path:
+    return Path(home) / FILENAME
+
+
+def load_config(home: Path, flags: dict[tuple[str, str], object] | None = None,
+                environ: dict | None = None) -> Config:
+    """The effective configuration: file, then environment, then flags."""
+    path = config_path(home)
+    config = Config()
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigInvalid(f"{path} is not valid TOML: {e}") from None
+        config = _applied(config, _flatten(raw, path), f"{path}: ")
+    environ = os.environ if environ is None else environ
+    for name, target in ENV_OVERRIDES.items():
+        if environ.get(name):
+            config = _applied(config, {target: environ[name]}, f"${name}: ")
+    return config.with_overrides(flags or {})
+
+
+def _applied(config: Config, overrides: dict, source: str) -> Config:
+    """`config.with_overrides`, its errors naming where the bad value was written."""
+    try:
+        return config.with_overrides(overrides)
+    except ConfigInvalid as e:
+        raise ConfigInvalid(f"{source}{e}") from None
+
+
+def save_config(home: Path, config: Config) -> Path:
+    """Write the file atomically, so a crash never leaves half a config."""
+    path = config_path(home)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(config.to_dict()), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _flatten(raw: dict, path: Path) -> dict[tuple[str, str], object]:
+    known = {"chain": ChainConfig, "signer": SignerConfig, "ipfs": IpfsConfig}
+    flat = {}
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigInvalid(f"{path}: '{section}' is outside a section; put it under [chain], "
+                                "[signer] or [ipfs]")
+        if section not in known:
+            raise ConfigInvalid(f"{path}: unknown section [{section}] (known: chain, signer, ipfs)")
+        fields = known[section].__dataclass_fields__
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigInvalid(f"{path}: unknown key '{key}' in [{section}]")
+            flat[(section, key)] = value
+    return flat
+
+
+def _coerce(section: str, key: str, value, current):
+    expected = type(getattr(current, key))
+    if expected is int and isinstance(value, bool):  # TOML's true is no account index
+        raise ConfigInvalid(f"{section}.{key} must be an integer, got {value!r}")
+    if expected is int and not isinstance(value, int):
+        try:
+            return int(str(value), 0)
+        except ValueError:
+            raise ConfigInvalid(f"{section}.{key} must be an integer, got {value!r}") from None
+    if expected is str and not isinstance(value, str):
+        raise ConfigInvalid(f"{section}.{key} must be a string, got {value!r}")
+    return value
+
+
+def _validated(config: Config) -> Config:
+    if config.signer.kind not in SIGNER_KINDS:
+        raise ConfigInvalid(f"signer.kind must be one of {', '.join(SIGNER_KINDS)}, got {config.signer.kind!r}")
+    if config.ipfs.profile not in PROFILES:
+        raise ConfigInvalid(f"ipfs.profile must be one of {', '.join(PROFILES)}, got {config.ipfs.profile!r}")
+    rpc_url = config.chain.rpc_url
+    if rpc_url and not rpc_url.startswith(("http://", "https://")):
+        raise ConfigInvalid(f"chain.rpc_url must be an http(s):// URL, got {rpc_url!r}")
+    return config

@@ -1,0 +1,134 @@
+"""From a configuration to a working registry: the chain (devnet on demand), the signer, the contract, IPFS."""
+
+import getpass
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelreg.chain.client import RegistryClient
+from modelreg.chain.client import connect as connect_chain
+from modelreg.chain.signer import Signer
+from modelreg.errors import ChainIdMismatch, CidInvalid, ContractNotDeployed, InputInvalid, SignerInvalid
+from modelreg.ipfs.store import open_ipfs
+from modelreg.service.audit import EventIndex
+from modelreg.service.config import Config
+from modelreg.service.verify import Verdict, verify_checkpoint
+
+
+@dataclass
+class Registry:
+    """A connected registry: chain client, IPFS and the local event index of one data directory."""
+
+    home: Path
+    config: Config
+    client: RegistryClient
+    ipfs: object
+    embedded_chain: bool
+
+    def events(self) -> list[dict]:
+        return EventIndex(self.home, self.client).events()
+
+    def rebuild_index(self) -> list[dict]:
+        return EventIndex(self.home, self.client).rebuild()
+
+    def chain_info(self) -> dict:
+        return {"chain_id": self.client.chain_id, "contract": self.client.address,
+                "latest_block": self.client.w3.eth.block_number,
+                "rpc": self.config.chain.rpc_url or "embedded devnet"}
+
+    def verify(self, target: str, model_id: int, *, version: int | None = None,
+               tensors: tuple[str, ...] = ()) -> Verdict:
+        """Verify a file path, or a CID fetched from IPFS into a temporary file first."""
+        kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat}
+        if Path(target).exists():
+            return verify_checkpoint(target, self.client, self.events(), model_id, **kwargs)
+        _check_cid(target)
+        with tempfile.TemporaryDirectory(dir=self.home) as tmp:
+            path = Path(tmp) / "checkpoint.safetensors"
+            self.ipfs.get(target, path)
+            return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
+
+
+def _check_cid(target: str) -> None:
+    """A TARGET that is no existing file must be a CID; say which of the two the user meant."""
+    from modelreg.ipfs.unixfs import parse_cid
+
+    if "/" in target or "." in target or os.sep in target:  # never in a CID's base32 or base58 text
+        raise InputInvalid(f"file {target!r} does not exist")
+    try:
+        parse_cid(target)
+    except CidInvalid as e:
+        raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
+
+
+def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
+    """Connect as configured. The embedded devnet is started, and its contract deployed, on demand."""
+    w3, rpc_url, embedded = _web3(home, config)
+    signer = make_signer(config, rpc_url) if write else None
+    try:
+        client = RegistryClient.from_home(w3, signer, home)
+    except ContractNotDeployed:
+        if not embedded:
+            raise
+        # The embedded devnet is this data directory's own chain: deploying is part of starting it.
+        # A devnet account pays, so that a read, or a signer the devnet never funded, still works.
+        RegistryClient.deploy(w3, _dev_signer(0), home)
+        client = RegistryClient.from_home(w3, signer, home)
+    ipfs = open_ipfs(home, api=config.ipfs.api or None, profile=config.ipfs.profile)
+    return Registry(home=Path(home), config=config, client=client, ipfs=ipfs, embedded_chain=embedded)
+
+
+def deploy(home: Path, config: Config) -> RegistryClient:
+    """Deploy a new ModelRegistry on the configured chain and record it in the data directory."""
+    w3, rpc_url, _ = _web3(home, config)
+    return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
+
+
+def _web3(home: Path, config: Config):
+    """The configured chain (the embedded devnet, started if needed): web3, its URL, and whether embedded."""
+    embedded = not config.chain.rpc_url
+    if embedded:
+        from modelreg.devnet.manager import ensure_running
+
+        rpc_url = ensure_running(home, port=0)
+    else:
+        rpc_url = config.chain.rpc_url
+    try:
+        w3 = connect_chain(rpc_url, config.chain.chain_id or None)
+    except ChainIdMismatch:
+        if not embedded:
+            raise
+        from modelreg.devnet.chain import CHAIN_ID
+
+        raise ChainIdMismatch(f"the embedded devnet is chain {CHAIN_ID}, not the configured chain "
+                              f"{config.chain.chain_id}; pass --rpc-url for a node of chain "
+                              f"{config.chain.chain_id}, or drop --chain-id") from None
+    return w3, rpc_url, embedded
+
+
+def make_signer(config: Config, rpc_url: str) -> Signer:
+    s = config.signer
+    if s.kind == "dev":
+        return _dev_signer(s.dev_account)
+    if s.kind == "env":
+        return Signer.from_env(s.key_env)
+    if not s.keystore:
+        raise SignerInvalid("signer is 'keystore' but no keystore file is configured; pass --keystore PATH")
+    password = os.environ.get(s.password_env)
+    if password is None:
+        try:
+            password = getpass.getpass(f"Password for {s.keystore}: ")
+        except EOFError:  # no terminal to ask on (CI, a pipe)
+            raise SignerInvalid(f"no password for keystore {s.keystore}: set ${s.password_env}, "
+                                "or run in a terminal to be asked") from None
+    return Signer.from_keystore(s.keystore, password)
+
+
+def _dev_signer(index: int) -> Signer:
+    from modelreg.devnet.accounts import dev_accounts
+
+    accounts = dev_accounts()
+    if not 0 <= index < len(accounts):
+        raise SignerInvalid(f"dev account {index} does not exist; use 0 to {len(accounts) - 1}")
+    return Signer.from_key(accounts[index].key)

@@ -1,0 +1,170 @@
+"""The registrar: seals, pins and commits each checkpoint in a background worker, in order.
+
+Training hands it checkpoint events and goes on; the worker does the hashing, the IPFS writes and
+the chain transactions. Every step is journaled first, so a run killed at any moment and started
+again with --resume registers each checkpoint exactly once: pending ones are redone, and a weights
+root the contract already holds is taken as done.
+"""
+
+import queue
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelreg.errors import DuplicateRoot, ModelregError
+from modelreg.formats.manifest import canonical_json, checkpoint_manifest
+from modelreg.formats.seal import seal_checkpoint
+from modelreg.service.journal import Journal
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One registered checkpoint, as printed in the final table and journaled."""
+
+    step: int
+    version: int
+    root: str
+    checkpoint_cid: str
+    manifest_cid: str
+    tx: str
+    block: int
+    val_loss: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def code_revision(start: Path | None = None) -> str:
+    """The git commit of the code that trained, with `-dirty` when the tree has local changes."""
+    where = str(start or Path(__file__).resolve().parent)
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return f"modelreg {version('modelreg')} (no git checkout)"
+    return rev + ("-dirty" if dirty else "")
+
+
+class Registrar:
+    """A background worker with a queue; `submit` never blocks on hashing, IPFS or the chain."""
+
+    def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
+                 dataset_root: str, parent: tuple[int, int] | None = None, prepare=None, on_commit=None):
+        """`prepare()`, when given, runs first on the worker and returns the model id: registering the
+        dataset and the model there keeps those transactions off the training thread too."""
+        self.client, self.ipfs, self.journal = client, ipfs, journal
+        self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
+        self.on_commit = on_commit
+        self.commits: list[Commit] = []
+        self.error: BaseException | None = None
+        self._revision = code_revision()
+        self._artifact_cids: dict[str, str] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._prepare = prepare
+        last = journal.state().last_committed()
+        self._last_version = last["version"] if last else None
+        self._parent = parent
+        self._thread = threading.Thread(target=self._run, name="registrar", daemon=True)
+        self._thread.start()
+
+    # -- called from the training loop ---------------------------------------------------------------
+    def submit(self, event) -> None:
+        """Journal the checkpoint as seen (a local fsync, no network), then queue it."""
+        record = _event_record(event)
+        self.journal.append("seen", **record)
+        self._queue.put(record)
+
+    def recover(self, out_dir: Path) -> int:
+        """Queue, in step order, what a killed run left unregistered: journaled or only on disk."""
+        state = self.journal.state()
+        records = {step: state.seen[step] for step in state.pending_steps()}
+        for path in Path(out_dir).glob("ckpt-*.safetensors"):
+            if path.name.endswith(".optim.safetensors"):
+                continue
+            step = int(path.stem.split("-")[1])
+            if step not in state.seen and step not in state.committed:
+                # Killed between writing the checkpoint and journaling it: the metrics are lost.
+                records[step] = {"step": step, "path": str(path), "metrics": {}, "config": {},
+                                 "environment": {}, "recovered": True,
+                                 "tokenizer_path": str(Path(out_dir) / "tokenizer.json")}
+                self.journal.append("seen", **records[step])
+        for step in sorted(records):
+            self._queue.put(records[step])
+        return len(records)
+
+    def close(self) -> list[Commit]:
+        """Wait for every queued checkpoint; re-raise the worker's error, if any."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.commits
+
+    # -- the worker ------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if self._prepare is not None:
+                self.model_id = self._prepare()
+            if self._last_version is not None:  # a resumed run continues the chain of parents
+                self._parent = (self.model_id, self._last_version)
+        except BaseException as e:  # kept for close(); every checkpoint stays pending
+            self.error = e
+        while (record := self._queue.get()) is not _STOP:
+            if self.error is not None:
+                continue  # drain: what is left stays pending in the journal for --resume
+            try:
+                self._register(record)
+            except BaseException as e:  # kept for close(); the journal keeps the work pending
+                self.error = e
+
+    def _register(self, record: dict) -> None:
+        path = Path(record["path"])
+        sealed = seal_checkpoint(path)
+        artifacts = {}
+        tok = record.get("tokenizer_path")
+        if tok and Path(tok).exists():
+            if tok not in self._artifact_cids:
+                self._artifact_cids[tok] = self.ipfs.add(tok)
+            artifacts["tokenizer"] = {"sha256": record.get("tokenizer_sha256"),
+                                      "size": Path(tok).stat().st_size, "cid": self._artifact_cids[tok]}
+        parent = {"model_id": self._parent[0], "version": self._parent[1]} if self._parent else None
+        manifest = checkpoint_manifest(
+            sealed, model=self.model_name, step=record["step"], parent=parent,
+            dataset_root=self.dataset_root, config=record.get("config", {}),
+            code_revision=self._revision, metrics=record.get("metrics", {}),
+            environment=record.get("environment", {}), artifacts=artifacts)
+        checkpoint_cid = self.ipfs.add(str(path))
+        manifest_cid = self.ipfs.add_bytes(canonical_json(manifest))
+        try:
+            version, receipt = self.client.commit_version(
+                self.model_id, sealed.root, self.dataset_root, self._parent, manifest_cid)
+            tx, block = "0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"]
+        except DuplicateRoot:
+            # Committed before a kill, but never journaled: the chain has it, so it is done.
+            found = self.client.find_version_by_root(self.model_id, sealed.root)
+            if found is None:
+                raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no version "
+                                    f"of model {self.model_id} has it") from None
+            version, tx, block, manifest_cid = found["version"], found["tx"], found["block"], found["manifest_cid"]
+        commit = Commit(step=record["step"], version=version, root=sealed.root,
+                        checkpoint_cid=checkpoint_cid, manifest_cid=manifest_cid, tx=tx, block=block,
+                        val_loss=record.get("metrics", {}).get("val_loss"))
+        self.journal.append("committed", **commit.to_dict())
+        self._parent = (self.model_id, version)
+        self.commits.append(commit)
+        if self.on_commit:
+            self.on_commit(commit)
+
+
+def _event_record(event) -> dict:
+    return {"step": event.step, "path": str(event.path), "metrics": dict(event.metrics),
+            "config": dict(event.config), "environment": dict(event.environment),
+            "tokenizer_path": str(event.tokenizer_path), "tokenizer_sha256": event.tokenizer_sha256}
+

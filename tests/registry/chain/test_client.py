@@ -1,0 +1,335 @@
+"""The chain client and the ModelRegistry contract, on every chain in tests/conftest.py."""
+
+import pytest
+from web3.middleware import Web3Middleware
+
+from modelreg.chain.client import RegistryClient
+from modelreg.chain.signer import Signer
+from modelreg.contracts.artifact import load_artifact
+from modelreg.errors import (
+    AccessDenied,
+    ContractNotDeployed,
+    DuplicateRoot,
+    InputInvalid,
+    InsufficientFunds,
+    ModelNameTaken,
+    ModelNotFound,
+    ParentNotFound,
+    SignerInvalid,
+    TransactionFailed,
+    VersionNotFound,
+)
+
+ROOT_A = "0x" + "a1" * 32
+ROOT_B = "0x" + "b2" * 32
+ROOT_C = "0x" + "c3" * 32
+DATA = "0x" + "da" * 32
+# A realistic manifest CID (CIDv1, base32): commit gas depends on its length.
+CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+
+
+@pytest.fixture
+def owner(chain):
+    return chain.signers[0]
+
+
+@pytest.fixture
+def stranger(chain):
+    return chain.signers[1]
+
+
+@pytest.fixture
+def model(registry):
+    model_id, _ = registry.register_model("gpt-tiny", '{"n_layer": 2}')
+    return model_id
+
+
+def as_signer(registry: RegistryClient, signer: Signer) -> RegistryClient:
+    return RegistryClient.at(registry.w3, signer, registry.address, from_block=registry.from_block)
+
+
+def send_raw(registry: RegistryClient, signer: Signer, fn):
+    """Call the contract directly, bypassing the client's checks."""
+    w3 = registry.w3
+    tx = fn.build_transaction({"from": signer.address,
+                               "nonce": w3.eth.get_transaction_count(signer.address, "pending")})
+    return w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction))
+
+
+# --- deployment ------------------------------------------------------------------------------
+
+def test_the_deployed_code_is_the_committed_artifact(registry):
+    assert registry.w3.eth.get_code(registry.address).to_0x_hex() == load_artifact()["deployedBytecode"]
+
+
+def test_an_address_without_code_is_not_a_registry(chain, owner):
+    with pytest.raises(ContractNotDeployed, match="no contract code at 0x0000000000000000000000000000000000001234"):
+        RegistryClient.at(chain.w3, owner, "0x0000000000000000000000000000000000001234")
+
+
+def test_a_read_only_client_refuses_to_write(registry):
+    reader = RegistryClient.at(registry.w3, None, registry.address)
+    with pytest.raises(SignerInvalid, match="cannot register model 'x': this client has no signing key"):
+        reader.register_model("x")
+
+
+def test_an_unfunded_key_is_told_to_fund_its_account(registry):
+    broke = Signer.from_key(b"\x42" * 32)
+    with pytest.raises(InsufficientFunds, match=f"{broke.address} cannot pay for gas"):
+        as_signer(registry, broke).register_model("poor")
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def test_models_get_ids_from_one_and_the_caller_owns_them(registry, owner):
+    first, _ = registry.register_model("a", "meta-a")
+    second, receipt = registry.register_model("b")
+    assert (first, second) == (1, 2)
+    assert receipt["status"] == 1 and receipt["gasUsed"] > 21000
+    record = registry.get_model(1)
+    assert (record.name, record.metadata, record.owner, record.pending_owner, record.version_count) == \
+        ("a", "meta-a", owner.address, None, 0)
+    assert registry.model_count() == 2
+
+
+def test_a_model_is_found_by_its_name(registry, model):
+    assert registry.model_id("gpt-tiny") == model
+    with pytest.raises(ModelNotFound, match="no model named 'gpt-large' is registered"):
+        registry.model_id("gpt-large")
+
+
+def test_a_second_model_with_the_same_name_is_refused(registry, model):
+    with pytest.raises(ModelNameTaken, match=r"a model named 'gpt-tiny' already exists \(id 1\)"):
+        registry.register_model("gpt-tiny")
+
+
+def test_an_empty_model_name_is_refused(registry):
+    with pytest.raises(InputInvalid, match="a model name cannot be empty"):
+        registry.register_model("")
+
+
+def test_reading_a_model_that_does_not_exist_raises_model_not_found(registry):
+    with pytest.raises(ModelNotFound, match="model 9 is not registered"):
+        registry.get_model(9)
+
+
+# --- access control --------------------------------------------------------------------------
+
+STRANGER_WRITES = {
+    "commit": lambda c, m, s: c.commit_version(m, ROOT_B, manifest_cid=CID),
+    "add maintainer": lambda c, m, s: c.add_maintainer(m, s.address),
+    "remove maintainer": lambda c, m, s: c.remove_maintainer(m, s.address),
+    "revoke": lambda c, m, s: c.revoke_version(m, 1, "spite"),
+    "transfer ownership": lambda c, m, s: c.transfer_ownership(m, s.address),
+    "accept ownership": lambda c, m, s: c.accept_ownership(m),
+}
+
+
+@pytest.mark.parametrize("write", list(STRANGER_WRITES))
+def test_every_write_by_a_stranger_is_refused(registry, model, stranger, write):
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    with pytest.raises(AccessDenied, match=f"{stranger.address} is (not|neither) the "):
+        STRANGER_WRITES[write](as_signer(registry, stranger), model, stranger)
+    assert registry.version_count(model) == 1
+    assert registry.get_model(model).owner == registry.signer.address
+
+
+def test_a_maintainer_commits_and_revokes_until_removed(registry, model, stranger):
+    maintainer = as_signer(registry, stranger)
+    registry.add_maintainer(model, stranger.address)
+    assert registry.is_maintainer(model, stranger.address)
+    version, _ = maintainer.commit_version(model, ROOT_A, manifest_cid=CID)
+    maintainer.revoke_version(model, version, "bad eval")
+    assert registry.get_version(model, version).committer == stranger.address
+
+    registry.remove_maintainer(model, stranger.address)
+    assert not registry.is_maintainer(model, stranger.address)
+    with pytest.raises(AccessDenied, match="neither the owner nor a maintainer of model 1"):
+        maintainer.commit_version(model, ROOT_B, manifest_cid=CID)
+
+
+def test_adding_a_maintainer_twice_is_refused(registry, model, stranger):
+    registry.add_maintainer(model, stranger.address)
+    with pytest.raises(TransactionFailed, match=f"{stranger.address} is already a maintainer of model 1"):
+        registry.add_maintainer(model, stranger.address)
+
+
+def test_ownership_moves_only_when_the_new_owner_accepts(registry, model, owner, stranger, chain):
+    heir = chain.signers[2]
+    registry.transfer_ownership(model, heir.address)
+    assert registry.get_model(model).owner == owner.address
+    assert registry.get_model(model).pending_owner == heir.address
+    with pytest.raises(AccessDenied, match=f"{stranger.address} is not the pending owner of model 1"):
+        as_signer(registry, stranger).accept_ownership(model)
+
+    as_signer(registry, heir).accept_ownership(model)
+    record = registry.get_model(model)
+    assert (record.owner, record.pending_owner) == (heir.address, None)
+    with pytest.raises(AccessDenied, match=f"{owner.address} is neither the owner nor a maintainer"):
+        registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    as_signer(registry, heir).commit_version(model, ROOT_A, manifest_cid=CID)
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+def test_registering_a_dataset_twice_keeps_one_record(registry, owner, stranger):
+    assert registry.register_dataset(DATA, "bafydata") is not None
+    assert registry.register_dataset(DATA, "bafyother") is None  # the client sends nothing
+    receipt = send_raw(registry, stranger, registry.contract.functions.registerDataset(DATA, "bafyother"))
+    assert receipt["status"] == 1 and receipt["logs"] == []  # the contract changes nothing
+    registered = [e for e in registry.events() if e["event"] == "DatasetRegistered"]
+    assert [(e["args"]["manifestCid"], e["args"]["registrant"]) for e in registered] == \
+        [("bafydata", owner.address)]
+
+
+def test_a_commit_naming_an_unregistered_dataset_is_refused(registry, model):
+    with pytest.raises(InputInvalid, match=f"dataset root {DATA} is not registered; register the dataset"):
+        registry.commit_version(model, ROOT_A, DATA, manifest_cid=CID)
+
+
+# --- versions --------------------------------------------------------------------------------
+
+def test_a_version_records_roots_parent_committer_and_manifest(registry, model, owner):
+    registry.register_dataset(DATA, "bafydata")
+    first, _ = registry.commit_version(model, ROOT_A, DATA, None, CID)
+    second, receipt = registry.commit_version(model, ROOT_B, DATA, (model, first), "bafysecond")
+    assert (first, second) == (1, 2)
+    record = registry.get_version(model, second)
+    assert record.weights_root == ROOT_B and record.dataset_root == DATA
+    assert record.parent == (model, first) and record.committer == owner.address
+    assert record.manifest_cid == "bafysecond"
+    assert (record.block_number, record.tx_hash) == (receipt["blockNumber"], receipt["transactionHash"].to_0x_hex())
+    assert not record.revoked and record.revoker is None and record.replacement is None
+    assert registry.get_version(model, first).parent is None
+    assert registry.version_count(model) == 2
+
+
+def test_the_same_weights_root_twice_in_one_model_is_refused_naming_the_version(registry, model):
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    with pytest.raises(DuplicateRoot, match=rf"model 1 already has weights root {ROOT_A} \(version 1\)"):
+        registry.commit_version(model, ROOT_A, manifest_cid="bafyretry")
+    found = registry.find_version_by_root(model, ROOT_A)
+    assert (found["version"], found["manifest_cid"]) == (1, CID)
+    assert registry.find_version_by_root(model, ROOT_B) is None
+
+
+def test_the_same_weights_root_may_start_another_model(registry, model):
+    other, _ = registry.register_model("gpt-copy")
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    assert registry.commit_version(other, ROOT_A, manifest_cid=CID)[0] == 1
+
+
+def test_a_parent_in_another_model_is_a_fine_tune(registry, model):
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    tuned, _ = registry.register_model("gpt-tiny-chat")
+    version, _ = registry.commit_version(tuned, ROOT_B, parent=(model, 1), manifest_cid=CID)
+    assert registry.get_version(tuned, version).parent == (model, 1)
+
+
+@pytest.mark.parametrize("parent", [(1, 2), (7, 1), (0, 1)])
+def test_a_parent_that_does_not_exist_is_refused(registry, model, parent):
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    with pytest.raises(ParentNotFound, match=f"parent version {parent[1]} of model {parent[0]} does not exist"):
+        registry.commit_version(model, ROOT_B, parent=parent, manifest_cid=CID)
+
+
+def test_a_zero_weights_root_is_refused(registry, model):
+    with pytest.raises(InputInvalid, match="a Merkle root of zero is reserved"):
+        registry.commit_version(model, "0x" + "00" * 32, manifest_cid=CID)
+
+
+def test_a_root_of_the_wrong_length_is_refused_before_sending(registry, model):
+    with pytest.raises(InputInvalid, match="weights root must be 32 bytes"):
+        registry.commit_version(model, "0xabcd", manifest_cid=CID)
+
+
+def test_reading_a_version_that_does_not_exist_raises_version_not_found(registry, model):
+    with pytest.raises(VersionNotFound, match="model 1 has no version 3"):
+        registry.get_version(model, 3)
+    with pytest.raises(ModelNotFound, match="model 4 is not registered"):
+        registry.get_version(4, 1)
+
+
+def test_a_revoked_version_stays_readable_with_reason_revoker_and_replacement(registry, model, owner):
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    registry.commit_version(model, ROOT_B, manifest_cid=CID)
+    registry.revoke_version(model, 1, "trained on leaked test set", replacement=2)
+    record = registry.get_version(model, 1)
+    assert record.weights_root == ROOT_A and record.manifest_cid == CID
+    assert (record.revoked, record.revocation_reason, record.revoker, record.replacement) == \
+        (True, "trained on leaked test set", owner.address, 2)
+    assert not registry.get_version(model, 2).revoked
+
+
+def test_a_revocation_is_final_and_names_a_real_replacement(registry, model):
+    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    with pytest.raises(VersionNotFound, match="model 1 has no version 5"):
+        registry.revoke_version(model, 1, "bad", replacement=5)
+    with pytest.raises(InputInvalid, match="version 1 of model 1 cannot replace itself"):
+        registry.revoke_version(model, 1, "bad", replacement=1)
+    registry.revoke_version(model, 1, "bad")
+    with pytest.raises(TransactionFailed, match="version 1 of model 1 is already revoked"):
+        registry.revoke_version(model, 1, "worse")
+
+
+def test_the_full_history_can_be_rebuilt_from_events_alone(registry, model, owner, stranger):
+    registry.register_dataset(DATA, "bafydata")
+    registry.add_maintainer(model, stranger.address)
+    as_signer(registry, stranger).commit_version(model, ROOT_A, DATA, None, CID)
+    registry.commit_version(model, ROOT_B, None, (model, 1), "bafytwo")
+    registry.revoke_version(model, 1, "bad", 2)
+    registry.remove_maintainer(model, stranger.address)
+    registry.transfer_ownership(model, stranger.address)
+    as_signer(registry, stranger).accept_ownership(model)
+
+    events = registry.events()
+    assert [e["event"] for e in events] == [
+        "ModelRegistered", "DatasetRegistered", "MaintainerAdded", "VersionCommitted", "VersionCommitted",
+        "VersionRevoked", "MaintainerRemoved", "OwnershipTransferStarted", "OwnershipTransferred"]
+    assert [e["blockNumber"] for e in events] == sorted(e["blockNumber"] for e in events)
+    committed = events[3]["args"]
+    assert dict(committed) == {
+        "modelId": model, "version": 1, "weightsRoot": bytes.fromhex(ROOT_A[2:]),
+        "datasetRoot": bytes.fromhex(DATA[2:]), "parentModel": 0, "parentVersion": 0,
+        "manifestCid": CID, "committer": stranger.address}
+    assert (events[4]["args"]["parentModel"], events[4]["args"]["parentVersion"]) == (model, 1)
+    assert dict(events[5]["args"]) == {"modelId": model, "version": 1, "reason": "bad", "replacement": 2,
+                                       "revoker": owner.address}
+    assert dict(events[8]["args"]) == {"modelId": model, "previousOwner": owner.address,
+                                       "newOwner": stranger.address}
+
+
+def test_a_commit_costs_under_100k_gas_whatever_the_model_size(registry, model, stranger):
+    # The worst path: a maintainer, a dataset, a parent in another model, a full-length CID.
+    registry.register_dataset(DATA, "bafydata")
+    registry.add_maintainer(model, stranger.address)
+    base, _ = registry.register_model("base")
+    registry.commit_version(base, ROOT_C, manifest_cid=CID)
+    _, receipt = as_signer(registry, stranger).commit_version(model, ROOT_A, DATA, (base, 1), CID)
+    assert receipt["gasUsed"] <= 100_000
+    # Only roots are stored: a later commit of a different model size costs no more.
+    _, later = as_signer(registry, stranger).commit_version(model, ROOT_B, DATA, (model, 1), CID)
+    assert later["gasUsed"] <= receipt["gasUsed"]
+
+
+# --- nonces ----------------------------------------------------------------------------------
+
+def test_two_clients_with_one_key_both_get_their_commits_through(chain, registry, model, owner):
+    second = RegistryClient.at(chain.connect(), owner, registry.address)
+    cut_in = []
+
+    class CutIn(Web3Middleware):
+        """Just before `second` sends, `registry` commits with the same key, taking its nonce."""
+
+        def wrap_make_request(self, make_request):
+            def middleware(method, params):
+                if method == "eth_sendRawTransaction" and not cut_in:
+                    cut_in.append(registry.commit_version(model, ROOT_A, manifest_cid=CID)[0])
+                return make_request(method, params)
+            return middleware
+
+    second.w3.middleware_onion.add(CutIn)
+    version, _ = second.commit_version(model, ROOT_B, manifest_cid=CID)
+    assert (cut_in, version) == ([1], 2)
+    assert [registry.get_version(model, v).weights_root for v in (1, 2)] == [ROOT_A, ROOT_B]

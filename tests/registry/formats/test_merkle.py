@@ -1,0 +1,112 @@
+"""The StandardMerkleTree against @openzeppelin/merkle-tree, run with node."""
+
+import random
+
+import pytest
+
+from modelreg.formats.merkle import StandardMerkleTree, verify, verify_multiproof
+from modelreg.formats.seal import FileLeaf, TensorLeaf
+from tests.nodejs import node_available, run_node
+from tests.registry.formats.seal_helpers import random_leaf_values
+
+needs_node = pytest.mark.skipif(not node_available(), reason="node and node_modules are needed")
+TENSOR_TYPES = list(TensorLeaf.TYPES)
+
+
+def _reference(values, types, multiproof=None):
+    payload = {"types": types, "values": values}
+    if multiproof is not None:
+        payload["multiproof"] = multiproof
+    return run_node("oz_merkle.mjs", payload)
+
+
+def _assert_same_as_reference(values, types, multiproof):
+    ours = StandardMerkleTree.of(values, types)
+    theirs = _reference(values, types, multiproof)
+    assert ours.root == theirs["root"]
+    assert [ours.proof(i) for i in range(len(values))] == theirs["proofs"]
+    assert ours.dump() == theirs["dump"]
+    leaves, proof, flags = ours.multiproof(multiproof)
+    assert {"leaves": leaves, "proof": proof, "proofFlags": flags} == theirs["multiproof"]
+
+
+@needs_node
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 100])
+def test_root_proofs_dump_and_multiproof_equal_openzeppelin(count):
+    rng = random.Random(count)
+    values = random_leaf_values(rng, count)
+    _assert_same_as_reference(values, TENSOR_TYPES, sorted(rng.sample(range(count), min(count, 3))))
+
+
+@needs_node
+def test_unicode_names_empty_tensors_scalars_and_every_dtype_equal_openzeppelin():
+    from modelreg.formats.safetensors import DTYPE_BITS
+
+    values = [[f"{dtype}.张量.{i}", dtype, shape, "0x" + bytes([i]).hex() * 32]
+              for i, dtype in enumerate(DTYPE_BITS) for shape in ([], [0], [0, 4], [2, 3])]
+    _assert_same_as_reference(values, TENSOR_TYPES, [0, 5, len(values) - 1])
+
+
+@needs_node
+def test_file_leaves_equal_openzeppelin():
+    values = [FileLeaf(f"dir/ファイル{i}.txt", i * 1000, "0x" + bytes([i]).hex() * 32).values()
+              for i in range(5)]
+    _assert_same_as_reference(values, list(FileLeaf.TYPES), [4, 1])
+
+
+@needs_node
+def test_an_empty_multiproof_and_duplicate_leaves_equal_openzeppelin():
+    value = ["same", "F32", [1], "0x" + "ab" * 32]
+    values = [value, value, ["other", "F32", [1], "0x" + "cd" * 32]]
+    _assert_same_as_reference(values, TENSOR_TYPES, [])
+
+
+@needs_node
+@pytest.mark.slow
+def test_ten_thousand_leaves_equal_openzeppelin():
+    rng = random.Random(10_000)
+    values = random_leaf_values(rng, 10_000)
+    _assert_same_as_reference(values, TENSOR_TYPES, sorted(rng.sample(range(10_000), 50)))
+
+
+def test_every_proof_verifies_offline_and_fails_for_another_leaf():
+    values = random_leaf_values(random.Random(1), 9)
+    tree = StandardMerkleTree.of(values, TENSOR_TYPES)
+    for i, value in enumerate(values):
+        assert verify(tree.root, TENSOR_TYPES, value, tree.proof(i))
+        assert not verify(tree.root, TENSOR_TYPES, values[(i + 1) % 9], tree.proof(i))
+
+
+def test_a_multiproof_verifies_offline_and_fails_when_a_leaf_is_swapped():
+    values = random_leaf_values(random.Random(2), 12)
+    tree = StandardMerkleTree.of(values, TENSOR_TYPES)
+    leaves, proof, flags = tree.multiproof([0, 3, 4, 11])
+    assert verify_multiproof(tree.root, TENSOR_TYPES, leaves, proof, flags)
+    assert not verify_multiproof(tree.root, TENSOR_TYPES, [values[5], *leaves[1:]], proof, flags)
+    assert not verify_multiproof(tree.root, TENSOR_TYPES, leaves, proof[:-1], flags)
+
+
+def test_a_changed_shape_or_name_changes_the_root():
+    value = ["w", "F32", [2, 3], "0x" + "00" * 32]
+    root = StandardMerkleTree.of([value], TENSOR_TYPES).root
+    assert StandardMerkleTree.of([["w", "F32", [3, 2], value[3]]], TENSOR_TYPES).root != root
+    assert StandardMerkleTree.of([["W", "F32", [2, 3], value[3]]], TENSOR_TYPES).root != root
+
+
+def test_a_tree_needs_a_leaf_and_a_multiproof_refuses_the_same_leaf_twice():
+    with pytest.raises(ValueError, match="at least one leaf"):
+        StandardMerkleTree.of([], TENSOR_TYPES)
+    tree = StandardMerkleTree.of(random_leaf_values(random.Random(3), 4), TENSOR_TYPES)
+    with pytest.raises(ValueError, match="same leaf twice"):
+        tree.multiproof([1, 1])
+
+
+@pytest.mark.slow
+def test_a_hundred_thousand_leaves_build_in_a_few_seconds():
+    import time
+
+    values = random_leaf_values(random.Random(4), 100_000)
+    start = time.perf_counter()
+    tree = StandardMerkleTree.of(values, TENSOR_TYPES)
+    assert time.perf_counter() - start < 15  # a few seconds here; slack for a loaded 2-core machine
+    assert verify(tree.root, TENSOR_TYPES, values[99_999], tree.proof(99_999))

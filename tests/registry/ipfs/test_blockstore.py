@@ -1,0 +1,103 @@
+"""The embedded blockstore: atomic writes, verified reads, pins, garbage collection."""
+
+import io
+
+import pytest
+
+from modelreg.errors import BlockCorrupted, BlockNotFound
+from modelreg.ipfs import unixfs
+from modelreg.ipfs.blockstore import Blockstore
+from modelreg.ipfs.store import EmbeddedIpfs
+from tests.registry.ipfs.unixfs_patterns import pattern_bytes
+
+MiB = 1 << 20
+
+
+def flip_byte(path, offset=10):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def block_path(store: Blockstore, cid) -> object:
+    (path,) = store.blocks_dir.glob(f"*/{cid}")
+    return path
+
+
+@pytest.mark.parametrize("profile", [unixfs.V1_2025, unixfs.V0_2015], ids=lambda p: p.name)
+def test_add_then_get_gives_back_identical_bytes(tmp_path, profile):
+    data = pattern_bytes(2 * profile.chunk_size + 99, seed=11)
+    (tmp_path / "in").write_bytes(data)
+    ipfs = EmbeddedIpfs(tmp_path / "home", profile)
+    cid = ipfs.add(tmp_path / "in")
+    assert cid == ipfs.cid_of(tmp_path / "in")
+    ipfs.get(cid, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    assert ipfs.cat(cid) == data
+
+
+def test_blocks_live_under_sharded_cid_names_with_no_temp_files_left(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    cid = ipfs.add_bytes(b"hello")
+    path = block_path(ipfs.store, cid)
+    assert path.parent.parent == tmp_path / "ipfs" / "blocks" and path.read_bytes() == b"hello"
+    assert not list((tmp_path / "ipfs").rglob(".tmp-*"))
+
+
+def test_a_flipped_byte_in_a_stored_block_is_named_on_get_and_no_output_is_written(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path / "home")
+    cid = ipfs.add_bytes(pattern_bytes(3 * MiB, seed=2))
+    root = unixfs.parse_cid(cid)
+    leaves = unixfs.links_of(root, ipfs.store.get(root))
+    flip_byte(block_path(ipfs.store, leaves[1]))
+    with pytest.raises(BlockCorrupted, match=f"block {leaves[1]} is corrupted"):
+        ipfs.get(cid, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]  # no partial temp output either
+
+
+def test_a_missing_block_is_named(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    cid = unixfs.parse_cid(ipfs.add_bytes(b"data"))
+    block_path(ipfs.store, cid).unlink()
+    with pytest.raises(BlockNotFound, match=f"block {cid} is not in the store"):
+        ipfs.cat(str(cid))
+
+
+def test_gc_removes_only_blocks_no_pin_reaches(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    kept = ipfs.add_bytes(pattern_bytes(2 * MiB + 1, seed=1))
+    dropped = ipfs.add_bytes(pattern_bytes(2 * MiB + 1, seed=2), pin=False)
+    crash_leftover = ipfs.store.blocks_dir / "aa" / ".tmp-crashed"
+    crash_leftover.parent.mkdir(exist_ok=True)
+    crash_leftover.write_bytes(b"half a bl")
+    assert ipfs.gc() == 4 + 1  # three leaves and a root, and the temp file
+    assert ipfs.pins() == [kept]
+    assert ipfs.cat(kept) == pattern_bytes(2 * MiB + 1, seed=1)
+    with pytest.raises(BlockNotFound, match="is not in the store"):
+        ipfs.cat(dropped)
+
+
+def test_unpinned_file_is_collected_and_pins_survive_reopening(tmp_path):
+    cid = EmbeddedIpfs(tmp_path).add_bytes(b"manifest")
+    again = EmbeddedIpfs(tmp_path)
+    assert again.pins() == [cid]
+    again.unpin(cid)
+    assert again.pins() == [] and again.gc() == 1
+
+
+def test_unpinning_what_is_not_pinned_says_so(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    cid = ipfs.add_bytes(b"x", pin=False)
+    with pytest.raises(BlockNotFound, match=f"{cid} is not pinned"):
+        ipfs.unpin(cid)
+
+
+def test_pinning_an_incomplete_dag_is_refused(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    cid = ipfs.add_bytes(pattern_bytes(2 * MiB + 1, seed=3), pin=False)
+    first_leaf = next(unixfs.build(io.BytesIO(pattern_bytes(2 * MiB + 1, seed=3)))).cid
+    block_path(ipfs.store, first_leaf).unlink()
+    with pytest.raises(BlockNotFound, match=f"block {first_leaf}"):
+        ipfs.pin(cid)
+    assert ipfs.pins() == []

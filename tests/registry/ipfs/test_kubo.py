@@ -1,0 +1,133 @@
+"""The Kubo client, against KuboRpcTestDouble (no Kubo daemon can be installed here)."""
+
+import dataclasses
+import socket
+
+import pytest
+
+from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
+from modelreg.ipfs import unixfs
+from modelreg.ipfs.kubo import KuboIpfs, api_multiaddr
+from modelreg.ipfs.store import EmbeddedIpfs, open_ipfs
+from tests.registry.ipfs.kubo_test_double import KuboRpcTestDouble
+from tests.registry.ipfs.unixfs_patterns import pattern_bytes
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def kubo(tmp_path):
+    with KuboRpcTestDouble(tmp_path / "daemon") as double:
+        yield double
+
+
+def client(tmp_path, api, profile="unixfs-v1-2025"):
+    return open_ipfs(tmp_path / "home", api=api, profile=profile)
+
+
+@pytest.mark.parametrize("profile", ["unixfs-v1-2025", "unixfs-v0-2015"])
+def test_add_sends_the_profiles_parameters_and_the_cid_matches_the_local_one(
+        tmp_path, kubo, profile):
+    data = pattern_bytes(3 * MiB + 1, seed=1)
+    (tmp_path / "f").write_bytes(data)
+    ipfs = client(tmp_path, kubo.url, profile)
+    cid = ipfs.add(tmp_path / "f")
+    assert cid == EmbeddedIpfs(tmp_path / "x", unixfs.profile_named(profile)).cid_of(tmp_path / "f")
+    (endpoint, params), = [r for r in kubo.requests if r[0] == "add"]
+    p = unixfs.profile_named(profile)
+    assert params["chunker"] == [f"size-{p.chunk_size}"]
+    assert params["raw-leaves"] == [str(p.raw_leaves)]
+    assert params["cid-version"] == [str(p.cid_version)]
+    assert params["hash"] == ["sha2-256"] and params["trickle"] == ["False"]
+    assert ipfs.pins() == [cid]
+
+
+def test_round_trip_through_the_daemon_add_get_export_import_get(tmp_path, kubo):
+    data = pattern_bytes(2 * MiB + 3, seed=2)
+    ipfs = client(tmp_path, kubo.url)
+    cid = ipfs.add_bytes(data)
+    ipfs.get(cid, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    ipfs.export_car(cid, tmp_path / "f.car")
+    with KuboRpcTestDouble(tmp_path / "daemon2") as other:
+        second = client(tmp_path, other.url)
+        assert second.import_car(tmp_path / "f.car") == [cid]
+        assert second.pins() == [cid]
+        assert second.cat(cid) == data
+
+
+def test_pin_unpin_and_gc_reach_the_daemon(tmp_path, kubo):
+    ipfs = client(tmp_path, kubo.url)
+    cid = ipfs.add_bytes(b"manifest", pin=False)
+    assert ipfs.pins() == []
+    ipfs.pin(cid)
+    assert ipfs.pins() == [cid]
+    ipfs.unpin(cid)
+    assert ipfs.gc() == 1 and ipfs.pins() == []
+    with pytest.raises(IpfsUnavailable, match="refused pin/rm of .*not pinned"):
+        ipfs.unpin(cid)
+
+
+def test_a_daemon_returning_another_cid_is_an_error(tmp_path):
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="wrong-cid") as kubo:
+        ipfs = client(tmp_path, kubo.url)
+        with pytest.raises(CidMismatch, match=f"{kubo.url} stored the file as bafkrei.*"
+                                              "but unixfs-v1-2025 gives bafkrei"):
+            ipfs.add_bytes(b"weights")
+
+
+def test_a_daemon_with_other_max_links_is_caught_by_the_cid_comparison(tmp_path, kubo):
+    # The double keeps Kubo's default of 174 links per node; a profile wanting 4 disagrees
+    # as soon as a file has more than 4 chunks.
+    small = dataclasses.replace(unixfs.V1_2025, name="tiny", chunk_size=1024, max_links=4)
+    ipfs = KuboIpfs(kubo.url, tmp_path / "home", small)
+    assert ipfs.add_bytes(b"x" * 4096)  # 4 chunks: one level either way
+    with pytest.raises(CidMismatch, match="stored the file as"):
+        ipfs.add_bytes(pattern_bytes(5 * 1024, seed=1))
+
+
+def test_a_daemon_answering_garbage_is_named(tmp_path):
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="garbage") as kubo:
+        ipfs = client(tmp_path, kubo.url)
+        with pytest.raises(IpfsUnavailable, match=f"{kubo.url} answered garbage to add"):
+            ipfs.add_bytes(b"x")
+        with pytest.raises(IpfsUnavailable, match="answered garbage to pin/ls"):
+            ipfs.pins()
+        with pytest.raises(IpfsUnavailable, match="sent a bad DAG"):
+            ipfs.cat("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+
+
+def test_a_corrupted_block_from_the_daemon_is_caught_on_get(tmp_path):
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="corrupt-export") as kubo:
+        ipfs = client(tmp_path, kubo.url)
+        cid = ipfs.add_bytes(pattern_bytes(2 * MiB, seed=3))
+        with pytest.raises(IpfsUnavailable, match=f"bad DAG for {cid}: CAR block .* does not"):
+            ipfs.get(cid, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(CarInvalid, match="does not match its CID"):
+            ipfs.export_car(cid, tmp_path / "x.car")
+        assert not (tmp_path / "x.car").exists()
+
+
+def test_a_daemon_that_is_down_is_named_with_its_url(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ipfs = client(tmp_path, f"http://127.0.0.1:{port}")
+    with pytest.raises(IpfsUnavailable, match=f"cannot reach the Kubo daemon at "
+                                              f"http://127.0.0.1:{port} \\(add\\)"):
+        ipfs.add_bytes(b"x")
+
+
+def test_only_hash_needs_no_daemon(tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    assert client(tmp_path, "http://127.0.0.1:9").cid_of(tmp_path / "f") == (
+        EmbeddedIpfs(tmp_path / "x").cid_of(tmp_path / "f"))
+
+
+def test_api_accepts_urls_and_multiaddrs_and_names_a_bad_one():
+    assert api_multiaddr("http://127.0.0.1:5001") == "/ip4/127.0.0.1/tcp/5001/http"
+    assert api_multiaddr("https://ipfs.example:443") == "/dns/ipfs.example/tcp/443/https"
+    assert api_multiaddr("/ip4/10.0.0.1/tcp/5001") == "/ip4/10.0.0.1/tcp/5001"
+    with pytest.raises(InputInvalid, match="--ipfs-api 'ftp://x' is not an http"):
+        api_multiaddr("ftp://x")
