@@ -2,6 +2,7 @@
 
 import click
 
+from modelreg._hex import to_hex
 from modelreg.cli.options import (
     config_of,
     connection_options,
@@ -42,7 +43,7 @@ def _done(as_json: bool, message: str, **fields) -> None:
 
 
 def _tx(receipt) -> dict:
-    return {"tx": "0x" + bytes(receipt["transactionHash"]).hex(), "block": receipt["blockNumber"],
+    return {"tx": to_hex(receipt["transactionHash"]), "block": receipt["blockNumber"],
             "gas": receipt["gasUsed"]}
 
 

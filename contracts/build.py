@@ -9,7 +9,6 @@ produce the same bytes: the metadata hash covers the compiler version, not its p
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import stat
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import solcx
 from packaging.version import Version
+
+from modelreg._atomic import write_atomic
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -103,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"solc failed:\n{e.message}", file=sys.stderr)
         return 2
     if not args.check:
-        tmp = ARTIFACT.with_suffix(".json.tmp")
-        tmp.write_text(_dumps(artifact), encoding="utf-8")
-        os.replace(tmp, ARTIFACT)
+        write_atomic(ARTIFACT, _dumps(artifact))
         print(f"wrote {ARTIFACT.name} ({artifact['compiler']['version']})")
         return 0
     committed = json.loads(ARTIFACT.read_text(encoding="utf-8"))

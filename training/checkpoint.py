@@ -20,8 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from modelreg._atomic import write_atomic
 from modelreg.errors import CheckpointInvalid
-from modelreg.training._files import write_atomic
 from modelreg.training.config import TrainConfig
 from modelreg.training.model import GPT
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from modelreg._atomic import write_atomic
 from modelreg.errors import CheckpointInvalid
-from modelreg.training._files import write_atomic
 
 EOT = "<|endoftext|>"  # separates documents in the token stream, as in GPT-2
 

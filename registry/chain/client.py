@@ -23,6 +23,7 @@ from web3.exceptions import (
 )
 from web3.types import EventData, TxReceipt
 
+from modelreg._hex import to_hex
 from modelreg.chain import deployments
 from modelreg.chain.signer import Signer
 from modelreg.contracts.artifact import load_artifact
@@ -102,10 +103,6 @@ def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
     return w3
 
 
-def _hex(value) -> str:
-    return "0x" + bytes(value).hex()
-
-
 def _bytes32(value, what: str) -> bytes:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
     if len(raw) != 32:
@@ -123,7 +120,7 @@ def _plain(abi_type: str, value):
     """An error argument as a message shows it: bytes as 0x hex, addresses checksummed."""
     if abi_type == "address":
         return Web3.to_checksum_address(value)
-    return _hex(value) if isinstance(value, bytes) else value
+    return to_hex(value) if isinstance(value, bytes) else value
 
 
 class RegistryClient:
@@ -161,7 +158,7 @@ class RegistryClient:
         if home is not None:
             deployments.record(home, client.chain_id, deployments.Deployment(
                 address=client.address, block=receipt["blockNumber"],
-                tx=_hex(receipt["transactionHash"]), deployer=signer.address))
+                tx=to_hex(receipt["transactionHash"]), deployer=signer.address))
         return client
 
     @staticmethod
@@ -250,7 +247,7 @@ class RegistryClient:
         if self.dataset_registered(root):
             return None
         return self._transact(self.contract.functions.registerDataset(root, manifest_cid),
-                                            f"register dataset {_hex(root)}")
+                                            f"register dataset {to_hex(root)}")
 
     def dataset_registered(self, root) -> bool:
         return self._call(self.contract.functions.datasetId(_bytes32(root, "dataset root"))) != 0
@@ -269,7 +266,7 @@ class RegistryClient:
         parent_model, parent_version = parent or (0, 0)
         fn = self.contract.functions.commitVersion(model_id, weights_root, dataset_root,
                                                      parent_model, parent_version, manifest_cid)
-        receipt = self._transact(fn, f"commit {_hex(weights_root)} to model {model_id}")
+        receipt = self._transact(fn, f"commit {to_hex(weights_root)} to model {model_id}")
         (event,) = self._decoded(receipt, "VersionCommitted")
         return event["args"]["version"], receipt
 
@@ -294,11 +291,11 @@ class RegistryClient:
                                    "use a node that keeps all logs (an archive node)")
         log = logs[0]
         return VersionRecord(
-            model_id=model_id, version=version, weights_root=_hex(weights_root),
-            dataset_root=None if dataset_root == bytes(32) else _hex(dataset_root),
+            model_id=model_id, version=version, weights_root=to_hex(weights_root),
+            dataset_root=None if dataset_root == bytes(32) else to_hex(dataset_root),
             parent=(parent_model, parent_version) if parent_model else None,
             committer=committer, manifest_cid=log["args"]["manifestCid"],
-            block_number=log["blockNumber"], tx_hash=_hex(log["transactionHash"]),
+            block_number=log["blockNumber"], tx_hash=to_hex(log["transactionHash"]),
             revoked=revoked, revoker=revoker if revoked else None, revocation_reason=reason,
             replacement=replacement or None)
 
@@ -312,7 +309,7 @@ class RegistryClient:
             return None
         log = logs[0]
         return {"version": log["args"]["version"], "manifest_cid": log["args"]["manifestCid"],
-                "block": log["blockNumber"], "tx": _hex(log["transactionHash"])}
+                "block": log["blockNumber"], "tx": to_hex(log["transactionHash"])}
 
     def verify_tensor(self, model_id: int, version: int, leaf_values: Sequence, proof: Sequence) -> bool:
         """Whether `proof` places tensor (name, dtype, shape, sha256) in the version's weights tree, on-chain."""
@@ -375,7 +372,7 @@ class RegistryClient:
             return TransactionFailed(f"the ModelRegistry panicked (code {int.from_bytes(data[4:], 'big'):#x})")
         spec = self._errors.get(data[:4])
         if spec is None:
-            return TransactionFailed(f"the ModelRegistry reverted with unknown data {_hex(data)}; "
+            return TransactionFailed(f"the ModelRegistry reverted with unknown data {to_hex(data)}; "
                                      "is the contract at this address a ModelRegistry of this version?")
         types = [i["type"] for i in spec["inputs"]]
         values = self.w3.codec.decode(types, data[4:])
@@ -456,11 +453,11 @@ class _Sender:
             try:
                 receipt = _rpc_call(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout))  # noqa: B023
             except TimeExhausted:
-                raise TransactionFailed(f"cannot {action}: transaction {_hex(tx_hash)} was not mined "
+                raise TransactionFailed(f"cannot {action}: transaction {to_hex(tx_hash)} was not mined "
                                         f"within {timeout:.0f} s; check the node") from None
             if receipt["status"] != 1:
                 # The state changed between estimate and inclusion; replaying names the reason.
-                raise self._revert(fn, action, mined=_hex(tx_hash))
+                raise self._revert(fn, action, mined=to_hex(tx_hash))
             return receipt
         raise TransactionFailed(f"cannot {action}: {_NONCE_TRIES} nonces in a row were taken by another "
                                 f"writer with the key of {sender}")

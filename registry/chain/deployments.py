@@ -1,11 +1,10 @@
 """Where the ModelRegistry lives on each chain: <home>/deployments.json, keyed by chain id."""
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from modelreg._atomic import write_atomic
 from modelreg.errors import ConfigInvalid, ContractNotDeployed
 
 FILENAME = "deployments.json"
@@ -41,16 +40,7 @@ def record(home: Path, chain_id: int, deployment: Deployment) -> None:
     data = _load(home)
     data.setdefault(str(chain_id), {})[CONTRACT] = asdict(deployment)
     path = _path(home)
-    # Written beside the target and renamed over it, so a crash never leaves half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{FILENAME}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def lookup(home: Path, chain_id: int) -> Deployment:

@@ -14,6 +14,8 @@ from eth_abi.encoding import TupleEncoder
 from eth_abi.registry import registry
 from eth_hash.auto import keccak
 
+from modelreg._hex import to_hex
+
 DUMP_FORMAT = "standard-v1"
 
 
@@ -48,10 +50,6 @@ def _leaf_hash(encoder, types, value) -> bytes:
 def node_hash(a: bytes, b: bytes) -> bytes:
     """An internal node: the pair sorted, so a proof needs no left/right flags."""
     return keccak(a + b) if a <= b else keccak(b + a)
-
-
-def _hex(node: bytes) -> str:
-    return "0x" + node.hex()
 
 
 def _bytes(node: str | bytes) -> bytes:
@@ -93,13 +91,13 @@ class StandardMerkleTree:
 
     @property
     def root(self) -> str:
-        return _hex(self._tree[0])
+        return to_hex(self._tree[0])
 
     def __len__(self) -> int:
         return len(self.values)
 
     def leaf_hash(self, value: Sequence) -> str:
-        return _hex(leaf_hash(self.types, value))
+        return to_hex(leaf_hash(self.types, value))
 
     def proof(self, index: int) -> list[str]:
         """The sibling path from the leaf of values[index] to the root."""
@@ -107,7 +105,7 @@ class StandardMerkleTree:
         path = []
         while i > 0:
             sibling = i - 1 if i % 2 == 0 else i + 1
-            path.append(_hex(self._tree[sibling]))
+            path.append(to_hex(self._tree[sibling]))
             i = (i - 1) // 2
         return path
 
@@ -129,7 +127,7 @@ class StandardMerkleTree:
                 head += 1
             else:
                 flags.append(False)
-                proof.append(_hex(self._tree[sibling]))
+                proof.append(to_hex(self._tree[sibling]))
             stack.append((j - 1) // 2)
         if not tree_positions:
             proof.append(self.root)
@@ -142,7 +140,7 @@ class StandardMerkleTree:
         return {
             "format": DUMP_FORMAT,
             "leafEncoding": list(self.types),
-            "tree": [_hex(node) for node in self._tree],
+            "tree": [to_hex(node) for node in self._tree],
             "values": [{"value": v, "treeIndex": t} for v, t in zip(self.values, self.tree_indices)],
         }
 

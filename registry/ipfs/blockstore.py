@@ -1,32 +1,14 @@
 """The embedded IPFS blockstore: content-addressed blocks on disk, a pin set, garbage collection."""
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from multiformats import CID
 
+from modelreg._atomic import TMP_PREFIX, write_atomic
 from modelreg.errors import BlockCorrupted, BlockNotFound
 from modelreg.ipfs import unixfs
-
-_TMP_PREFIX = ".tmp-"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, rename: a crash leaves either the
-    old file or the new one under `path`, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Blockstore:
@@ -57,7 +39,7 @@ class Blockstore:
         if path.is_file():
             return
         path.parent.mkdir(exist_ok=True)
-        _write_atomically(path, data)
+        write_atomic(path, data)
 
     def get(self, cid: CID) -> bytes:
         """The block's bytes, verified; BlockNotFound or BlockCorrupted naming the CID."""
@@ -74,7 +56,7 @@ class Blockstore:
     def cids(self) -> Iterator[CID]:
         for shard in sorted(self.blocks_dir.iterdir()):
             for path in sorted(shard.iterdir()):
-                if not path.name.startswith(_TMP_PREFIX):
+                if not path.name.startswith(TMP_PREFIX):
                     yield unixfs.parse_cid(path.name)
 
     # --- pins ------------------------------------------------------------------
@@ -85,7 +67,7 @@ class Blockstore:
 
     def _save_pins(self, pins: list[str]) -> None:
         body = json.dumps({"recursive": sorted(set(pins))}, indent=1) + "\n"
-        _write_atomically(self.pins_path, body.encode())
+        write_atomic(self.pins_path, body.encode())
 
     def pin(self, cid: CID) -> None:
         """Pin a DAG recursively; every block of it must be present (BlockNotFound otherwise)."""
@@ -123,7 +105,7 @@ class Blockstore:
         removed = 0
         for shard in self.blocks_dir.iterdir():
             for path in shard.iterdir():
-                if path.name.startswith(_TMP_PREFIX) or unixfs.parse_cid(path.name) not in keep:
+                if path.name.startswith(TMP_PREFIX) or unixfs.parse_cid(path.name) not in keep:
                     path.unlink()
                     removed += 1
         return removed

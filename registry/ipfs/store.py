@@ -7,10 +7,10 @@
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from modelreg._atomic import write_atomic
 from modelreg.errors import BlockNotFound, CarInvalid, InputInvalid
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.blockstore import Blockstore
@@ -59,15 +59,7 @@ def write_atomically_from(chunks, out_path: str | os.PathLike) -> None:
     out = Path(out_path)
     if not out.parent.is_dir():
         raise InputInvalid(f"cannot write {out}: the directory {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, chunks)
 
 
 class EmbeddedIpfs:

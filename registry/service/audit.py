@@ -7,10 +7,11 @@ directory for speed; it checks the last block hash it saw and rebuilds itself af
 """
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from modelreg._atomic import write_atomic
+from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
 from modelreg.formats.manifest import load_manifest
 
@@ -18,17 +19,11 @@ INDEX_FORMAT = "modelreg-event-index-v1"
 LOG_RANGE = 10_000  # blocks per eth_getLogs request
 
 
-def _hex(value) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
-    return str(value)
-
-
 def normalize(event) -> dict:
     """One decoded log (web3's EventData) as plain JSON, bytes as 0x-hex."""
-    args = {k: (_hex(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in event["args"].items()}
+    args = {k: (to_hex(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in event["args"].items()}
     return {"event": event["event"], "args": args, "block": int(event["blockNumber"]),
-            "tx": _hex(event["transactionHash"]), "log_index": int(event["logIndex"])}
+            "tx": to_hex(event["transactionHash"]), "log_index": int(event["logIndex"])}
 
 
 class EventIndex:
@@ -46,14 +41,14 @@ class EventIndex:
         start = self.client.from_block
         if cached and cached["last_block"] <= latest:
             seen = w3.eth.get_block(cached["last_block"])
-            if _hex(seen["hash"]) == cached["last_hash"]:
+            if to_hex(seen["hash"]) == cached["last_hash"]:
                 start = cached["last_block"] + 1
         events = list(cached["events"]) if cached and start > self.client.from_block else []
         for first in range(start, latest + 1, LOG_RANGE):  # public nodes cap eth_getLogs ranges
             last = min(first + LOG_RANGE - 1, latest)
             events += [normalize(e) for e in self.client.events(from_block=first, to_block=last)]
         tip = w3.eth.get_block(latest)
-        self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": _hex(tip["hash"]),
+        self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": to_hex(tip["hash"]),
                     "events": events})
         return events
 
@@ -70,9 +65,7 @@ class EventIndex:
 
     def _save(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data))
 
 
 def models(events: list[dict]) -> list[dict]:

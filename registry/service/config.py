@@ -15,6 +15,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from modelreg._atomic import write_atomic
 from modelreg.errors import ConfigInvalid
 
 FILENAME = "config.toml"
@@ -122,9 +123,7 @@ def _applied(config: Config, overrides: dict, source: str) -> Config:
 def save_config(home: Path, config: Config) -> Path:
     """Write the file atomically, so a crash never leaves half a config."""
     path = config_path(home)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(config.to_dict()), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, tomli_w.dumps(config.to_dict()))
     return path
 
 

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelreg._hex import to_hex
 from modelreg.errors import DuplicateRoot, ModelregError
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
 from modelreg.formats.seal import seal_checkpoint
@@ -145,7 +146,7 @@ class Registrar:
         try:
             version, receipt = self.client.commit_version(
                 self.model_id, sealed.root, self.dataset_root, self._parent, manifest_cid)
-            tx, block = "0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"]
+            tx, block = to_hex(receipt["transactionHash"]), receipt["blockNumber"]
         except DuplicateRoot:
             # Committed before a kill, but never journaled: the chain has it, so it is done.
             found = self.client.find_version_by_root(self.model_id, sealed.root)

@@ -1,0 +1,47 @@
+"""Atomic file writes: a crash or a kill leaves either the old file or the new one, never half of one."""
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"  # every temp file starts so; a store's cleanup finds leftovers by it
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -> None:
+    """Write `data` (bytes, text as UTF-8, or an iterator of byte chunks) to `path` durably.
+
+    The bytes go to a temp file in the same directory, which is fsynced and renamed over
+    `path`; the directory is fsynced too, so the rename itself survives a power cut. If the
+    chunks raise part-way (a block that fails its hash, say), `path` is left untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make a rename or a new file in `directory` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
