@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modelreg.ipfs.store import EmbeddedIpfs  # noqa: E402
+from modelreg.ipfs.embedded import EmbeddedIpfs  # noqa: E402
 from registry import unixfs  # noqa: E402
 
 

@@ -135,4 +135,4 @@ def _parent(v: dict, model_id: int | None = None) -> str | None:
     if not v["parent"]:
         return None
     p = v["parent"]
-    return f"v{p['version']}" if p["model"] == model_id else f"model {p['model']} v{p['version']}"
+    return f"v{p['version']}" if p["model_id"] == model_id else f"model {p['model_id']} v{p['version']}"

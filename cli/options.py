@@ -5,7 +5,7 @@ import json
 
 import click
 
-from modelreg.service.config import load_config
+from modelreg.service.config import PROFILES, SETTINGS, SIGNER_KINDS, load_config, overrides_of
 from modelreg.service.home import resolve_home
 
 
@@ -37,19 +37,6 @@ def short(value: str | None) -> str:
     return value if len(value) <= 16 else f"{value[:8]}…{value[-4:]}"
 
 
-# Flag -> (config section, key). Flags override the environment, which overrides the file.
-_CONNECTION_FLAGS = {
-    "rpc_url": ("chain", "rpc_url"),
-    "chain_id": ("chain", "chain_id"),
-    "signer": ("signer", "kind"),
-    "dev_account": ("signer", "dev_account"),
-    "keystore": ("signer", "keystore"),
-    "key_env": ("signer", "key_env"),
-    "ipfs_api": ("ipfs", "api"),
-    "profile": ("ipfs", "profile"),
-}
-
-
 def connection_options(command):
     """--rpc-url, --ipfs-api and the signer flags, on every command that talks to the chain or IPFS."""
     options = [
@@ -57,9 +44,9 @@ def connection_options(command):
         click.option("--chain-id", type=int, help="Refuse an endpoint serving another chain [env MODELREG_CHAIN_ID]."),
         click.option("--ipfs-api", help="Kubo RPC API, e.g. /ip4/127.0.0.1/tcp/5001 [env MODELREG_IPFS_API; "
                                         "default: the embedded blockstore]."),
-        click.option("--profile", type=click.Choice(["unixfs-v1-2025", "unixfs-v0-2015"]),
+        click.option("--profile", type=click.Choice(PROFILES),
                      help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
-        click.option("--signer", type=click.Choice(["dev", "keystore", "env"]),
+        click.option("--signer", type=click.Choice(SIGNER_KINDS),
                      help="Where the signing key comes from [env MODELREG_SIGNER; default dev]."),
         click.option("--dev-account", type=int, help="Index of the devnet dev account to sign with."),
         click.option("--keystore", type=click.Path(dir_okay=False),
@@ -70,7 +57,7 @@ def connection_options(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        flags = {target: kwargs.pop(name) for name, target in _CONNECTION_FLAGS.items()}
+        flags = overrides_of({s.name: kwargs.pop(s.name) for s in SETTINGS})
         click.get_current_context().meta["modelreg.flags"] = flags
         return command(*args, **kwargs)
 

@@ -1,15 +1,92 @@
-"""modelreg's core library.
+"""modelreg: prove which weights a model version has, and where they came from.
 
-The pipeline, in the order data flows through it:
+The pipeline, in the order data flows through it, one subpackage a layer:
 
-- `seal`: a safetensors checkpoint (or a dataset directory) becomes a Merkle tree
-  (`merkle`, OpenZeppelin StandardMerkleTree layout) and a canonical `manifest`.
-- `ipfs`: the checkpoint and its manifest are pinned as UnixFS files (`unixfs`, `car`),
-  in the embedded blockstore or a Kubo daemon.
-- `chain`: the roots, the parent and the manifest CID are committed through the
+- `modelreg.formats`: a safetensors checkpoint (or a dataset directory) is sealed into a Merkle
+  tree (OpenZeppelin StandardMerkleTree layout) and described by a canonical manifest.
+- `modelreg.ipfs`: the checkpoint and its manifest are pinned as UnixFS files, in the embedded
+  blockstore or a Kubo daemon, with the CIDs Kubo gives.
+- `modelreg.chain`: the roots, the parent and the manifest CID are committed through the
   ModelRegistry contract.
-- `verify` recomputes a root and compares it with the chain; `audit` rebuilds a
-  model's history and lineage from contract events.
+- `modelreg.service`: configuration and connection, `commit`, the background registrar,
+  `verify` (recompute a root, compare it with the chain) and `audit` (history and lineage
+  from contract events).
 
-Nothing here imports `training` or `cli`.
+This API is stable:
+
+    import modelreg
+
+    sealed = modelreg.seal("ckpt.safetensors")           # sealed.root: the weights root
+    registry = modelreg.connect()                          # the embedded devnet and IPFS store
+    commit = registry.commit("ckpt.safetensors", "my-gpt") # commit.version, commit.tx
+    assert registry.verify("ckpt.safetensors", "my-gpt").ok
+    registry.history("my-gpt")                             # every version, with revocations
+
+Every error is a `modelreg.ModelregError`; `VerificationFailed` and its subclasses mean the
+thing checked is not what the record says. Nothing here imports `modelreg.training` or
+`modelreg.cli`. Submodules load on first use, so `import modelreg` stays fast.
 """
+
+import os
+
+from modelreg.errors import *  # noqa: F403  (the error classes are part of the public API)
+from modelreg.errors import ModelregError, VerificationFailed  # noqa: F401
+from modelreg.records import Commit, VersionRef  # noqa: F401
+
+
+def seal(path: str | os.PathLike):
+    """Seal a safetensors checkpoint into its `modelreg-tensors-v1` Merkle tree.
+
+    Args:
+        path: a `.safetensors` file. It is read, never loaded as code.
+
+    Returns:
+        A `SealedCheckpoint`: `.root` (0x-hex weights root), `.leaves` (one per tensor:
+        name, dtype, shape, sha256), `.proof(name)` for one tensor.
+
+    Example:
+        >>> modelreg.seal("ckpt.safetensors").root
+        '0x4019e728…'
+    """
+    from modelreg.formats.seal import seal_checkpoint
+
+    return seal_checkpoint(path)
+
+
+def connect(home: str | os.PathLike | None = None, *, write: bool = True, **settings):
+    """Connect to a registry as configured: the chain (the embedded devnet, started on demand,
+    unless `rpc_url` is set), the signer, the contract and IPFS.
+
+    Args:
+        home: the data directory (default `$MODELREG_HOME`, else `~/.modelreg`); its
+            config.toml and the `MODELREG_*` environment variables apply, then `settings`.
+        write: False for read-only use: no signer is needed.
+        settings: any of rpc_url, chain_id, signer, dev_account, keystore, key_env,
+            ipfs_api, profile (the CLI flags of the same names).
+
+    Returns:
+        A `Registry` with `commit(path, model, ...)`, `verify(target, model, ...)` and
+        `history(model)`.
+
+    Example:
+        >>> registry = modelreg.connect(rpc_url="http://127.0.0.1:8545", signer="env")
+    """
+    from modelreg.service.config import load_config, overrides_of
+    from modelreg.service.connect import connect as connect_registry
+    from modelreg.service.home import resolve_home
+
+    resolved = resolve_home(home)
+    return connect_registry(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
+
+
+def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | None = None, **kwargs) -> Commit:
+    """Commit a checkpoint as the next version of `model` on the configured registry.
+
+    A shorthand for `modelreg.connect(home).commit(path, model, **kwargs)`; see `Registry.commit`
+    for parent, dataset_root, step, metrics and config.
+
+    Example:
+        >>> modelreg.commit("ckpt.safetensors", "my-gpt", parent=1).version
+        2
+    """
+    return connect(home).commit(path, model, **kwargs)

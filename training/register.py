@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from modelreg.errors import InputInvalid, ModelNotFound, ModelregError
 from modelreg.formats.manifest import canonical_json, dataset_manifest
 from modelreg.formats.seal import seal_dataset
+from modelreg.records import Commit
 from modelreg.service.journal import Journal
-from modelreg.service.registrar import Commit, Registrar
+from modelreg.service.registrar import Registrar
 from modelreg.training.config import TrainConfig
 from modelreg.training.trainer import train
 
@@ -65,8 +66,7 @@ class TrainingRun:
             finally:
                 self._close(registrar, journal)
         committed = journal.state().committed  # this call's commits and, on --resume, the earlier ones
-        fields = Commit.__dataclass_fields__
-        return [Commit(**{k: v for k, v in committed[s].items() if k in fields}) for s in sorted(committed)]
+        return [Commit.from_dict(committed[s]) for s in sorted(committed)]
 
     def _register(self, manifest: dict) -> int:
         """On the registrar's worker: pin the dataset manifest, register its root (again is a no-op),

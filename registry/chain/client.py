@@ -44,6 +44,7 @@ from modelreg.errors import (
     TransactionFailed,
     VersionNotFound,
 )
+from modelreg.records import VersionRef
 
 # How a node says "that nonce is taken": another client with the same key got there first.
 _STALE_NONCE = ("nonce too low", "already known", "known transaction", "invalid transaction nonce",
@@ -78,7 +79,7 @@ class VersionRecord:
     version: int
     weights_root: str
     dataset_root: str | None
-    parent: tuple[int, int] | None
+    parent: VersionRef | None
     committer: str
     manifest_cid: str
     block_number: int
@@ -255,7 +256,7 @@ class RegistryClient:
     # ---------------------------------------------------------------- versions
 
     def commit_version(self, model_id: int, weights_root, dataset_root=None,
-                       parent: tuple[int, int] | None = None, manifest_cid: str = "") -> tuple[int, TxReceipt]:
+                       parent: VersionRef | None = None, manifest_cid: str = "") -> tuple[int, TxReceipt]:
         """Append a version to `model_id`; return its number and the receipt.
 
         `dataset_root` must be registered first (or None); `parent` is (model id, version) or None.
@@ -293,7 +294,7 @@ class RegistryClient:
         return VersionRecord(
             model_id=model_id, version=version, weights_root=to_hex(weights_root),
             dataset_root=None if dataset_root == bytes(32) else to_hex(dataset_root),
-            parent=(parent_model, parent_version) if parent_model else None,
+            parent=VersionRef(parent_model, parent_version) if parent_model else None,
             committer=committer, manifest_cid=log["args"]["manifestCid"],
             block_number=log["blockNumber"], tx_hash=to_hex(log["transactionHash"]),
             revoked=revoked, revoker=revoker if revoked else None, revocation_reason=reason,

@@ -15,7 +15,7 @@ from ipfshttpclient import exceptions as rpc
 from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.car import verify_car
-from modelreg.ipfs.store import EmbeddedIpfs
+from modelreg.ipfs.embedded import EmbeddedIpfs
 
 T = TypeVar("T")
 

@@ -14,6 +14,7 @@ from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
 from modelreg.formats.manifest import load_manifest
+from modelreg.records import VersionRef
 
 INDEX_FORMAT = "modelreg-event-index-v1"
 LOG_RANGE = 10_000  # blocks per eth_getLogs request
@@ -110,8 +111,7 @@ def history(events: list[dict], model_id: int) -> list[dict]:
         if a.get("modelId") != model_id:
             continue
         if e["event"] == "VersionCommitted":
-            parent = ({"model": a["parentModel"], "version": a["parentVersion"]}
-                      if a["parentModel"] else None)
+            parent = (VersionRef(a["parentModel"], a["parentVersion"]).to_dict() if a["parentModel"] else None)
             dataset = a["datasetRoot"] if int(a["datasetRoot"], 16) else None
             versions[a["version"]] = {"model": model_id, "version": a["version"],
                                       "weights_root": a["weightsRoot"], "dataset_root": dataset,
@@ -147,7 +147,7 @@ def lineage(events: list[dict], model_id: int) -> dict:
     children: dict[tuple, list[tuple]] = {}
     for key, v in all_versions.items():
         if v["parent"]:
-            children.setdefault((v["parent"]["model"], v["parent"]["version"]), []).append(key)
+            children.setdefault(_ref(v["parent"]), []).append(key)
     keep = {k for k in all_versions if k[0] == model_id}
     frontier = list(keep)
     while frontier:  # walk up to ancestors and down to descendants, across models
@@ -155,7 +155,7 @@ def lineage(events: list[dict], model_id: int) -> dict:
         v = all_versions[key]
         near = list(children.get(key, []))
         if v["parent"]:
-            near.append((v["parent"]["model"], v["parent"]["version"]))
+            near.append(_ref(v["parent"]))
         for other in near:
             if other in all_versions and other not in keep:
                 keep.add(other)
@@ -167,7 +167,7 @@ def lineage(events: list[dict], model_id: int) -> dict:
         nodes.append({"id": node_id, "label": f"{names[key[0]]} v{key[1]}", "row": names[key[0]],
                       "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
         if v["parent"]:
-            parent = (v["parent"]["model"], v["parent"]["version"])
+            parent = _ref(v["parent"])
             edges.append([f"{names[parent[0]]}:{parent[1]}", node_id])
         if v["dataset_root"]:
             ds = seen_datasets.setdefault(v["dataset_root"], f"dataset:{v['dataset_root'][:10]}")
@@ -176,6 +176,10 @@ def lineage(events: list[dict], model_id: int) -> dict:
         nodes.append({"id": ds, "label": f"data {root[:10]}…", "row": "datasets", "order": -1,
                       "root": root})
     return {"nodes": nodes, "edges": edges}
+
+
+def _ref(parent: dict) -> VersionRef:
+    return VersionRef.from_dict(parent)
 
 
 def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:

@@ -20,19 +20,40 @@ from modelreg.errors import ConfigInvalid
 
 FILENAME = "config.toml"
 SIGNER_KINDS = ("dev", "keystore", "env")
-PROFILES = ("unixfs-v1-2025", "unixfs-v0-2015")
+PROFILES = ("unixfs-v1-2025", "unixfs-v0-2015")  # the names of modelreg.ipfs.unixfs.PROFILES
 
-# Environment variable -> (section, key). Flags override these; these override the file.
-ENV_OVERRIDES = {
-    "MODELREG_RPC_URL": ("chain", "rpc_url"),
-    "MODELREG_CHAIN_ID": ("chain", "chain_id"),
-    "MODELREG_SIGNER": ("signer", "kind"),
-    "MODELREG_DEV_ACCOUNT": ("signer", "dev_account"),
-    "MODELREG_KEYSTORE": ("signer", "keystore"),
-    "MODELREG_KEY_ENV": ("signer", "key_env"),
-    "MODELREG_IPFS_API": ("ipfs", "api"),
-    "MODELREG_IPFS_PROFILE": ("ipfs", "profile"),
-}
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, named once: the keyword of `modelreg.connect`, the CLI flag (`rpc_url` is
+    `--rpc-url`), the environment variable, and where it lives in the file."""
+
+    name: str
+    section: str
+    key: str
+    env: str
+
+
+# Flags override the environment, which overrides the file.
+SETTINGS = (
+    Setting("rpc_url", "chain", "rpc_url", "MODELREG_RPC_URL"),
+    Setting("chain_id", "chain", "chain_id", "MODELREG_CHAIN_ID"),
+    Setting("signer", "signer", "kind", "MODELREG_SIGNER"),
+    Setting("dev_account", "signer", "dev_account", "MODELREG_DEV_ACCOUNT"),
+    Setting("keystore", "signer", "keystore", "MODELREG_KEYSTORE"),
+    Setting("key_env", "signer", "key_env", "MODELREG_KEY_ENV"),
+    Setting("ipfs_api", "ipfs", "api", "MODELREG_IPFS_API"),
+    Setting("profile", "ipfs", "profile", "MODELREG_IPFS_PROFILE"),
+)
+
+
+def overrides_of(values: dict[str, object]) -> dict[tuple[str, str], object]:
+    """`{"rpc_url": ...}` (keywords or flags by setting name) -> `{("chain", "rpc_url"): ...}`."""
+    by_name = {s.name: s for s in SETTINGS}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise ConfigInvalid(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+    return {(by_name[n].section, by_name[n].key): v for n, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -106,9 +127,9 @@ def load_config(home: Path, flags: dict[tuple[str, str], object] | None = None,
             raise ConfigInvalid(f"{path} is not valid TOML: {e}") from None
         config = _applied(config, _flatten(raw, path), f"{path}: ")
     environ = os.environ if environ is None else environ
-    for name, target in ENV_OVERRIDES.items():
-        if environ.get(name):
-            config = _applied(config, {target: environ[name]}, f"${name}: ")
+    for setting in SETTINGS:
+        if environ.get(setting.env):
+            config = _applied(config, {(setting.section, setting.key): environ[setting.env]}, f"${setting.env}: ")
     return config.with_overrides(flags or {})
 
 

@@ -9,9 +9,18 @@ from pathlib import Path
 from modelreg.chain.client import RegistryClient
 from modelreg.chain.client import connect as connect_chain
 from modelreg.chain.signer import Signer
-from modelreg.errors import ChainIdMismatch, CidInvalid, ContractNotDeployed, InputInvalid, SignerInvalid
+from modelreg.errors import (
+    ChainIdMismatch,
+    CidInvalid,
+    ContractNotDeployed,
+    InputInvalid,
+    ModelNotFound,
+    SignerInvalid,
+)
 from modelreg.ipfs.store import open_ipfs
-from modelreg.service.audit import EventIndex
+from modelreg.records import Commit, VersionRef
+from modelreg.service.audit import EventIndex, find_model, history
+from modelreg.service.commit import commit_checkpoint
 from modelreg.service.config import Config
 from modelreg.service.verify import Verdict, verify_checkpoint
 
@@ -37,9 +46,52 @@ class Registry:
                 "latest_block": self.client.w3.eth.block_number,
                 "rpc": self.config.chain.rpc_url or "embedded devnet"}
 
-    def verify(self, target: str, model_id: int, *, version: int | None = None,
+    def model_id(self, model: str | int) -> int:
+        """The id of a model given by name or id, as the chain's events know it."""
+        return model if isinstance(model, int) else find_model(self.events(), model)["id"]
+
+    def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
+               dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
+               config: dict | None = None) -> Commit:
+        """Commit a checkpoint as the next version of `model`, registering the model if it is new.
+
+        Args:
+            path: a safetensors checkpoint.
+            model: the model's name.
+            parent: the version it was trained from: a `VersionRef`, or a version number of `model`.
+            dataset_root: the root of a registered dataset it was trained on.
+            step, metrics, config: recorded in the version's manifest.
+
+        Returns:
+            The `Commit` (`existing=True` when the model already held these weights).
+
+        Example:
+            >>> registry = modelreg.connect()
+            >>> registry.commit("ckpt.safetensors", "my-gpt", metrics={"val_loss": 2.1}).version
+            1
+        """
+        try:
+            model_id = self.client.model_id(model)
+        except ModelNotFound:
+            model_id, _ = self.client.register_model(model, "")
+        if isinstance(parent, int):
+            parent = VersionRef(model_id, parent)
+        return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
+                                 parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
+                                 config=config)
+
+    def history(self, model: str | int) -> list[dict]:
+        """Every version of `model` in commit order, with revocations, read from contract events."""
+        return history(self.events(), self.model_id(model))
+
+    def verify(self, target: str, model: str | int, *, version: int | None = None,
                tensors: tuple[str, ...] = ()) -> Verdict:
-        """Verify a file path, or a CID fetched from IPFS into a temporary file first."""
+        """Verify a file path, or a CID fetched from IPFS into a temporary file first.
+
+        Returns a `Verdict`: `verdict.ok` is True when `target` is exactly a registered,
+        unrevoked version of `model`; otherwise it names the differing tensors.
+        """
+        model_id = self.model_id(model)
         kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat}
         if Path(target).exists():
             return verify_checkpoint(target, self.client, self.events(), model_id, **kwargs)

@@ -7,57 +7,21 @@ root the contract already holds is taken as done.
 """
 
 import queue
-import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from modelreg._hex import to_hex
-from modelreg.errors import DuplicateRoot, ModelregError
-from modelreg.formats.manifest import canonical_json, checkpoint_manifest
-from modelreg.formats.seal import seal_checkpoint
+from modelreg.records import Commit, VersionRef
+from modelreg.service.commit import code_revision_of, commit_checkpoint
 from modelreg.service.journal import Journal
 
 _STOP = object()
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One registered checkpoint, as printed in the final table and journaled."""
-
-    step: int
-    version: int
-    root: str
-    checkpoint_cid: str
-    manifest_cid: str
-    tx: str
-    block: int
-    val_loss: float | None
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def code_revision(start: Path | None = None) -> str:
-    """The git commit of the code that trained, with `-dirty` when the tree has local changes."""
-    where = str(start or Path(__file__).resolve().parent)
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        from importlib.metadata import version
-
-        return f"modelreg {version('modelreg')} (no git checkout)"
-    return rev + ("-dirty" if dirty else "")
 
 
 class Registrar:
     """A background worker with a queue; `submit` never blocks on hashing, IPFS or the chain."""
 
     def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
-                 dataset_root: str, parent: tuple[int, int] | None = None, prepare=None, on_commit=None):
+                 dataset_root: str, parent: VersionRef | None = None, prepare=None, on_commit=None):
         """`prepare()`, when given, runs first on the worker and returns the model id: registering the
         dataset and the model there keeps those transactions off the training thread too."""
         self.client, self.ipfs, self.journal = client, ipfs, journal
@@ -65,7 +29,7 @@ class Registrar:
         self.on_commit = on_commit
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
-        self._revision = code_revision()
+        self._revision = code_revision_of()
         self._artifact_cids: dict[str, str] = {}
         self._queue: queue.Queue = queue.Queue()
         self._prepare = prepare
@@ -114,7 +78,7 @@ class Registrar:
             if self._prepare is not None:
                 self.model_id = self._prepare()
             if self._last_version is not None:  # a resumed run continues the chain of parents
-                self._parent = (self.model_id, self._last_version)
+                self._parent = VersionRef(self.model_id, self._last_version)
         except BaseException as e:  # kept for close(); every checkpoint stays pending
             self.error = e
         while (record := self._queue.get()) is not _STOP:
@@ -126,8 +90,6 @@ class Registrar:
                 self.error = e
 
     def _register(self, record: dict) -> None:
-        path = Path(record["path"])
-        sealed = seal_checkpoint(path)
         artifacts = {}
         tok = record.get("tokenizer_path")
         if tok and Path(tok).exists():
@@ -135,30 +97,13 @@ class Registrar:
                 self._artifact_cids[tok] = self.ipfs.add(tok)
             artifacts["tokenizer"] = {"sha256": record.get("tokenizer_sha256"),
                                       "size": Path(tok).stat().st_size, "cid": self._artifact_cids[tok]}
-        parent = {"model_id": self._parent[0], "version": self._parent[1]} if self._parent else None
-        manifest = checkpoint_manifest(
-            sealed, model=self.model_name, step=record["step"], parent=parent,
-            dataset_root=self.dataset_root, config=record.get("config", {}),
-            code_revision=self._revision, metrics=record.get("metrics", {}),
-            environment=record.get("environment", {}), artifacts=artifacts)
-        checkpoint_cid = self.ipfs.add(str(path))
-        manifest_cid = self.ipfs.add_bytes(canonical_json(manifest))
-        try:
-            version, receipt = self.client.commit_version(
-                self.model_id, sealed.root, self.dataset_root, self._parent, manifest_cid)
-            tx, block = to_hex(receipt["transactionHash"]), receipt["blockNumber"]
-        except DuplicateRoot:
-            # Committed before a kill, but never journaled: the chain has it, so it is done.
-            found = self.client.find_version_by_root(self.model_id, sealed.root)
-            if found is None:
-                raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no version "
-                                    f"of model {self.model_id} has it") from None
-            version, tx, block, manifest_cid = found["version"], found["tx"], found["block"], found["manifest_cid"]
-        commit = Commit(step=record["step"], version=version, root=sealed.root,
-                        checkpoint_cid=checkpoint_cid, manifest_cid=manifest_cid, tx=tx, block=block,
-                        val_loss=record.get("metrics", {}).get("val_loss"))
+        commit = commit_checkpoint(
+            self.client, self.ipfs, record["path"], model_id=self.model_id, model_name=self.model_name,
+            parent=self._parent, dataset_root=self.dataset_root, step=record["step"],
+            config=record.get("config"), metrics=record.get("metrics"),
+            environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision)
         self.journal.append("committed", **commit.to_dict())
-        self._parent = (self.model_id, version)
+        self._parent = commit.ref
         self.commits.append(commit)
         if self.on_commit:
             self.on_commit(commit)

@@ -39,7 +39,7 @@ def _status(version: dict) -> str:
 
 def _parent(version: dict) -> str:
     parent = version.get("parent")
-    return f"{parent['model']}:{parent['version']}" if parent else "-"
+    return f"{parent['model_id']}:{parent['version']}" if parent else "-"
 
 
 HISTORY_COLUMNS = ("version", "step", "val loss", "weights root", "dataset root", "parent",

@@ -18,7 +18,7 @@ def test_train_and_register_commits_every_checkpoint_with_its_parent(trained):
     history = json.loads(trained("audit", "history", "gpt-tiny", "--json").output)
     roots = [seal_checkpoint(p).root for p in _checkpoints(trained)]
     assert [v["weights_root"] for v in history] == roots
-    assert [v["parent"] for v in history] == [None, {"model": 1, "version": 1}]
+    assert [v["parent"] for v in history] == [None, {"model_id": 1, "version": 1}]
     assert history[0]["dataset_root"] == history[1]["dataset_root"] is not None
 
 

@@ -78,8 +78,8 @@ def test_a_killed_run_resumes_and_commits_each_checkpoint_exactly_once(point, tm
         roots = [seal_checkpoint(p).root for p in checkpoints]
         history = json.loads(modelreg("audit", "history", "gpt-tiny", "--json").output)
         assert [v["weights_root"] for v in history] == roots  # each once, in training order
-        assert [v["parent"] for v in history] == [None, {"model": 1, "version": 1},
-                                                   {"model": 1, "version": 2}]
+        assert [v["parent"] for v in history] == [None, {"model_id": 1, "version": 1},
+                                                   {"model_id": 1, "version": 2}]
         printed = json.loads(out)
         assert [v["root"] for v in printed["versions"]] == roots
     finally:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from modelreg.errors import ModelregError
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.car import encode_car
-from modelreg.ipfs.store import EmbeddedIpfs
+from modelreg.ipfs.embedded import EmbeddedIpfs
 
 KUBO_VERSION = "0.38.1"
 

@@ -7,7 +7,7 @@ import pytest
 from modelreg.errors import BlockCorrupted, BlockNotFound
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.blockstore import Blockstore
-from modelreg.ipfs.store import EmbeddedIpfs
+from modelreg.ipfs.embedded import EmbeddedIpfs
 from tests.registry.ipfs.unixfs_patterns import pattern_bytes
 
 MiB = 1 << 20

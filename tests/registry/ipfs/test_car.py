@@ -7,7 +7,7 @@ import pytest
 from modelreg.errors import CarInvalid
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.car import decode_header, encode_car, encode_header, read_car
-from modelreg.ipfs.store import EmbeddedIpfs
+from modelreg.ipfs.embedded import EmbeddedIpfs
 from tests.nodejs import node_available, run_node
 from tests.registry.ipfs.unixfs_patterns import pattern_bytes
 

@@ -7,8 +7,9 @@ import pytest
 
 from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
 from modelreg.ipfs import unixfs
+from modelreg.ipfs.embedded import EmbeddedIpfs
 from modelreg.ipfs.kubo import KuboIpfs, api_multiaddr
-from modelreg.ipfs.store import EmbeddedIpfs, open_ipfs
+from modelreg.ipfs.store import open_ipfs
 from tests.registry.ipfs.kubo_test_double import KuboRpcTestDouble
 from tests.registry.ipfs.unixfs_patterns import pattern_bytes
 

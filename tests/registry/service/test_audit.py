@@ -63,7 +63,7 @@ def test_lineage_follows_parents_across_models_and_links_datasets(client, tmp_pa
     edges = {tuple(e) for e in graph["edges"]}
     assert {("base:1", "base:2"), ("base:2", "tuned:1")} <= edges
     assert {n["id"] for n in graph["nodes"] if n["row"] != "datasets"} == {"base:1", "base:2", "tuned:1"}
-    assert [v["parent"] for v in audit.history(events, tuned)] == [{"model": base, "version": 2}]
+    assert [v["parent"] for v in audit.history(events, tuned)] == [{"model_id": base, "version": 2}]
 
 
 def test_a_forged_cache_entry_cannot_make_a_file_verify(client, tmp_path):
