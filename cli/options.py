@@ -1,10 +1,12 @@
 """Options and output helpers shared by every command."""
 
+import contextlib
 import functools
 import json
 
 import click
 
+from modelreg.errors import SymlinkRefused
 from modelreg.service.config import PROFILES, SETTINGS, SIGNER_KINDS, load_config, overrides_of
 from modelreg.service.home import resolve_home
 
@@ -35,6 +37,20 @@ def short(value: str | None) -> str:
     if not value:
         return "-"
     return value if len(value) <= 16 else f"{value[:8]}…{value[-4:]}"
+
+
+follow_symlinks_option = click.option(
+    "--follow-symlinks", is_flag=True,
+    help="Follow symbolic links in a model directory (a Hugging Face cache snapshot is made of them).")
+
+
+@contextlib.contextmanager
+def symlink_advice():
+    """A refused link in a model directory: say which flag follows it."""
+    try:
+        yield
+    except SymlinkRefused as e:
+        raise SymlinkRefused(f"{e}; pass --follow-symlinks to follow links") from None
 
 
 def connection_options(command):

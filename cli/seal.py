@@ -3,28 +3,36 @@
 import click
 from rich.table import Table
 
-from modelreg.cli.options import console, json_option, print_json
+from modelreg.cli.options import console, follow_symlinks_option, json_option, print_json, symlink_advice
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import checkpoint_manifest, dataset_manifest
-from modelreg.formats.seal import seal_checkpoint, seal_dataset
+from modelreg.formats.model import seal_model
+from modelreg.formats.seal import seal_dataset
 
-_path = click.Path(exists=False, dir_okay=False)
+_path = click.Path(exists=False)
 
 
 @click.command()
 @click.argument("path", type=_path)
+@follow_symlinks_option
 @json_option
-def seal(path, as_json):
-    """Seal the safetensors checkpoint PATH: print its modelreg-tensors-v1 root and tensor count.
+def seal(path, follow_symlinks, as_json):
+    """Seal the model PATH, a safetensors file or a model directory: print its roots and counts.
 
-    With --json, print the whole sealed-only checkpoint manifest (every tensor leaf).
+    In a directory every *.safetensors file's tensors feed the modelreg-tensors-v1 root and every
+    other file (config, tokenizer, optimizer state) the modelreg-files-v1 files root, hashed as
+    bytes. With --json, print the whole sealed-only checkpoint manifest (every leaf).
     Nothing is loaded into torch and nothing is sent anywhere.
     """
-    sealed = seal_checkpoint(path)
+    with symlink_advice():
+        sealed = seal_model(path, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(checkpoint_manifest(sealed))
-    else:
-        click.echo(f"root     {sealed.root}\nformat   {sealed.format}\ntensors  {len(sealed.leaves)}")
+        return
+    click.echo(f"root        {sealed.root}\nformat      {sealed.tensors.format}\ntensors     {sealed.tensor_count}")
+    if sealed.files is not None:
+        size = sum(leaf.size for leaf in sealed.files.leaves)
+        click.echo(f"files root  {sealed.files_root}\nfiles       {len(sealed.files.leaves)} ({size:,} bytes)")
 
 
 @click.group()
@@ -53,26 +61,35 @@ def dataset_seal(directory, as_json):
 @click.command()
 @click.argument("a", type=_path)
 @click.argument("b", type=_path)
+@follow_symlinks_option
 @json_option
 @click.pass_context
-def diff(ctx, a, b, as_json):
-    """Which tensors B adds to A, removes from A, or changes (dtype, shape or data), by name.
+def diff(ctx, a, b, follow_symlinks, as_json):
+    """Which tensors (by name) and files (by path) B adds to A, removes from A, or changes.
 
-    A and B are safetensors checkpoints or checkpoint manifests (JSON); with two
-    manifests nothing is hashed. Exit codes: 0 identical, 1 different, 2 usage or input error.
+    A and B are safetensors files, model directories or checkpoint manifests (JSON); with two
+    manifests nothing is hashed. A tensor moved to another shard is no change.
+    Exit codes: 0 identical, 1 different, 2 usage or input error.
     """
-    result = diff_tensors(a, b)
+    with symlink_advice():
+        result = diff_tensors(a, b, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(result.as_dict())
     elif result.identical:
         click.echo("identical: same tensors, dtypes, shapes and data")
     else:
-        table = Table("change", "tensor", "what differs")
+        table = Table("change", "tensor or file", "what differs")
         for name in result.added:
             table.add_row("added", name, "")
         for name in result.removed:
             table.add_row("removed", name, "")
         for change in result.changed:
             table.add_row("changed", change.name, ", ".join(change.parts))
+        for path in result.files_added:
+            table.add_row("added", f"file {path}", "")
+        for path in result.files_removed:
+            table.add_row("removed", f"file {path}", "")
+        for change in result.files_changed:
+            table.add_row("changed", f"file {change.path}", ", ".join(change.parts))
         console().print(table)
     ctx.exit(0 if result.identical else 1)

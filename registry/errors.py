@@ -30,6 +30,14 @@ class DatasetInvalid(InputInvalid):
     """A dataset directory or manifest cannot be sealed or trusted."""
 
 
+class ModelInvalid(InputInvalid):
+    """A model directory cannot be sealed: no weights, a lying index, a special file, a clash of names."""
+
+
+class SymlinkRefused(ModelInvalid):
+    """A model directory holds a symbolic link, and following links was not asked for."""
+
+
 class ManifestInvalid(InputInvalid):
     """A manifest does not parse, names an unknown format, or disagrees with itself."""
 

@@ -9,7 +9,9 @@ its IPFS CID is stable. Two shapes:
 - `modelreg-checkpoint-manifest-v1`: {"manifest", "format":
   "modelreg-tensors-v1", "root", "leaves": [{"name", "dtype", "shape",
   "sha256"}, ...]} plus the lineage keys (LINEAGE_KEYS), all of them or, for
-  a manifest of the sealed weights alone, none.
+  a manifest of the sealed weights alone, none. A model directory with files besides its
+  weights adds "files": {"format": "modelreg-files-v1", "root", "leaves": [{"path", "size",
+  "sha256"}, ...]}; a single file has no "files" key (its files root is zero).
 
 Leaves are listed sorted by name (path): the order of the sealed leaves.
 """
@@ -20,6 +22,7 @@ import re
 from pathlib import Path
 
 from modelreg.errors import ManifestInvalid
+from modelreg.formats.model import SealedModel
 from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
     FILES_FORMAT,
@@ -66,14 +69,19 @@ def dataset_manifest(sealed: SealedDataset) -> dict:
             "leaves": [_leaf_dict(leaf) for leaf in sealed.leaves]}
 
 
-def checkpoint_manifest(sealed: SealedCheckpoint, **lineage) -> dict:
-    """The `modelreg-checkpoint-manifest-v1` dict: the sealed tensors, plus every lineage key or none.
+def checkpoint_manifest(sealed: SealedCheckpoint | SealedModel, **lineage) -> dict:
+    """The `modelreg-checkpoint-manifest-v1` dict: the sealed tensors (and files), plus every lineage key or none.
 
     parent is {"model_id": int, "version": int} or None; dataset_root a "0x" root or None;
     config, metrics, environment and artifacts ({name: {"sha256", "size"}}) are dicts.
     """
-    manifest = {"manifest": CHECKPOINT_MANIFEST, "format": sealed.format, "root": sealed.root,
-                "leaves": [_leaf_dict(leaf) for leaf in sealed.leaves], **lineage}
+    files = sealed.files if isinstance(sealed, SealedModel) else None
+    tensors = sealed.tensors if isinstance(sealed, SealedModel) else sealed
+    manifest = {"manifest": CHECKPOINT_MANIFEST, "format": tensors.format, "root": tensors.root,
+                "leaves": [_leaf_dict(leaf) for leaf in tensors.leaves], **lineage}
+    if files is not None:
+        manifest["files"] = {"format": files.format, "root": files.root,
+                             "leaves": [_leaf_dict(leaf) for leaf in files.leaves]}
     _check_lineage(manifest)
     canonical_json(manifest)  # fail here, not at upload time, on NaN or a non-JSON value
     return manifest
@@ -81,7 +89,7 @@ def checkpoint_manifest(sealed: SealedCheckpoint, **lineage) -> dict:
 
 def _check_lineage(manifest: dict) -> None:
     present = [k for k in LINEAGE_KEYS if k in manifest]
-    unknown = sorted(set(manifest) - set(LINEAGE_KEYS) - {"manifest", "format", "root", "leaves"})
+    unknown = sorted(set(manifest) - set(LINEAGE_KEYS) - {"manifest", "format", "root", "leaves", "files"})
     if unknown:
         raise ManifestInvalid(f"checkpoint manifest has unknown keys {unknown}; lineage keys are "
                               f"{', '.join(LINEAGE_KEYS)}")
@@ -173,6 +181,28 @@ def sealed_of(manifest: dict) -> SealedCheckpoint | SealedDataset:
     return sealed_type.of(parsed)
 
 
+def _files_of(manifest: dict) -> SealedDataset | None:
+    """The files tree of a checkpoint manifest, its root recomputed and checked; None without one."""
+    if "files" not in manifest:
+        return None
+    block = manifest["files"]
+    if not isinstance(block, dict) or set(block) != {"format", "root", "leaves"}:
+        raise ManifestInvalid("checkpoint manifest files must be {\"format\", \"root\", \"leaves\"}")
+    files = sealed_of({**block, "manifest": DATASET_MANIFEST})
+    if files.root != block["root"]:
+        raise ManifestInvalid(f"manifest says files root {block['root']} but its file leaves give {files.root}; "
+                              "the manifest was altered or built wrongly")
+    return files
+
+
+def load_model(source: bytes | str | os.PathLike | dict) -> tuple[dict, SealedModel]:
+    """load_manifest of a checkpoint manifest, and the model (tensors and files) it describes."""
+    manifest, sealed = load_sealed(source)
+    if manifest["manifest"] != CHECKPOINT_MANIFEST:
+        raise ManifestInvalid(f"{manifest['manifest']} is not a checkpoint manifest")
+    return manifest, SealedModel(sealed, _files_of(manifest))
+
+
 def load_manifest(source: bytes | str | os.PathLike | dict) -> dict:
     """Parse and check a manifest (bytes, a path, or a dict): ManifestInvalid unless the leaves give its root."""
     return load_sealed(source)[0]
@@ -189,6 +219,7 @@ def load_sealed(source: bytes | str | os.PathLike | dict) -> tuple[dict, SealedC
                               "the manifest was altered or built wrongly")
     if manifest["manifest"] == CHECKPOINT_MANIFEST:
         _check_lineage(manifest)
+        _files_of(manifest)
     else:
         extra = sorted(set(manifest) - {"manifest", "format", "root", "leaves"})
         if extra:

@@ -42,7 +42,7 @@ def test_seal_prints_the_root_and_tensor_count(checkpoint):
     result = _run("seal", checkpoint)
     assert result.exit_code == 0
     manifest = json.loads(_run("seal", checkpoint, "--json").output)
-    assert f"root     {manifest['root']}" in result.output and "tensors  5" in result.output
+    assert f"root        {manifest['root']}" in result.output and "tensors     5" in result.output
 
 
 def test_seal_json_prints_a_manifest_that_loads(checkpoint):
@@ -88,3 +88,45 @@ def test_diff_exits_0_when_identical_and_1_listing_changes(checkpoint, tmp_path)
     assert json.loads(result.output)["added"] == ["only.here"]
     human = _run("diff", checkpoint, other)
     assert human.exit_code == 1 and "only.here" in human.output and "removed" in human.output
+
+
+def test_seal_of_a_model_directory_prints_both_roots(tmp_path, checkpoint):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(checkpoint.read_bytes())
+    (model / "config.json").write_text("{}")
+    manifest = json.loads(_run("seal", model, "--json").output)
+    result = _run("seal", model)
+    assert result.exit_code == 0 and f"root        {manifest['root']}" in result.output
+    assert f"files root  {manifest['files']['root']}" in result.output and "files       1 (2 bytes)" in result.output
+
+
+def test_a_symlink_in_a_model_directory_is_refused_naming_the_flag(tmp_path, checkpoint):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").symlink_to(checkpoint)
+    result = _run("seal", model)
+    assert result.exit_code == 2
+    assert result.output == ("Error: model entry 'model.safetensors' is a symbolic link, and links are followed "
+                             "only when asked (follow_symlinks); pass --follow-symlinks to follow links\n")
+    followed = _run("seal", model, "--follow-symlinks", "--json")
+    assert followed.exit_code == 0 and json.loads(followed.output)["root"] == json.loads(
+        _run("seal", checkpoint, "--json").output)["root"]
+
+
+def test_a_pickle_is_refused_with_how_to_convert_it(tmp_path):
+    import torch
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "pytorch_model.bin")
+    result = _run("seal", tmp_path / "pytorch_model.bin")
+    assert result.exit_code == 2 and "is a pickle" in result.output
+    assert "convert it with safetensors.torch.save_file" in result.output and "header length" not in result.output
+
+
+def test_diff_of_two_directories_names_a_changed_file(tmp_path, checkpoint):
+    for name, config in (("a", "{}"), ("b", '{"x": 1}')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(checkpoint.read_bytes())
+        (tmp_path / name / "config.json").write_text(config)
+    result = _run("diff", tmp_path / "a", tmp_path / "b")
+    assert result.exit_code == 1 and "file config.json" in result.output and "size, sha256" in result.output
