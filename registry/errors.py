@@ -64,6 +64,10 @@ class BlockNotFound(ModelregError):
     """A block the DAG needs is not in the store."""
 
 
+class PathNotFound(ModelregError):
+    """A path inside a UnixFS directory names no entry."""
+
+
 class BlockCorrupted(VerificationFailed):
     """A stored block's bytes do not hash to its CID."""
 

@@ -1,9 +1,10 @@
-"""The dag-pb node and UnixFS Data messages: the few protobuf fields a UnixFS file needs, byte-exact.
+"""The dag-pb node and UnixFS Data messages: the few protobuf fields UnixFS files and directories need, byte-exact.
 
 Hand-written rather than generated: a generic protobuf library may order fields or omit
 defaults differently, and a CID is a hash of the exact bytes. Kubo (go-merkledag) and the
-JavaScript importer both write, in this order: every PBLink (Hash, Name = "", Tsize), then
-Data; and inside Data: Type, Data (only when non-empty), filesize, blocksizes.
+JavaScript importer both write, in this order: every PBLink (Hash, Name, Tsize), sorted by
+Name, then Data; and inside Data: Type, Data (only when non-empty), filesize, blocksizes,
+hashType, fanout. File links have an empty Name; directory links carry the entry's name.
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,11 @@ from dataclasses import dataclass
 from modelreg.errors import BlockCorrupted
 
 UNIXFS_RAW = 0
+UNIXFS_DIRECTORY = 1
 UNIXFS_FILE = 2
+UNIXFS_METADATA = 3
+UNIXFS_SYMLINK = 4
+UNIXFS_HAMT_SHARD = 5
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,14 @@ class PBNode:
 
 @dataclass(frozen=True)
 class UnixFSData:
-    """A decoded UnixFS Data message (only the fields a file uses)."""
+    """A decoded UnixFS Data message (the fields files, directories and HAMT shards use)."""
 
     type: int
     data: bytes
     filesize: int | None
     blocksizes: tuple[int, ...]
+    hash_type: int | None = None
+    fanout: int | None = None
 
 
 def varint(n: int) -> bytes:
@@ -73,6 +80,11 @@ def encode_link(cid: bytes, tsize: int) -> bytes:
     return _field_bytes(0x0A, cid) + b"\x12\x00" + b"\x18" + varint(tsize)
 
 
+def encode_named_link(cid: bytes, name: bytes, tsize: int) -> bytes:
+    """A PBLink of a directory: Hash, Name (the entry's UTF-8 name), Tsize."""
+    return _field_bytes(0x0A, cid) + _field_bytes(0x12, name) + b"\x18" + varint(tsize)
+
+
 def encode_node(links: list[bytes], data: bytes) -> bytes:
     """A PBNode: the already-encoded links (field 2) first, then Data (field 1)."""
     return b"".join(_field_bytes(0x12, link) for link in links) + _field_bytes(0x0A, data)
@@ -86,6 +98,15 @@ def encode_unixfs_file(data: bytes, filesize: int, blocksizes: list[int] = ()) -
     out.append(b"\x18" + varint(filesize))
     out.extend(b"\x20" + varint(size) for size in blocksizes)
     return b"".join(out)
+
+
+UNIXFS_DIRECTORY_DATA = b"\x08\x01"  # UnixFS Data{Type=Directory}: no mode, no mtime, as `ipfs add`
+
+
+def encode_unixfs_hamt_shard(bitfield: bytes, hash_type: int, fanout: int) -> bytes:
+    """UnixFS Data{Type=HAMTShard, Data=bitfield, hashType, fanout}."""
+    return (b"\x08\x05" + _field_bytes(0x12, bitfield) + b"\x28" + varint(hash_type)
+            + b"\x30" + varint(fanout))
 
 
 def encode_file_leaf(chunk: bytes) -> bytes:
@@ -147,7 +168,7 @@ def _decode_link(buf: bytes) -> PBLink:
 def decode_unixfs(buf: bytes, cid: str) -> UnixFSData:
     """Decode the UnixFS Data message of a dag-pb node; BlockCorrupted when it does not parse."""
     try:
-        type_, data, filesize, blocksizes = None, b"", None, []
+        type_, data, filesize, blocksizes, hash_type, fanout = None, b"", None, [], None, None
         for field, _, value in _fields(buf):
             if field == 1:
                 type_ = value
@@ -157,8 +178,12 @@ def decode_unixfs(buf: bytes, cid: str) -> UnixFSData:
                 filesize = value
             elif field == 4:
                 blocksizes.append(value)
+            elif field == 5:
+                hash_type = value
+            elif field == 6:
+                fanout = value
         if type_ is None:
             raise ValueError("no Type")
-        return UnixFSData(type_, data, filesize, tuple(blocksizes))
+        return UnixFSData(type_, data, filesize, tuple(blocksizes), hash_type, fanout)
     except ValueError as e:
         raise BlockCorrupted(f"block {cid} holds invalid UnixFS data: {e}") from None

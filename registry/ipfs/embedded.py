@@ -1,13 +1,17 @@
-"""The embedded IPFS store: UnixFS files in the local blockstore, with the CIDs Kubo gives."""
+"""The embedded IPFS store: UnixFS files and directories in the local blockstore, with the CIDs Kubo gives."""
 
 import io
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from modelreg._atomic import write_atomic
+from multiformats import CID
+
+from modelreg._atomic import TMP_PREFIX, write_atomic
 from modelreg.errors import BlockNotFound, CarInvalid, InputInvalid
-from modelreg.ipfs import unixfs
+from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.blockstore import Blockstore
 from modelreg.ipfs.car import encode_car, read_car
 
@@ -35,29 +39,65 @@ class EmbeddedIpfs:
         self.store = Blockstore(Path(home))
         self.profile = profile
 
-    def _add_stream(self, stream: BinaryIO, pin: bool) -> str:
-        for block in unixfs.build(stream, self.profile):
+    def _put_all(self, blocks, pin: bool) -> str:
+        for block in blocks:
             self.store.put(block.cid, block.data)
         if pin:
             self.store.pin(block.cid)
         return str(block.cid)
 
-    def add(self, path, pin=True) -> str:
+    def add(self, path, pin=True, *, follow_symlinks=False) -> str:
+        """Add a file, or a directory with everything under it (`ipfs add -r --hidden`)."""
+        if Path(path).is_dir():
+            return self._put_all(directory.build_tree(path, self.profile,
+                                                      follow_symlinks=follow_symlinks), pin)
         with _open_input(path) as f:
-            return self._add_stream(f, pin)
+            return self._put_all(unixfs.build(f, self.profile), pin)
 
     def add_bytes(self, data: bytes, pin=True) -> str:
-        return self._add_stream(io.BytesIO(data), pin)
+        return self._put_all(unixfs.build(io.BytesIO(data), self.profile), pin)
 
-    def cid_of(self, path) -> str:
+    def cid_of(self, path, *, follow_symlinks=False) -> str:
+        if Path(path).is_dir():
+            *_, root = directory.build_tree(path, self.profile, follow_symlinks=follow_symlinks)
+            return str(root.cid)
         with _open_input(path) as f:
             return str(unixfs.root_of(f, self.profile))
 
+    def _resolve(self, path: str) -> CID:
+        return directory.resolve(str(path), self.store.get)
+
     def get(self, cid, out_path) -> None:
-        write_atomically_from(unixfs.read(unixfs.parse_cid(cid), self.store.get), out_path)
+        """Write a file, or a directory tree, to `out_path`; a directory appears all at once,
+        renamed into place only when every block under it has been verified."""
+        root = self._resolve(cid)
+        if not directory.is_directory(root, self.store.get):
+            write_atomically_from(unixfs.read(root, self.store.get), out_path)
+            return
+        out = Path(out_path)
+        if out.exists():
+            raise InputInvalid(f"cannot write the directory {cid} to {out}: it already exists")
+        if not out.parent.is_dir():
+            raise InputInvalid(f"cannot write {out}: the directory {out.parent} does not exist")
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{out.name}.", dir=out.parent))
+        try:
+            for rel, cid_, is_dir in directory.walk(root, self.store.get):
+                if is_dir:
+                    (tmp / rel).mkdir()
+                else:
+                    with open(tmp / rel, "wb") as f:
+                        for chunk in unixfs.read(cid_, self.store.get):
+                            f.write(chunk)
+            os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def cat(self, cid) -> bytes:
-        return b"".join(unixfs.read(unixfs.parse_cid(cid), self.store.get))
+        return b"".join(unixfs.read(self._resolve(cid), self.store.get))
+
+    def ls(self, cid) -> list[directory.Entry]:
+        return directory.ls(self._resolve(cid), self.store.get)
 
     def pin(self, cid) -> None:
         self.store.pin(unixfs.parse_cid(cid))

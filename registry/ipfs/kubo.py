@@ -13,7 +13,7 @@ import ipfshttpclient
 from ipfshttpclient import exceptions as rpc
 
 from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
-from modelreg.ipfs import unixfs
+from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.car import verify_car
 from modelreg.ipfs.embedded import EmbeddedIpfs
 
@@ -32,6 +32,18 @@ def api_multiaddr(api: str) -> str:
     proto = "ip6" if ":" in host else "ip4" if host.replace(".", "").isdigit() else "dns"
     port = url.port or (443 if url.scheme == "https" else 80)
     return f"/{proto}/{host}/tcp/{port}/{url.scheme}"
+
+
+def _root_of(reply, source) -> dict:
+    """The entry of an `add` reply for `source` itself: a directory's reply lists every entry
+    under it, each named by its path, the directory's own name last."""
+    if isinstance(reply, dict):
+        return reply
+    name = Path(str(source)).name
+    for entry in reversed(reply):
+        if entry["Name"] == name:
+            return entry
+    raise KeyError(f"no entry named {name!r}")
 
 
 class KuboIpfs:
@@ -70,24 +82,32 @@ class KuboIpfs:
         return {"chunker": f"size-{p.chunk_size}", "raw_leaves": p.raw_leaves,
                 "cid_version": p.cid_version, "trickle": False, "opts": {"hash": p.hash}}
 
-    def _add(self, source, expected: str, pin: bool) -> str:
-        reply = self._call("add", lambda: self.client.add(source, pin=pin, **self._add_options()))
-        got = self._call("add", lambda: str(unixfs.parse_cid(reply["Hash"])))
+    def _add(self, source, expected: str, pin: bool, **options) -> str:
+        reply = self._call("add", lambda: self.client.add(source, pin=pin, **self._add_options(),
+                                                          **options))
+        got = self._call("add", lambda: str(unixfs.parse_cid(_root_of(reply, source)["Hash"])))
         if got != expected:
-            raise CidMismatch(f"the Kubo daemon at {self.api} stored the file as {got}, but "
+            raise CidMismatch(f"the Kubo daemon at {self.api} stored {source} as {got}, but "
                               f"{self.profile.name} gives {expected}; configure the daemon "
                               f"with that profile (ipfs config profile apply {self.profile.name})")
         return got
 
-    def add(self, path, pin=True) -> str:
-        return self._add(str(path), self.cid_of(path), pin)
+    def add(self, path, pin=True, *, follow_symlinks=False) -> str:
+        """Add a file or a directory (recursively, hidden files included, as the local CID is
+        computed); the CID is computed here first, so bad input never reaches the daemon."""
+        expected = self.cid_of(path, follow_symlinks=follow_symlinks)
+        if not Path(path).is_dir():
+            return self._add(str(path), expected, pin)
+        # The client walks the directory itself; period_special=False keeps dotfiles.
+        return self._add(str(path), expected, pin, recursive=True, period_special=False,
+                         follow_symlinks=follow_symlinks)
 
     def add_bytes(self, data: bytes, pin=True) -> str:
         expected = str(unixfs.root_of(io.BytesIO(data), self.profile))
         return self._add(io.BytesIO(data), expected, pin)
 
-    def cid_of(self, path) -> str:
-        return self.local.cid_of(path)
+    def cid_of(self, path, *, follow_symlinks=False) -> str:
+        return self.local.cid_of(path, follow_symlinks=follow_symlinks)
 
     def _fetch(self, cid: str) -> str:
         """Bring the DAG under `cid` into the local store, every block verified."""
@@ -113,11 +133,23 @@ class KuboIpfs:
 
         self._call(f"dag/export of {cid}", stream)
 
+    def _fetch_path(self, path: str) -> str:
+        """Fetch the DAG of a CID or of a path inside a directory; the path is resolved
+        locally, over verified blocks, so the daemon cannot redirect it."""
+        parts = [p for p in str(path).removeprefix("/ipfs/").split("/") if p]
+        if len(parts) <= 1:
+            return self._fetch(str(path))
+        self._fetch(parts[0])
+        return str(directory.resolve("/".join(parts), self.local.store.get))
+
     def get(self, cid, out_path) -> None:
-        self.local.get(self._fetch(cid), out_path)
+        self.local.get(self._fetch_path(cid), out_path)
 
     def cat(self, cid) -> bytes:
-        return self.local.cat(self._fetch(cid))
+        return self.local.cat(self._fetch_path(cid))
+
+    def ls(self, cid) -> list[directory.Entry]:
+        return self.local.ls(self._fetch_path(cid))
 
     def pin(self, cid) -> None:
         cid = str(unixfs.parse_cid(cid))

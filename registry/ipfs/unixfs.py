@@ -8,7 +8,7 @@ CIDs, multihashes and multibase come from the `multiformats` package.
 
 import hashlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -30,15 +30,22 @@ class Profile:
     raw_leaves: bool  # leaves are bare bytes (raw codec) rather than dag-pb UnixFS nodes
     chunk_size: int  # fixed-size chunker, bytes per leaf
     max_links: int  # children per internal node before the balanced layout adds a level
+    # A directory whose node would exceed `hamt_threshold` bytes becomes a HAMT shard of
+    # `hamt_fanout` buckets. "block" measures the encoded node exactly; "links" is the legacy
+    # estimate, the sum of each link's name and CID lengths (boxo's SizeEstimationLinks).
+    hamt_estimate: str
+    hamt_threshold: int = 256 << 10
+    hamt_fanout: int = 256
     hash: str = "sha2-256"
     layout: str = "balanced"
 
 
-# IPIP-499 profiles, as Kubo and ipfs-unixfs-importer name them.
+# IPIP-499 profiles, as Kubo (boxo's UnixFS_v1_2025, UnixFS_v0_2015) and ipfs-unixfs-importer
+# name them.
 V1_2025 = Profile("unixfs-v1-2025", cid_version=1, raw_leaves=True, chunk_size=1 << 20,
-                  max_links=1024)
+                  max_links=1024, hamt_estimate="block")
 V0_2015 = Profile("unixfs-v0-2015", cid_version=0, raw_leaves=False, chunk_size=256 << 10,
-                  max_links=174)
+                  max_links=174, hamt_estimate="links")
 PROFILES = {p.name: p for p in (V1_2025, V0_2015)}
 DEFAULT_PROFILE = V1_2025.name
 
@@ -153,6 +160,11 @@ def build(stream: BinaryIO, profile: Profile = V1_2025) -> Iterator[Block]:
 
     Memory stays bounded: one chunk plus at most `max_links` link records per level.
     """
+    yield from _file_blocks(stream, profile)
+
+
+def _file_blocks(stream: BinaryIO, profile: Profile) -> Generator[Block, None, _Link]:
+    """`build`, returning the root's link once every block is out."""
     levels: list[list[_Link]] = [[]]
     for chunk in _chunks(stream, profile.chunk_size):
         block, link = _leaf(chunk, profile)
@@ -173,7 +185,7 @@ def build(stream: BinaryIO, profile: Profile = V1_2025) -> Iterator[Block]:
         if not links:
             continue
         if len(links) == 1 and not any(levels[k + 1 :]):
-            return
+            return links[0]
         block, link = _parent(links, profile)
         yield block
         if k + 1 == len(levels):
@@ -214,9 +226,10 @@ def read(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
             if node.data is None:
                 raise BlockCorrupted(f"block {cid} is a dag-pb node without UnixFS data")
             fs = dagpb.decode_unixfs(node.data, str(cid))
+            if fs.type in (dagpb.UNIXFS_DIRECTORY, dagpb.UNIXFS_HAMT_SHARD):
+                raise InputInvalid(f"{cid} is a directory, not a file")
             if fs.type not in (dagpb.UNIXFS_FILE, dagpb.UNIXFS_RAW):
-                raise InputInvalid(f"{cid} is not a UnixFS file (type {fs.type}); "
-                                   "directories are not supported")
+                raise InputInvalid(f"{cid} is not a UnixFS file (type {fs.type})")
             if len(fs.blocksizes) != len(node.links):
                 raise BlockCorrupted(f"block {cid} has {len(node.links)} links but "
                                      f"{len(fs.blocksizes)} blocksizes")

@@ -1,10 +1,15 @@
-// Reference: ipfs-unixfs-importer (the JS UnixFS importer) computing file CIDs from JSON on stdin.
-// in:  {"options": {cidVersion, rawLeaves, chunkSize, maxChildrenPerNode} | {"profile": name},
-//       "files": [{"path": "/abs/file"} | {"size": n, "seed": s}]}
-// out: {"cids": ["bafk...", ...]}  one CID per file, in order
+// Reference: ipfs-unixfs-importer (the JS UnixFS importer) computing file and directory CIDs
+// from JSON on stdin.
+// in:  {"options": {cidVersion, rawLeaves, chunkSize, maxChildrenPerNode, shardSplitStrategy,
+//                   shardSplitThresholdBytes} | {"profile": name},
+//       "files": [{"path": "/abs/file"} | {"size": n, "seed": s} | {"dir": "/abs/dir"}]}
+// out: {"cids": ["bafk...", ...]}  one CID per input, in order
+// A {dir} is imported as `ipfs add -r --hidden` does: every entry under it, hidden files and
+// empty directories included, the CID being the one the importer gives the directory itself.
 // {size, seed} files are the xorshift32 pattern of tests/registry/patterns.py, generated here
 // so a 1 GiB file never crosses a pipe or touches the disk.
-import { createReadStream } from "node:fs";
+import { createReadStream, readdirSync } from "node:fs";
+import { basename, join } from "node:path";
 import { BlackHoleBlockstore } from "blockstore-core";
 import { importer } from "ipfs-unixfs-importer";
 import { fixedSize } from "ipfs-unixfs-importer/chunker";
@@ -41,6 +46,8 @@ async function* pattern(size, seed) {
 function importerOptions(o) {
   if (o.profile) return { profile: o.profile };
   return {
+    shardSplitStrategy: o.shardSplitStrategy,
+    shardSplitThresholdBytes: o.shardSplitThresholdBytes,
     cidVersion: o.cidVersion,
     rawLeaves: o.rawLeaves,
     reduceSingleLeafToSelf: true,
@@ -52,12 +59,31 @@ function importerOptions(o) {
 const chunks = [];
 for await (const c of process.stdin) chunks.push(c);
 const input = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+// Directory entries for the importer: paths under the directory's own name, directories
+// (empty ones too) as entries without content.
+function* tree(dir, prefix) {
+  yield { path: prefix };
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    const path = `${prefix}/${d.name}`;
+    if (d.isDirectory()) yield* tree(join(dir, d.name), path);
+    else yield { path, content: createReadStream(join(dir, d.name)) };
+  }
+}
+
 const cids = [];
 for (const f of input.files) {
-  const content = f.path ? createReadStream(f.path) : pattern(f.size, f.seed);
+  let candidates, wanted;
+  if (f.dir) {
+    wanted = basename(f.dir);
+    candidates = tree(f.dir, wanted);
+  } else {
+    candidates = [{ content: f.path ? createReadStream(f.path) : pattern(f.size, f.seed) }];
+  }
   let last;
-  for await (const entry of importer([{ content }], new BlackHoleBlockstore(),
-    importerOptions(input.options))) last = entry;
+  for await (const entry of importer(candidates, new BlackHoleBlockstore(),
+    importerOptions(input.options))) {
+    if (wanted === undefined || entry.path === wanted) last = entry;
+  }
   cids.push(last.cid.toString());
 }
 process.stdout.write(JSON.stringify({ cids }));
