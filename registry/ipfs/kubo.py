@@ -37,7 +37,7 @@ def api_multiaddr(api: str) -> str:
 def _root_of(reply, source) -> dict:
     """The entry of an `add` reply for `source` itself: a directory's reply lists every entry
     under it, each named by its path, the directory's own name last."""
-    if isinstance(reply, dict):
+    if not isinstance(reply, list):
         return reply
     name = Path(str(source)).name
     for entry in reversed(reply):
@@ -87,7 +87,8 @@ class KuboIpfs:
                                                           **options))
         got = self._call("add", lambda: str(unixfs.parse_cid(_root_of(reply, source)["Hash"])))
         if got != expected:
-            raise CidMismatch(f"the Kubo daemon at {self.api} stored {source} as {got}, but "
+            what = "the directory" if options.get("recursive") else "the file"
+            raise CidMismatch(f"the Kubo daemon at {self.api} stored {what} as {got}, but "
                               f"{self.profile.name} gives {expected}; configure the daemon "
                               f"with that profile (ipfs config profile apply {self.profile.name})")
         return got
