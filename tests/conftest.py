@@ -5,6 +5,7 @@ yielding a Chain and cleaning up after itself.
 """
 
 import contextlib
+import os
 import socket
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ from modelreg.chain.signer import Signer
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+GETH = ROOT / ".cache" / "bin" / "geth"  # built by `make setup` from the Go module proxy
 
 # eth-tester's default genesis funds the keys 1..10; the anvil factory funds the same ones, so
 # every chain has the same dev accounts.
@@ -61,23 +63,84 @@ def anvil_chain() -> Iterator[Chain]:
     proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        _wait_until_answering(url, proc, lambda: proc.stderr.read().decode())
         w3 = Web3(Web3.HTTPProvider(url))
-        deadline = time.monotonic() + 30
-        while not w3.is_connected():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"anvil did not start on {url}: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
         signers = [Signer.from_key(k) for k in DEV_KEYS]
         for s in signers:
             w3.provider.make_request("anvil_setBalance", [s.address, hex(10**24)])
         yield Chain("anvil", lambda: Web3(Web3.HTTPProvider(url)), signers, rpc_url=url)
     finally:
-        proc.terminate()
+        _stop(proc)
+
+
+def require_binary(path: Path) -> None:
+    """Skip locally when a daemon's binary was never built; in CI (CI set) fail instead."""
+    if path.exists():
+        return
+    message = f"{path} is missing: run `make setup` to build it"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextlib.contextmanager
+def geth_process(*extra: str) -> Iterator[str]:
+    """A real `geth --dev` sealing a block every 2 s, on free loopback ports and a temporary datadir.
+
+    Yields its HTTP URL; the process is stopped and the datadir removed afterwards. `extra` are
+    more geth flags (`--rpc.rangelimit 100`, say).
+    """
+    require_binary(GETH)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = Path(tmp) / "geth.log"  # a file, not a pipe: a full pipe would block geth
+        # --dev.period 2: transactions wait for the next block, as on a real network, instead of
+        # being mined the moment they arrive. No IPC, no peers; the engine API gets its own free port.
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [str(GETH), "--dev", "--dev.period", "2", "--datadir", str(Path(tmp) / "data"),
+                 "--ipcdisable", "--http", "--http.addr", "127.0.0.1", "--http.port", str(port),
+                 "--http.api", "eth,net,web3", "--authrpc.port", str(_free_port()), "--port", "0",
+                 "--verbosity", "2", *extra],
+                stdout=subprocess.DEVNULL, stderr=out)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _wait_until_answering(url, proc, log.read_text)
+            yield url
+        finally:
+            _stop(proc)
+
+
+@contextlib.contextmanager
+def geth_chain() -> Iterator[Chain]:
+    """A real geth --dev node; its unlocked developer account funds the dev signers."""
+    with geth_process() as url:
+        w3 = Web3(Web3.HTTPProvider(url))
+        signers = [Signer.from_key(k) for k in DEV_KEYS]
+        (funder,) = w3.eth.accounts
+        hashes = [w3.eth.send_transaction({"from": funder, "to": s.address, "value": 10**24})
+                  for s in signers]
+        for tx_hash in hashes:
+            w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        yield Chain("geth", lambda: Web3(Web3.HTTPProvider(url)), signers, rpc_url=url)
+
+
+def _wait_until_answering(url: str, proc: subprocess.Popen, output: Callable[[], str]) -> None:
+    w3 = Web3(Web3.HTTPProvider(url))
+    deadline = time.monotonic() + 30
+    while not w3.is_connected():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args[0]} did not start on {url}: {output()[-2000:]}")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _free_port() -> int:
@@ -108,10 +171,14 @@ CHAIN_FACTORIES: dict[str, Callable[[], contextlib.AbstractContextManager[Chain]
     "eth-tester": eth_tester_chain,
     "anvil": anvil_chain,
     "devnet": devnet_chain,
+    "geth": geth_chain,
 }
+# geth seals a block every 2 s, so each transaction there takes ~2 s: its run is slow.
+SLOW_CHAINS = {"geth"}
 
 
-@pytest.fixture(scope="session", params=list(CHAIN_FACTORIES))
+@pytest.fixture(scope="session", params=[
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_CHAINS else name for name in CHAIN_FACTORIES])
 def chain(request) -> Iterator[Chain]:
     """Each chain in CHAIN_FACTORIES, started once per session."""
     with CHAIN_FACTORIES[request.param]() as c:

