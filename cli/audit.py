@@ -71,14 +71,28 @@ def show_cmd(model, version, as_json):
     if as_json:
         return print_json(shown)
     for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx"):
-        click.echo(f"{key:>14}: {entry[key]}")
-    click.echo(f"{'parent':>14}: {_parent(entry)}")
-    click.echo(f"{'revoked':>14}: {entry['revoked'] or 'no'}")
+        click.echo(f"{key:>14}: {'none' if entry[key] is None else entry[key]}")
+    click.echo(f"{'parent':>14}: {_parent(entry, entry['model']) or 'none'}")
+    click.echo(f"{'revoked':>14}: {_revocation(entry['revoked'])}")
     click.echo(f"{'manifest':>14}: {status}")
     if manifest:
-        for key in ("step", "code_revision", "metrics"):
-            click.echo(f"{key:>14}: {manifest.get(key)}")
+        click.echo(f"{'step':>14}: {manifest.get('step', '-')}")
+        click.echo(f"{'code_revision':>14}: {manifest.get('code_revision') or '-'}")
+        metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
+        click.echo(f"{'metrics':>14}: {metrics or 'none'}")
         click.echo(f"{'tensors':>14}: {len(manifest['leaves'])}")
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _revocation(revoked: dict | None) -> str:
+    if not revoked:
+        return "no"
+    replacement = f"; use version {revoked['replacement']} instead" if revoked.get("replacement") else ""
+    return (f"yes, by {revoked['revoker']} in block {revoked['block']} (tx {revoked['tx']}): "
+            f"{revoked['reason']}{replacement}")
 
 
 @audit.command("lineage")

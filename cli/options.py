@@ -13,8 +13,13 @@ from modelreg.service.home import resolve_home
 
 def home_of(ctx: click.Context | None = None):
     """The resolved data directory for this invocation (--home, $MODELREG_HOME, ~/.modelreg)."""
+    from modelreg.errors import ConfigInvalid
+
     ctx = ctx or click.get_current_context()
-    return resolve_home((ctx.find_root().obj or {}).get("home_flag"))
+    try:
+        return resolve_home((ctx.find_root().obj or {}).get("home_flag"))
+    except ConfigInvalid as e:
+        raise ConfigInvalid(f"{e}; pass --home (or set MODELREG_HOME to) a directory you can write") from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of text.")
@@ -54,10 +59,13 @@ def symlink_advice():
 
 
 def connection_options(command):
-    """--rpc-url, --ipfs-api and the signer flags, on every command that talks to the chain or IPFS."""
+    """--rpc-url, --registry, --ipfs-api and the signer flags, on every command that talks to the chain or IPFS."""
     options = [
         click.option("--rpc-url", help="EVM JSON-RPC endpoint [env MODELREG_RPC_URL; default: the embedded devnet]."),
         click.option("--chain-id", type=int, help="Refuse an endpoint serving another chain [env MODELREG_CHAIN_ID]."),
+        click.option("--registry", metavar="ADDRESS",
+                     help="ModelRegistry contract to use [env MODELREG_REGISTRY; default: the one recorded "
+                          "in the data directory for the chain]. Reading needs only this and --rpc-url."),
         click.option("--ipfs-api", help="Kubo RPC API, e.g. /ip4/127.0.0.1/tcp/5001 [env MODELREG_IPFS_API; "
                                         "default: the embedded blockstore]."),
         click.option("--profile", type=click.Choice(PROFILES),
@@ -90,9 +98,15 @@ def config_of(ctx: click.Context | None = None):
 
 def open_registry(ctx: click.Context | None = None, *, write: bool = False):
     """Connect to the configured chain and IPFS (starting the embedded devnet if needed)."""
+    from modelreg.errors import DeploymentNotRecorded
     from modelreg.service.connect import (
         connect,  # imported late: web3 is slow to import, --help should not wait
     )
 
     ctx = ctx or click.get_current_context()
-    return connect(home_of(ctx), config_of(ctx), write=write)
+    try:
+        return connect(home_of(ctx), config_of(ctx), write=write)
+    except DeploymentNotRecorded as e:
+        raise DeploymentNotRecorded(f"{e}; to read an existing registry pass --registry ADDRESS (or set "
+                                    "MODELREG_REGISTRY), to start a new one run `modelreg deploy` with the "
+                                    "same --rpc-url") from None

@@ -3,6 +3,7 @@
 import click
 
 from modelreg.cli.options import connection_options, json_option, open_registry, print_json
+from modelreg.errors import VersionNotFound
 from modelreg.service import audit as audit_lib
 from modelreg.service.verify import MISMATCH, REVOKED
 
@@ -22,7 +23,11 @@ def verify(target, model, version, tensors, as_json):
     """
     registry = open_registry()
     events = registry.events()
-    model_id = audit_lib.find_model(events, model)["id"]
+    found = audit_lib.find_model(events, model)
+    if not found["versions"]:
+        raise VersionNotFound(f"model {model!r} has no versions yet, so no file can match it; commit one "
+                              "first, or check the name (`modelreg audit models` lists each model's versions)")
+    model_id = found["id"]
     verdict = registry.verify(target, model_id, version=version, tensors=tensors)
     if as_json:
         print_json(verdict.to_dict())
@@ -34,9 +39,7 @@ def verify(target, model, version, tensors, as_json):
 
 def _print(model: str, v) -> None:
     where = f"{model} version {v.version}" if v.version else model
-    if v.status == MISMATCH and v.chain_root is None:
-        click.echo(f"MISMATCH: {model} has no versions to compare the file (root {v.file_root}) with")
-    elif v.status == MISMATCH:
+    if v.status == MISMATCH:
         click.echo(f"MISMATCH: the file (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
         if v.note:
             click.echo(f"  {v.note}")

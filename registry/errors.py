@@ -97,6 +97,14 @@ class ContractNotDeployed(ModelregError):
     """No ModelRegistry is recorded, or none has code, on this chain."""
 
 
+class DeploymentNotRecorded(ContractNotDeployed):
+    """The data directory records no ModelRegistry for this chain (one may still exist there)."""
+
+
+class DeploymentExists(ModelregError):
+    """A ModelRegistry with code is already recorded for this chain; deploying would replace it."""
+
+
 class TransactionFailed(ModelregError):
     """A transaction reverted or could not be sent."""
 

@@ -104,6 +104,28 @@ def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
     return w3
 
 
+def deployment_block(w3: Web3, address: str) -> int:
+    """The first block where `address` has code, found by bisecting eth_getCode over past blocks.
+
+    Log searches start there instead of at genesis. A node that keeps no old state (not an archive
+    node) cannot answer for past blocks; then the search starts at block 0, which is slower, not wrong.
+    """
+    address = Web3.to_checksum_address(address)
+    low, high = 0, _rpc_call(lambda: w3.eth.block_number)
+    try:
+        if not _rpc_call(lambda: w3.eth.get_code(address, high)):
+            return 0  # no code at all: RegistryClient.at says so
+        while low < high:
+            middle = (low + high) // 2
+            if _rpc_call(lambda: w3.eth.get_code(address, middle)):  # noqa: B023
+                high = middle
+            else:
+                low = middle + 1
+    except (Web3RPCError, ValueError):
+        return 0
+    return low
+
+
 def _bytes32(value, what: str) -> bytes:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
     if len(raw) != 32:

@@ -1,14 +1,19 @@
-"""Where the ModelRegistry lives on each chain: <home>/deployments.json, keyed by chain id."""
+"""Where the ModelRegistry lives on each chain: <home>/deployments.json, keyed by chain id.
+
+Per chain, "ModelRegistry" is the registry in use and "ModelRegistry.earlier" lists the ones it
+replaced, oldest first, so that a deploy with --force never loses where the old history lives.
+"""
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modelreg._atomic import write_atomic
-from modelreg.errors import ConfigInvalid, ContractNotDeployed
+from modelreg.errors import ConfigInvalid, DeploymentNotRecorded
 
 FILENAME = "deployments.json"
 CONTRACT = "ModelRegistry"
+EARLIER = f"{CONTRACT}.earlier"
 
 
 @dataclass(frozen=True)
@@ -36,19 +41,32 @@ def _load(home: Path) -> dict:
 
 
 def record(home: Path, chain_id: int, deployment: Deployment) -> None:
-    """Record `deployment` as the ModelRegistry of chain `chain_id`, replacing any earlier record."""
+    """Record `deployment` as the ModelRegistry of chain `chain_id`; the one it replaces moves to the earlier list."""
     data = _load(home)
-    data.setdefault(str(chain_id), {})[CONTRACT] = asdict(deployment)
-    path = _path(home)
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    entry = data.setdefault(str(chain_id), {})
+    current = entry.get(CONTRACT)
+    if current is not None and current.get("address") != deployment.address:
+        entry.setdefault(EARLIER, []).append(current)
+    entry[CONTRACT] = asdict(deployment)
+    write_atomic(_path(home), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def lookup(home: Path, chain_id: int) -> Deployment:
-    """The recorded ModelRegistry of chain `chain_id`; ContractNotDeployed if there is none."""
+    """The recorded ModelRegistry of chain `chain_id`; DeploymentNotRecorded if there is none."""
     entry = _load(home).get(str(chain_id), {}).get(CONTRACT)
     if entry is None:
-        raise ContractNotDeployed(f"no ModelRegistry is recorded for chain {chain_id} in {_path(home)}; "
-                                  "deploy one with `modelreg deploy` (with the same --rpc-url)")
+        raise DeploymentNotRecorded(f"no ModelRegistry is recorded for chain {chain_id} in {_path(home)}")
+    return _deployment(home, chain_id, entry)
+
+
+def recorded(home: Path, chain_id: int) -> list[Deployment]:
+    """Every ModelRegistry recorded for chain `chain_id`, oldest first, the one in use last."""
+    entry = _load(home).get(str(chain_id), {})
+    found = [*entry.get(EARLIER, []), *([entry[CONTRACT]] if CONTRACT in entry else [])]
+    return [_deployment(home, chain_id, e) for e in found]
+
+
+def _deployment(home: Path, chain_id: int, entry: dict) -> Deployment:
     try:
         return Deployment(**entry)
     except TypeError:

@@ -85,8 +85,30 @@ def parse_cid(text: str | CID) -> CID:
         return canonical(text)
     try:
         return canonical(CID.decode(text.strip()))
-    except Exception as e:  # multiformats raises several unrelated types for bad input
-        raise CidInvalid(f"{text!r} is not a CID ({e}); expected e.g. bafkrei... or Qm...") from None
+    except Exception:  # multiformats raises several unrelated types, with its own inner wording
+        raise CidInvalid(f"{text!r} is not a CID: {_cid_problem(text.strip())}; "
+                         "expected e.g. bafkrei... or Qm...") from None
+
+
+_BASE32 = set("abcdefghijklmnopqrstuvwxyz234567")
+_BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
+
+
+def _cid_problem(text: str) -> str:
+    """What is wrong with a string that does not decode as a CID, in terms of the two forms users meet."""
+    if not text:
+        return "it is empty"
+    if text.startswith("Qm"):
+        if len(text) != 46:
+            return f"a CIDv0 (Qm...) has 46 characters, this one has {len(text)}"
+        return "a CIDv0 (Qm...) is base58, and this one has other characters"
+    if text[0] == "b":
+        if not set(text[1:]) <= _BASE32:
+            return "a base32 CIDv1 (b...) has only the characters a-z and 2-7"
+        return f"its length ({len(text)} characters) or its contents are wrong for a base32 CIDv1"
+    if text[0] == "z" and not set(text[1:]) <= _BASE58:
+        return "a base58 CIDv1 (z...) has only base58 characters"
+    return "it is neither a CIDv0 (Qm...) nor a CIDv1 in a base IPFS uses (b... base32, z... base58)"
 
 
 def canonical(cid: CID) -> CID:

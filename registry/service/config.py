@@ -5,6 +5,7 @@ the file records; a keystore password from an environment variable or a prompt.
 """
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from modelreg.errors import ConfigInvalid
 FILENAME = "config.toml"
 SIGNER_KINDS = ("dev", "keystore", "env")
 PROFILES = ("unixfs-v1-2025", "unixfs-v0-2015")  # the names of modelreg.ipfs.unixfs.PROFILES
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")  # the EIP-55 checksum is checked where web3 is loaded
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Setting:
 SETTINGS = (
     Setting("rpc_url", "chain", "rpc_url", "MODELREG_RPC_URL"),
     Setting("chain_id", "chain", "chain_id", "MODELREG_CHAIN_ID"),
+    Setting("registry", "chain", "registry", "MODELREG_REGISTRY"),
     Setting("signer", "signer", "kind", "MODELREG_SIGNER"),
     Setting("dev_account", "signer", "dev_account", "MODELREG_DEV_ACCOUNT"),
     Setting("keystore", "signer", "keystore", "MODELREG_KEYSTORE"),
@@ -60,6 +63,7 @@ def overrides_of(values: dict[str, object]) -> dict[tuple[str, str], object]:
 class ChainConfig:
     rpc_url: str = ""  # empty: the embedded devnet, started on demand
     chain_id: int = 0  # 0: accept whatever the endpoint serves; otherwise it must match
+    registry: str = ""  # empty: the ModelRegistry recorded in deployments.json for the chain
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class Config:
         """What `config show` prints: the settings, and where secrets come from without their values."""
         view = self.to_dict()
         view["chain"]["rpc_url"] = self.chain.rpc_url or "(embedded devnet)"
+        view["chain"]["chain_id"] = self.chain.chain_id or "(any: whatever the endpoint serves)"
+        view["chain"]["registry"] = self.chain.registry or "(the one recorded in deployments.json)"
         view["ipfs"]["api"] = self.ipfs.api or "(embedded blockstore)"
         signer = view["signer"]
         if self.signer.kind == "env":
@@ -184,6 +190,9 @@ def _validated(config: Config) -> Config:
         raise ConfigInvalid(f"signer.kind must be one of {', '.join(SIGNER_KINDS)}, got {config.signer.kind!r}")
     if config.ipfs.profile not in PROFILES:
         raise ConfigInvalid(f"ipfs.profile must be one of {', '.join(PROFILES)}, got {config.ipfs.profile!r}")
+    registry = config.chain.registry
+    if registry and not _ADDRESS.fullmatch(registry):
+        raise ConfigInvalid(f"chain.registry must be a contract address (0x and 40 hex digits), got {registry!r}")
     rpc_url = config.chain.rpc_url
     if rpc_url and not rpc_url.startswith(("http://", "https://")):
         raise ConfigInvalid(f"chain.rpc_url must be an http(s):// URL, got {rpc_url!r}")

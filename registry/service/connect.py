@@ -6,13 +6,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelreg.chain.client import RegistryClient
+from modelreg.chain import deployments
+from modelreg.chain.client import RegistryClient, deployment_block
 from modelreg.chain.client import connect as connect_chain
 from modelreg.chain.signer import Signer
 from modelreg.errors import (
     ChainIdMismatch,
     CidInvalid,
     ContractNotDeployed,
+    DeploymentExists,
     InputInvalid,
     ModelNotFound,
     SignerInvalid,
@@ -43,6 +45,7 @@ class Registry:
 
     def chain_info(self) -> dict:
         return {"chain_id": self.client.chain_id, "contract": self.client.address,
+                "deployment_block": self.client.from_block,
                 "latest_block": self.client.w3.eth.block_number,
                 "rpc": self.config.chain.rpc_url or "embedded devnet"}
 
@@ -115,25 +118,55 @@ def _check_cid(target: str) -> None:
 
 
 def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
-    """Connect as configured. The embedded devnet is started, and its contract deployed, on demand."""
+    """Connect as configured. The embedded devnet is started, and its contract deployed, on demand.
+
+    With `config.chain.registry` set, that contract is used and nothing needs to be recorded in
+    `home`: an RPC URL and an address are enough to read, and no signer is made unless `write`.
+    """
     w3, rpc_url, embedded = _web3(home, config)
     signer = make_signer(config, rpc_url) if write else None
-    try:
-        client = RegistryClient.from_home(w3, signer, home)
-    except ContractNotDeployed:
-        if not embedded:
-            raise
-        # The embedded devnet is this data directory's own chain: deploying is part of starting it.
-        # A devnet account pays, so that a read, or a signer the devnet never funded, still works.
-        RegistryClient.deploy(w3, _dev_signer(0), home)
-        client = RegistryClient.from_home(w3, signer, home)
+    if config.chain.registry:
+        client = _client_at(w3, signer, home, config.chain.registry)
+    else:
+        try:
+            client = RegistryClient.from_home(w3, signer, home)
+        except ContractNotDeployed:
+            if not embedded:
+                raise
+            # The embedded devnet is this data directory's own chain: deploying is part of starting it.
+            # A devnet account pays, so that a read, or a signer the devnet never funded, still works.
+            RegistryClient.deploy(w3, _dev_signer(0), home)
+            client = RegistryClient.from_home(w3, signer, home)
     ipfs = open_ipfs(home, api=config.ipfs.api or None, profile=config.ipfs.profile)
     return Registry(home=Path(home), config=config, client=client, ipfs=ipfs, embedded_chain=embedded)
 
 
-def deploy(home: Path, config: Config) -> RegistryClient:
-    """Deploy a new ModelRegistry on the configured chain and record it in the data directory."""
+def _client_at(w3, signer: Signer | None, home: Path, address: str) -> RegistryClient:
+    """The registry at `address`, its logs read from its deployment block: recorded, or found on the node."""
+    chain_id = w3.eth.chain_id
+    known = {d.address.lower(): d.block for d in deployments.recorded(home, chain_id)}
+    block = known.get(address.lower())
+    if block is None:
+        block = deployment_block(w3, address)
+    return RegistryClient.at(w3, signer, address, from_block=block)
+
+
+def deploy(home: Path, config: Config, *, force: bool = False) -> RegistryClient:
+    """Deploy a new ModelRegistry on the configured chain and record it in the data directory.
+
+    Refused (DeploymentExists) while the registry recorded for the chain still has code, unless
+    `force`: a new registry starts an empty history. The replaced address stays recorded.
+    """
     w3, rpc_url, _ = _web3(home, config)
+    if not force:
+        try:
+            existing = RegistryClient.from_home(w3, None, home)
+        except ContractNotDeployed:  # none recorded, or the chain was reset under it
+            pass
+        else:
+            raise DeploymentExists(f"a ModelRegistry is already recorded for chain {existing.chain_id}: "
+                                   f"{existing.address}, deployed in block {existing.from_block}; "
+                                   "a new one would start with an empty history")
     return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from modelreg.errors import ConfigInvalid
+
 ENV_VAR = "MODELREG_HOME"
 DEFAULT = Path("~/.modelreg")
 
@@ -11,5 +13,8 @@ def resolve_home(flag: str | os.PathLike | None = None) -> Path:
     """The data directory: the --home flag, else $MODELREG_HOME, else ~/.modelreg."""
     chosen = flag or os.environ.get(ENV_VAR) or DEFAULT
     home = Path(chosen).expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigInvalid(f"cannot use {home} as the data directory: {e.strerror or e}") from None
     return home

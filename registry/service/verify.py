@@ -8,6 +8,7 @@ its indexed topic, so a tampered cache can neither fake a version nor hide one.
 
 from dataclasses import dataclass, field
 
+from modelreg.errors import VersionNotFound
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_manifest
 from modelreg.formats.seal import seal_checkpoint
@@ -53,8 +54,7 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
     else:
         candidate = version
     if candidate is None:
-        return Verdict(MISMATCH, model_id, None, sealed.root, None, len(sealed.leaves),
-                       note="the model has no versions")
+        raise VersionNotFound(f"model {model_id} has no versions yet, so no file can match it")
     record = client.get_version(model_id, candidate)  # the chain, not the cache, decides
     chain_root = record.weights_root  # 0x-hex, as VersionRecord gives it
     if chain_root != sealed.root:

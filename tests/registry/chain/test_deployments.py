@@ -5,9 +5,20 @@ import json
 import pytest
 
 from modelreg.chain import deployments
-from modelreg.chain.client import RegistryClient, connect
+from modelreg.chain.client import RegistryClient, connect, deployment_block
 from modelreg.chain.deployments import Deployment
-from modelreg.errors import ChainIdMismatch, ChainUnavailable, ConfigInvalid, ContractNotDeployed
+from modelreg.errors import (
+    ChainIdMismatch,
+    ChainUnavailable,
+    ConfigInvalid,
+    ContractNotDeployed,
+    DeploymentNotRecorded,
+)
+
+
+def _deployment(n: int, block: int) -> Deployment:
+    return Deployment(address="0x" + f"{n:02x}" * 20, block=block, tx="0x" + f"{n:02x}" * 32,
+                      deployer="0x" + "22" * 20)
 
 
 def test_a_recorded_deployment_is_found_by_chain_id(tmp_path):
@@ -23,9 +34,21 @@ def test_a_recorded_deployment_is_found_by_chain_id(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["deployments.json"]  # no temporary file left
 
 
-def test_a_chain_without_a_record_says_how_to_deploy(tmp_path):
-    with pytest.raises(ContractNotDeployed, match="no ModelRegistry is recorded for chain 5 .*deploy one with `modelreg deploy`"):
+def test_a_chain_without_a_record_is_named_with_the_file(tmp_path):
+    with pytest.raises(DeploymentNotRecorded, match="no ModelRegistry is recorded for chain 5 in .*deployments.json"):
         deployments.lookup(tmp_path, 5)
+
+
+def test_recording_another_registry_keeps_the_earlier_ones_with_their_blocks(tmp_path):
+    first, second, third = _deployment(1, block=3), _deployment(2, block=7), _deployment(3, block=9)
+    for d in (first, second, third):
+        deployments.record(tmp_path, 1337, d)
+    deployments.record(tmp_path, 1337, third)  # recording the same one again adds nothing
+    assert deployments.lookup(tmp_path, 1337) == third
+    assert deployments.recorded(tmp_path, 1337) == [first, second, third]
+    data = json.loads((tmp_path / "deployments.json").read_text())
+    assert [e["block"] for e in data["1337"]["ModelRegistry.earlier"]] == [3, 7]
+    assert deployments.recorded(tmp_path, 5) == []
 
 
 def test_a_corrupt_record_file_is_named(tmp_path):
@@ -40,6 +63,13 @@ def test_a_deployment_made_with_a_home_is_found_again(chain, tmp_path):
     assert (found.address, found.from_block) == (deployed.address, deployed.from_block)
     recorded = deployments.lookup(tmp_path, chain.w3.eth.chain_id)
     assert recorded.deployer == chain.signers[0].address
+
+
+def test_the_deployment_block_is_found_on_the_node(chain, registry):
+    assert registry.from_block > 0
+    registry.register_model("later")  # the deployment is no longer the newest block
+    assert chain.w3.eth.block_number > registry.from_block
+    assert deployment_block(chain.w3, registry.address) == registry.from_block
 
 
 def test_a_recorded_address_without_code_says_the_chain_was_reset(chain, tmp_path):
