@@ -61,7 +61,7 @@ def connect(home: str | os.PathLike | None = None, *, write: bool = True, **sett
         home: the data directory (default `$MODELREG_HOME`, else `~/.modelreg`); its
             config.toml and the `MODELREG_*` environment variables apply, then `settings`.
         write: False for read-only use: no signer is needed.
-        settings: any of rpc_url, chain_id, signer, dev_account, keystore, key_env,
+        settings: any of rpc_url, chain_id, registry, signer, dev_account, keystore, key_env,
             ipfs_api, profile (the CLI flags of the same names).
 
     Returns:

@@ -3,10 +3,9 @@
 From one data directory: a base model with three versions (real manifests with losses), a
 fine-tune in a second model whose parent is base v2 and whose data differs, a revocation whose
 reason carries Markdown and HTML characters, a maintainer added and removed, and an ownership
-handed over. Commits go through the registrar (what training uses), without training.
+handed over. Commits go through `Registry.commit` (what training uses), without training.
 """
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +14,12 @@ from safetensors.numpy import save_file
 from modelreg.devnet.accounts import dev_accounts
 from modelreg.formats.manifest import canonical_json, dataset_manifest
 from modelreg.formats.seal import seal_dataset
+from modelreg.records import VersionRef
 from modelreg.service.config import load_config
 from modelreg.service.connect import connect
-from modelreg.service.journal import Journal
-from modelreg.service.registrar import Registrar
 
 REASON = "trained on a *leaked* file | see <issue 7> & `notes`"
 ALICE, BOB = (a.address for a in dev_accounts(2))
-
-
-@dataclass(frozen=True)
-class _Checkpoint:
-    """The fields of training's CheckpointEvent that the registrar reads."""
-
-    path: Path
-    step: int
-    metrics: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    environment: dict = field(default_factory=dict)
-    tokenizer_path: str = ""
-    tokenizer_sha256: str = ""
 
 
 def _dataset(registry, directory: Path, text: str) -> str:
@@ -46,18 +31,19 @@ def _dataset(registry, directory: Path, text: str) -> str:
 
 
 def _commit(registry, run_dir: Path, name: str, dataset_root: str, steps: list[int],
-            parent: tuple[int, int] | None = None) -> list:
+            parent: VersionRef | None = None) -> list:
+    """Commit one small checkpoint per step, each the child of the one before, with losses in its manifest."""
     run_dir.mkdir(parents=True)
-    registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(run_dir / "journal.jsonl"),
-                          model_name=name, model_id=registry.client.model_id(name), dataset_root=dataset_root,
-                          parent=parent)
     rng = np.random.default_rng(len(name))
+    commits = []
     for step in steps:
         path = run_dir / f"ckpt-{step:06d}.safetensors"
         save_file({"wte.weight": rng.standard_normal((8, 4), dtype=np.float32)}, str(path))
         loss = 4.0 / (1 + step / 10)
-        registrar.submit(_Checkpoint(path, step, metrics={"train_loss": loss + 0.1, "val_loss": loss}))
-    return registrar.close()
+        commits.append(registry.commit(path, name, parent=parent, dataset_root=dataset_root, step=step,
+                                       metrics={"train_loss": loss + 0.1, "val_loss": loss}))
+        parent = commits[-1].ref
+    return commits
 
 
 def build(run, work: Path, *conn: str) -> dict:
@@ -75,7 +61,7 @@ def build(run, work: Path, *conn: str) -> dict:
     base_data = _dataset(registry, work / "data-base", "to be or not to be\n" * 50)
     tuned_data = _dataset(registry, work / "data-tuned", "now is the winter of our discontent\n" * 50)
     base = _commit(registry, work / "runs" / "base", "base", base_data, [10, 20, 30])
-    tuned = _commit(registry, work / "runs" / "tuned", "tuned", tuned_data, [40], parent=(1, 2))
+    tuned = _commit(registry, work / "runs" / "tuned", "tuned", tuned_data, [40], parent=VersionRef(1, 2))
     run("model", "revoke", "base", "3", "--reason", REASON, "--replacement", "2", *conn)
     run("model", "add-maintainer", "base", BOB, *conn)
     run("model", "remove-maintainer", "base", BOB, *conn)

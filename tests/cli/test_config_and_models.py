@@ -17,6 +17,22 @@ def test_init_writes_the_flags_and_config_show_reads_them_back(modelreg):
     assert shown["ipfs"] == {"api": "/ip4/127.0.0.1/tcp/5001", "profile": "unixfs-v0-2015"}
 
 
+def test_config_show_says_what_an_unset_chain_id_and_registry_mean(modelreg):
+    shown = modelreg("config", "show").output
+    assert "chain_id = (any: whatever the endpoint serves)" in shown
+    assert "registry = (the one recorded in deployments.json)" in shown
+    assert "chain_id = 0" not in shown
+
+
+def test_init_records_a_registry_address_for_later_commands(modelreg, monkeypatch):
+    address = "0x" + "Ab" * 20
+    modelreg("init", "--rpc-url", "http://127.0.0.1:8545", "--registry", address)
+    assert f'registry = "{address}"' in (modelreg.home / "config.toml").read_text()
+    assert json.loads(modelreg("config", "show", "--json").output)["chain"]["registry"] == address
+    monkeypatch.setenv("MODELREG_REGISTRY", "0x" + "cd" * 20)
+    assert json.loads(modelreg("config", "show", "--json").output)["chain"]["registry"] == "0x" + "cd" * 20
+
+
 def test_the_environment_overrides_the_file_and_flags_override_both(modelreg, monkeypatch):
     modelreg("init", "--rpc-url", "http://file:1")
     monkeypatch.setenv("MODELREG_RPC_URL", "http://env:2")

@@ -120,9 +120,16 @@ def test_a_file_that_is_not_safetensors_is_named(demo, stored, tmp_path):
     fails(demo, "verify", tmp_path, "--model", "demo", match=r"is a directory, not a safetensors file")
 
 
-@pytest.mark.parametrize("cid", ["bafyNOTACID", "QmTooShort"])
-def test_a_malformed_cid_is_named(demo, stored, cid):
-    fails(demo, "verify", cid, "--model", "demo", match=f"^Error: no file named '{cid}' exists, and '{cid}' is not a CID")
+@pytest.mark.parametrize(("cid", "problem"), [
+    ("bafyNOTACID", "a base32 CIDv1 \\(b...\\) has only the characters a-z and 2-7"),
+    ("QmTooShort", "a CIDv0 \\(Qm...\\) has 46 characters, this one has 10"),
+    ("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyk", "its length \\(58 characters\\) or its contents"),
+    ("xyz", "it is neither a CIDv0"),
+], ids=["base32-characters", "v0-length", "v1-length", "no-base"])
+def test_a_malformed_cid_is_named_in_our_words(demo, stored, cid, problem):
+    line = fails(demo, "verify", cid, "--model", "demo",
+                 match=f"^Error: no file named '{cid}' exists, and '{cid}' is not a CID: {problem}")
+    assert "Pad bits" not in line  # the CID library's inner wording stays inside
 
 
 def test_a_well_formed_cid_that_is_not_stored_is_named(demo, stored):
@@ -207,11 +214,30 @@ def test_the_wrong_chain_id_is_refused(demo, stored):
 def test_an_endpoint_without_a_deployed_registry_is_named(demo, stored):
     with anvil_chain() as anvil:
         fails(demo, "audit", "models", "--rpc-url", anvil.rpc_url,
-              match=r"^Error: no ModelRegistry is recorded for chain 31337 .*`modelreg deploy`")
+              match=r"^Error: no ModelRegistry is recorded for chain 31337 .*; to read an existing registry "
+                    r"pass --registry ADDRESS \(or set MODELREG_REGISTRY\), to start a new one run `modelreg deploy`")
         fails(demo, "model", "register", "other", "--rpc-url", anvil.rpc_url,
               match=r"no ModelRegistry is recorded for chain 31337")
         fails(demo, "audit", "models", "--rpc-url", anvil.rpc_url, "--chain-id", "5",
               match=f"^Error: {anvil.rpc_url} serves chain 31337, not the configured chain 5")
+
+
+def test_a_registry_that_is_not_an_address_is_named(demo, stored, monkeypatch):
+    fails(demo, "audit", "models", "--registry", NOT_AN_ADDRESS,
+          match=f"^Error: chain.registry must be a contract address \\(0x and 40 hex digits\\), got '{NOT_AN_ADDRESS}'$")
+    monkeypatch.setenv("MODELREG_REGISTRY", "registry.eth")
+    fails(demo, "audit", "models", match=r"^Error: \$MODELREG_REGISTRY: chain.registry must be a contract address")
+
+
+def test_a_registry_address_without_code_is_named(demo, stored):
+    fails(demo, "audit", "models", "--registry", SOME_ADDRESS,
+          match=r"^Error: no contract code at 0x0+[aA]1 on chain 1337")
+
+
+def test_a_second_deploy_on_the_same_chain_is_refused(demo, stored):
+    fails(demo, "deploy", match=r"^Error: a ModelRegistry is already recorded for chain 1337: 0x\w{40}, deployed in "
+                                r"block \d+; a new one would start with an empty history; use it as it is, or pass "
+                                r"--force to deploy a new one")
 
 
 # ------------------------------------------------------------------ signers
@@ -304,6 +330,20 @@ def test_a_malformed_config_file_is_named_and_left_alone(fresh, text, match):
 def test_a_malformed_environment_variable_is_named(fresh, monkeypatch):
     monkeypatch.setenv("MODELREG_CHAIN_ID", "five")
     fails(fresh, "config", "show", match=r"^Error: \$MODELREG_CHAIN_ID: chain.chain_id must be an integer")
+
+
+def test_a_data_directory_that_cannot_be_made_is_named(tmp_path):
+    run = Modelreg(Path("/proc/modelreg-cannot-exist"))
+    fails(run, "config", "show", match=r"^Error: cannot use /proc/modelreg-cannot-exist as the data directory: "
+                                       r"No such file or directory; pass --home \(or set MODELREG_HOME to\) a "
+                                       r"directory you can write$")
+
+
+def test_verify_against_a_model_without_versions_says_so(tmp_path, demo):
+    for run in _home(tmp_path / "home"):
+        run("model", "register", "empty")
+        fails(run, "verify", demo.checkpoint, "--model", "empty",
+              match=r"^Error: model 'empty' has no versions yet, so no file can match it; commit one first")
 
 
 def test_init_over_an_existing_config_needs_force(fresh):
