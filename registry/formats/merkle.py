@@ -8,11 +8,14 @@ so they can be compared with the JavaScript output and passed to
 `MerkleProof.verify` on-chain unchanged.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from eth_abi.encoding import TupleEncoder
 from eth_abi.registry import registry
-from eth_hash.auto import keccak
+
+# pysha3's C keccak: eth_hash's default backend (pycryptodome) costs several times more a call,
+# and a 100,000-leaf tree makes 300,000 calls.
+from sha3 import keccak_256
 
 from modelreg._hex import to_hex
 
@@ -29,10 +32,64 @@ def _abi_value(abi_type: str, value):
     return value
 
 
-def _encoder(types: Sequence[str]):
-    # Building the tuple encoder once per tree, not once per leaf, makes hashing 100,000 leaves
-    # take seconds rather than tens of seconds.
-    return TupleEncoder(encoders=[registry.get_encoder(t) for t in types])
+def _encoder(types: Sequence[str]) -> Callable[[Sequence], bytes]:
+    """abi.encode for `types`: written out for modelreg's two leaf types, eth_abi otherwise.
+
+    eth_abi's general machinery costs ~20 us a leaf, most of a 100,000-tensor tree's build
+    time; these two layouts are fixed and short, so they are spelled out below. The
+    OpenZeppelin tests hold every tree, whichever path encoded it, to the JavaScript roots.
+    """
+    direct = _DIRECT.get(tuple(types))
+    if direct is not None:
+        return direct
+    general = TupleEncoder(encoders=[registry.get_encoder(t) for t in types])
+    return lambda value: general([_abi_value(t, v) for t, v in zip(types, value)])
+
+
+_MAX_UINT = 1 << 256
+
+
+def _uint(value) -> bytes:
+    if type(value) is not int or not 0 <= value < _MAX_UINT:  # a bool is an int, not a uint256
+        raise ValueError(f"{value!r} is not a uint256")
+    return value.to_bytes(32, "big")
+
+
+def _bytes32(value) -> bytes:
+    raw = bytes.fromhex(value[2:] if value[:2] == "0x" else value) if isinstance(value, str) else value
+    if len(raw) != 32:
+        raise ValueError(f"{value!r} is not 32 bytes")
+    return raw
+
+
+def _string(value: str) -> bytes:
+    """A string's tail: its byte length, then its UTF-8 bytes zero-padded to 32."""
+    raw = value.encode("utf-8")
+    return len(raw).to_bytes(32, "big") + raw + bytes(-len(raw) % 32)
+
+
+def _encode_tensor_leaf(value: Sequence) -> bytes:
+    """abi.encode(string name, string dtype, uint256[] shape, bytes32 sha256): four head
+    words (three offsets into the tail, then the digest), then the three tails."""
+    name, dtype, shape, digest = value
+    name_tail, dtype_tail = _string(name), _string(dtype)
+    dtype_at = 128 + len(name_tail)
+    shape_at = dtype_at + len(dtype_tail)
+    return b"".join((_WORD_128, dtype_at.to_bytes(32, "big"), shape_at.to_bytes(32, "big"),
+                     _bytes32(digest), name_tail, dtype_tail, len(shape).to_bytes(32, "big"),
+                     *map(_uint, shape)))
+
+
+def _encode_file_leaf(value: Sequence) -> bytes:
+    """abi.encode(string path, uint256 size, bytes32 sha256): the offset of the path's tail,
+    the size, the digest, then the tail."""
+    path, size, digest = value
+    return b"".join((_WORD_96, _uint(size), _bytes32(digest), _string(path)))
+
+
+_WORD_96, _WORD_128 = (96).to_bytes(32, "big"), (128).to_bytes(32, "big")
+_DIRECT = {("string", "string", "uint256[]", "bytes32"): _encode_tensor_leaf,
+           ("string", "uint256", "bytes32"): _encode_file_leaf}
 
 
 def leaf_hash(types: Sequence[str], value: Sequence) -> bytes:
@@ -43,13 +100,12 @@ def leaf_hash(types: Sequence[str], value: Sequence) -> bytes:
 def _leaf_hash(encoder, types, value) -> bytes:
     if len(value) != len(types):
         raise ValueError(f"leaf {value!r} has {len(value)} values but the tree has {len(types)} types")
-    encoded = encoder([_abi_value(t, v) for t, v in zip(types, value)])
-    return keccak(keccak(encoded))
+    return keccak_256(keccak_256(encoder(value)).digest()).digest()
 
 
 def node_hash(a: bytes, b: bytes) -> bytes:
     """An internal node: the pair sorted, so a proof needs no left/right flags."""
-    return keccak(a + b) if a <= b else keccak(b + a)
+    return keccak_256(a + b).digest() if a <= b else keccak_256(b + a).digest()
 
 
 def _bytes(node: str | bytes) -> bytes:

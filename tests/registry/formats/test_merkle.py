@@ -102,11 +102,40 @@ def test_a_tree_needs_a_leaf_and_a_multiproof_refuses_the_same_leaf_twice():
 
 
 @pytest.mark.slow
-def test_a_hundred_thousand_leaves_build_in_a_few_seconds():
+def test_a_hundred_thousand_leaves_build_in_a_second_of_cpu():
     import time
 
     values = random_leaf_values(random.Random(4), 100_000)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the wall clock of a loaded machine says little
     tree = StandardMerkleTree.of(values, TENSOR_TYPES)
-    assert time.perf_counter() - start < 15  # a few seconds here; slack for a loaded 2-core machine
+    assert time.process_time() - start < 1.0
     assert verify(tree.root, TENSOR_TYPES, values[99_999], tree.proof(99_999))
+
+
+ENCODING_CASES = [
+    (TENSOR_TYPES, ["", "", [], "0x" + "00" * 32]),
+    (TENSOR_TYPES, ["a" * 32, "BF16", [0, 1, 2**256 - 1], "0x" + "ab" * 32]),
+    (TENSOR_TYPES, ["ünïcödé ☃ 名前" * 5, "F8_E4M3", [7], bytes(range(32))]),
+    (list(FileLeaf.TYPES), ["x" * 33, 0, "0x" + "01" * 32]),
+    (list(FileLeaf.TYPES), ["dir/file.json", 2**256 - 1, "0x" + "ff" * 32]),
+]
+
+
+@pytest.mark.parametrize("types,value", ENCODING_CASES)
+def test_the_written_out_leaf_encodings_equal_eth_abi(types, value):
+    from eth_abi import encode
+
+    from modelreg.formats.merkle import _abi_value, _encoder
+
+    assert _encoder(types)(value) == encode(types, [_abi_value(t, v) for t, v in zip(types, value)])
+
+
+@pytest.mark.parametrize("value,problem", [
+    (["n", "F32", [-1], "0x" + "00" * 32], "is not a uint256"),
+    (["n", "F32", [True], "0x" + "00" * 32], "is not a uint256"),
+    (["n", "F32", [2**256], "0x" + "00" * 32], "is not a uint256"),
+    (["n", "F32", [1], "0x" + "00" * 31], "is not 32 bytes"),
+])
+def test_a_leaf_value_out_of_its_type_is_refused(value, problem):
+    with pytest.raises(ValueError, match=problem):
+        StandardMerkleTree.of([value], TENSOR_TYPES)
