@@ -112,9 +112,9 @@ def geth_process(*extra: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def geth_chain() -> Iterator[Chain]:
-    """A real geth --dev node; its unlocked developer account funds the dev signers."""
-    with geth_process() as url:
+def geth_chain(*extra: str) -> Iterator[Chain]:
+    """A real geth --dev node (with more flags `extra`); its unlocked developer account funds the dev signers."""
+    with geth_process(*extra) as url:
         w3 = Web3(Web3.HTTPProvider(url))
         signers = [Signer.from_key(k) for k in DEV_KEYS]
         (funder,) = w3.eth.accounts

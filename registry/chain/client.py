@@ -6,6 +6,7 @@ come back as the project's exceptions, decoded from the contract's custom errors
 """
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ _NONCE_TRIES = 8
 _CONNECTION_ERRORS = (requests.ConnectionError, requests.Timeout, ProviderConnectionError)
 _REVERTS = (ContractLogicError, _TesterTransactionFailed)
 _PANIC = keccak(text="Panic(uint256)")[:4]
+# geth says "exceed maximum block range 3"; public endpoints built on it add a colon.
+_RANGE_LIMIT = re.compile(r"exceed maximum block range:? (\d+)")
 
 
 @dataclass(frozen=True)
@@ -306,8 +309,8 @@ class RegistryClient:
         info = self._call(self.contract.functions.getVersion(model_id, version))
         weights_root, dataset_root, parent_model, parent_version, committer, revoked, revoker, \
             replacement, reason = info
-        logs = self.contract.events.VersionCommitted.get_logs(
-            argument_filters={"modelId": model_id, "version": version}, from_block=self.from_block)
+        logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
+            argument_filters={"modelId": model_id, "version": version}, from_block=first, to_block=last))
         if not logs:
             raise ChainUnavailable(f"the node returned no VersionCommitted log for model {model_id} "
                                    f"version {version} from block {self.from_block}; "
@@ -325,9 +328,9 @@ class RegistryClient:
     def find_version_by_root(self, model_id: int, weights_root) -> dict | None:
         """The version of `model_id` with this weights root, from its log, or None: how a retried commit
         finds what it committed. A dict: version, manifest_cid, block, tx."""
-        logs = self.contract.events.VersionCommitted.get_logs(
-            argument_filters={"modelId": model_id, "weightsRoot": _bytes32(weights_root, "weights root")},
-            from_block=self.from_block)
+        root = _bytes32(weights_root, "weights root")
+        logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
+            argument_filters={"modelId": model_id, "weightsRoot": root}, from_block=first, to_block=last))
         if not logs:
             return None
         log = logs[0]
@@ -358,12 +361,25 @@ class RegistryClient:
         Each is web3's decoded log: `event` (the name), `args`, `blockNumber`, `transactionHash`,
         `logIndex`, `blockHash`, `address`.
         """
-        start = self.from_block if from_block is None else from_block
-        logs = self._rpc(lambda: self.w3.eth.get_logs(
-            {"address": self.address, "fromBlock": start, "toBlock": to_block}))
+        logs = self._logs(lambda first, last: self.w3.eth.get_logs(
+            {"address": self.address, "fromBlock": first, "toBlock": last}), from_block, to_block)
         return sorted((self._decode_log(log) for log in logs), key=lambda e: (e["blockNumber"], e["logIndex"]))
 
     # --------------------------------------------------------------- internals
+
+    def _logs(self, fetch, from_block: int | None = None, to_block: int | str = "latest") -> list:
+        """`fetch(first, last)` over the range, in pieces when the node caps eth_getLogs ranges
+        (geth's --rpc.rangelimit, public endpoints): the node's error names its limit."""
+        first = self.from_block if from_block is None else from_block
+        try:
+            return self._rpc(lambda: fetch(first, to_block))
+        except Web3RPCError as e:
+            limit = _range_limit(str(e))
+            if limit is None:
+                raise
+        last = self._rpc(lambda: self.w3.eth.block_number) if to_block == "latest" else int(to_block)
+        return [log for start in range(first, last + 1, limit + 1)
+                for log in self._rpc(lambda s=start: fetch(s, min(s + limit, last)))]
 
     def _decode_log(self, log) -> EventData:
         return getattr(self.contract.events, self._events[bytes(log["topics"][0])])().process_log(log)
@@ -507,6 +523,12 @@ def _rpc_call(fn):
     except _CONNECTION_ERRORS as e:
         raise ChainUnavailable(f"the JSON-RPC endpoint stopped answering ({type(e).__name__}); "
                                "check that the node is running") from None
+
+
+def _range_limit(message: str) -> int | None:
+    """The widest block span (last - first) a node's range-limit error allows, or None if it is not one."""
+    found = _RANGE_LIMIT.search(message.lower())
+    return int(found.group(1)) if found else None
 
 
 def _revert_data(e: Exception) -> bytes | None:
