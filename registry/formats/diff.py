@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelreg.errors import InputInvalid
+from modelreg._files import open_regular
 from modelreg.formats.manifest import load_model
 from modelreg.formats.model import SealedModel, seal_model
 from modelreg.formats.seal import FileLeaf, SealedCheckpoint, TensorLeaf
@@ -67,11 +67,8 @@ class TensorDiff:
 
 
 def _is_manifest_file(path: str | os.PathLike) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise InputInvalid(f"{os.fspath(path)!r} cannot be read: {e.strerror}") from None
+    with open_regular(path) as f:
+        head = f.read(8)
     return head.lstrip().startswith(b"{") and b"\0" not in head
 
 

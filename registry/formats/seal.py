@@ -32,6 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
+from modelreg._files import open_regular
 from modelreg.errors import DatasetInvalid, InputInvalid
 from modelreg.formats.merkle import StandardMerkleTree
 from modelreg.formats.safetensors import open_checkpoint
@@ -202,7 +203,7 @@ def seal_checkpoint(path: str | os.PathLike) -> SealedCheckpoint:
 
 def sha256_file(path: str | os.PathLike) -> tuple[int, str]:
     """(size, "0x" + sha256 hex) of one file, hashed from a memory map without copying it."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return 0, "0x" + hashlib.sha256().hexdigest()

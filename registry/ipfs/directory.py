@@ -21,6 +21,7 @@ from typing import BinaryIO
 import mmh3
 from multiformats import CID
 
+from modelreg._files import open_regular
 from modelreg.errors import BlockCorrupted, InputInvalid, PathNotFound
 from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.unixfs import DAG_PB, RAW, Block, Profile, _Link
@@ -40,12 +41,8 @@ class Entry:
     tsize: int
 
 
-def _open(path: Path) -> AbstractContextManager[BinaryIO]:
-    return open(path, "rb")
-
-
 def build_tree(directory: str | os.PathLike, profile: Profile = unixfs.V1_2025, *,
-               follow_symlinks: bool = False, open_file: OpenFile = _open) -> Iterator[Block]:
+               follow_symlinks: bool = False, open_file: OpenFile = open_regular) -> Iterator[Block]:
     """Yield the blocks of `directory` and everything under it, children before parents; the
     last block is the directory's root, the CID `ipfs add -r --hidden` gives it.
 

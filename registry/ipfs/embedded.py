@@ -5,22 +5,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
 from multiformats import CID
 
 from modelreg._atomic import TMP_PREFIX, write_atomic
+from modelreg._files import open_regular
 from modelreg.errors import BlockNotFound, CarInvalid, InputInvalid
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.blockstore import Blockstore
 from modelreg.ipfs.car import encode_car, read_car
-
-
-def _open_input(path: str | os.PathLike) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except OSError as e:
-        raise InputInvalid(f"cannot read {path}: {e.strerror}") from None
 
 
 def write_atomically_from(chunks, out_path: str | os.PathLike) -> None:
@@ -51,7 +44,7 @@ class EmbeddedIpfs:
         if Path(path).is_dir():
             return self._put_all(directory.build_tree(path, self.profile,
                                                       follow_symlinks=follow_symlinks), pin)
-        with _open_input(path) as f:
+        with open_regular(path) as f:
             return self._put_all(unixfs.build(f, self.profile), pin)
 
     def add_bytes(self, data: bytes, pin=True) -> str:
@@ -61,7 +54,7 @@ class EmbeddedIpfs:
         if Path(path).is_dir():
             *_, root = directory.build_tree(path, self.profile, follow_symlinks=follow_symlinks)
             return str(root.cid)
-        with _open_input(path) as f:
+        with open_regular(path) as f:
             return str(unixfs.root_of(f, self.profile))
 
     def _resolve(self, path: str) -> CID:
@@ -122,7 +115,7 @@ class EmbeddedIpfs:
         Blocks are stored as they are verified; if the file turns out bad, the ones already
         stored are unpinned and the next gc removes them.
         """
-        with _open_input(path) as f:
+        with open_regular(path) as f:
             roots, blocks = read_car(f)
             if not roots:
                 raise CarInvalid(f"CAR file {path} names no root")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import ipfshttpclient
 from ipfshttpclient import exceptions as rpc
 
+from modelreg._files import open_regular
 from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.car import verify_car
@@ -188,7 +189,7 @@ class KuboIpfs:
 
     def import_car(self, path) -> list[str]:
         """Send a CAR to the daemon after checking every block here; the daemon pins its roots."""
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             roots = [str(r) for r in verify_car(f)]
             f.seek(0)
             reply = self._call("dag/import", lambda: self.client.dag.imprt(f))

@@ -123,8 +123,8 @@ def _entry(offsets, dtype="F32", shape=(2,)):
     ({"a": _entry([0, 8], dtype="F31")}, bytes(8), "unknown dtype 'F31'"),
     ({"a": _entry([0, 1], dtype="F4", shape=(1,))}, bytes(1), "4 bits, not a whole number of bytes"),
     ({"a": _entry([8, 0])}, bytes(8), "end before they begin"),
-    ({"a": _entry([0, -8])}, bytes(8), "must be two non-negative integers"),
-    ({"a": _entry([0, 8], shape=(-2,))}, bytes(8), "must be a list of non-negative integers"),
+    ({"a": _entry([0, -8])}, bytes(8), r"must be two integers \[begin, end\) from 0 to 2\^64 - 1"),
+    ({"a": _entry([0, 8], shape=(-2,))}, bytes(8), r"must be a list of integers from 0 to 2\^64 - 1"),
     ({"a": {"dtype": "F32", "shape": [2]}}, bytes(8), "exactly dtype, shape and data_offsets"),
     ({"a": _entry([0, 8]), "__metadata__": {"k": 1}}, bytes(8), "__metadata__ must map strings to strings"),
 ])
