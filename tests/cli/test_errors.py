@@ -117,7 +117,7 @@ def test_a_file_that_is_not_safetensors_is_named(demo, stored, tmp_path):
     text = tmp_path / "notes.safetensors"
     text.write_text("these are my notes, not a checkpoint\n" * 4)
     fails(demo, "verify", text, "--model", "demo", match=f"^Error: {re.escape(str(text))}: header length .* not safetensors")
-    fails(demo, "verify", tmp_path, "--model", "demo", match=r"is a directory, not a safetensors file")
+    fails(demo, "verify", tmp_path, "--model", "demo", match=r"is a directory, not a regular file")
 
 
 @pytest.mark.parametrize(("cid", "problem"), [
