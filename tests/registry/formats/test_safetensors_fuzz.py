@@ -16,8 +16,10 @@ from collections import Counter
 
 import pytest
 import safetensors
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+pytest.importorskip("hypothesis", reason="pip install -e '.[test]' brings hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from modelreg.errors import CheckpointInvalid
 from modelreg.formats.safetensors import DTYPE_BITS, parse_header
