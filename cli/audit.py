@@ -8,7 +8,7 @@ from rich.table import Table
 from modelreg.cli.options import connection_options, console, json_option, open_registry, print_json, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
-from modelreg.service.report import render
+from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:
@@ -113,19 +113,43 @@ def lineage_cmd(model, as_json):
              "yes" if n["revoked"] else ""] for n in graph["nodes"] if n["row"] != "datasets"])
 
 
+_EXAMPLES = {"{cid}": "https://ipfs.io/ipfs/{cid}", "{path}": "https://sepolia.etherscan.io/{path}"}
+
+
+def _template(value: str | None, placeholder: str, option: str) -> str | None:
+    if value and (placeholder not in value or not value.startswith(("http://", "https://"))):
+        raise InputInvalid(f"{option} must be an http(s):// URL containing {placeholder}, got {value!r}; "
+                           f"e.g. {option} '{_EXAMPLES[placeholder]}'")
+    return value
+
+
 @audit.command("report")
 @click.argument("model")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
               help="Markdown, JSON for programs, or a self-contained HTML page with the graphs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of standard output.")
+@click.option("--gateway-url", envvar="MODELREG_GATEWAY_URL", default=DEFAULT_GATEWAY, show_default=True,
+              help="Where CID links point: a URL template with {cid} [env MODELREG_GATEWAY_URL].")
+@click.option("--explorer-url", envvar="MODELREG_EXPLORER_URL",
+              help="Where transaction and address links point: a URL template with {path} (tx/HASH, "
+                   "address/ADDR), e.g. https://sepolia.etherscan.io/{path} [env MODELREG_EXPLORER_URL; "
+                   "default: Etherscan on mainnet and the public testnets, no links elsewhere].")
 @connection_options
-def report_cmd(model, fmt, output):
-    """Write an audit report for MODEL: history, lineage, loss curve, verification status."""
+def report_cmd(model, fmt, output, gateway_url, explorer_url):
+    """Write an audit report for MODEL: history, revocations, owners over time, lineage, loss curve, and
+    the commands that check it."""
+    from importlib.metadata import version
+
+    gateway_url = _template(gateway_url, "{cid}", "--gateway-url")
+    explorer_url = _template(explorer_url, "{path}", "--explorer-url")
     registry = open_registry()
     events = registry.events()
-    report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"],
-                                    registry.chain_info(), registry.ipfs.cat)
+    chain = registry.chain_info()
+    links = {"gateway": gateway_url, "explorer": explorer_url or EXPLORERS.get(chain["chain_id"])}
+    report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"], chain, registry.ipfs.cat,
+                                    block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
+                                    links=links)
     text = render(report, fmt)
     if output is None:
         return click.echo(text)

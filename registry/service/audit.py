@@ -165,12 +165,12 @@ def lineage(events: list[dict], model_id: int) -> dict:
         v = all_versions[key]
         node_id = f"{names[key[0]]}:{key[1]}"
         nodes.append({"id": node_id, "label": f"{names[key[0]]} v{key[1]}", "row": names[key[0]],
-                      "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
+                      "model_id": key[0], "version": key[1], "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
         if v["parent"]:
             parent = _ref(v["parent"])
             edges.append([f"{names[parent[0]]}:{parent[1]}", node_id])
         if v["dataset_root"]:
-            ds = seen_datasets.setdefault(v["dataset_root"], f"dataset:{v['dataset_root'][:10]}")
+            ds = seen_datasets.setdefault(v["dataset_root"], f"dataset:{v['dataset_root']}")
             edges.append([ds, node_id])
     for root, ds in seen_datasets.items():
         nodes.append({"id": ds, "label": f"data {root[:10]}…", "row": "datasets", "order": -1,
@@ -195,8 +195,36 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
     return "manifest verified", manifest
 
 
-def build_report(events: list[dict], model_id: int, chain: dict,
-                 fetch: Callable[[str], bytes]) -> dict:
+# The events that change who may write to a model, and how the report words each.
+_ROLE_EVENTS = {
+    "ModelRegistered": ("registered, owned by", "owner"),
+    "OwnershipTransferStarted": ("ownership offered to", "newOwner"),
+    "OwnershipTransferred": ("ownership accepted by", "newOwner"),
+    "MaintainerAdded": ("maintainer added:", "account"),
+    "MaintainerRemoved": ("maintainer removed:", "account"),
+}
+
+
+def roles(events: list[dict], model_id: int) -> list[dict]:
+    """Owners and maintainers over time: each change to who may write to the model, in chain order."""
+    changes = []
+    for e in events:
+        if e["args"].get("modelId") != model_id or e["event"] in ("VersionCommitted", "VersionRevoked"):
+            continue
+        words, key = _ROLE_EVENTS.get(e["event"], (e["event"], None))
+        changes.append({"event": e["event"], "change": words, "account": e["args"].get(key) if key else None,
+                        "block": e["block"], "tx": e["tx"]})
+    return changes
+
+
+def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable[[str], bytes], *,
+                 block_time: Callable[[int], int] | None = None, tool: str = "",
+                 links: dict | None = None) -> dict:
+    """Everything an audit report shows, as plain data: the Markdown, JSON and HTML reports render it.
+
+    `block_time(n)` gives block n's timestamp (seconds); `tool` names the program that read the chain;
+    `links` holds the URL templates a reader follows ({"gateway": ..., "explorer": ...}).
+    """
     model = next(m for m in models(events) if m["id"] == model_id)
     versions = []
     for v in history(events, model_id):
@@ -215,5 +243,18 @@ def build_report(events: list[dict], model_id: int, chain: dict,
             except Exception:
                 entry["files"] = "unavailable"
         ds.append(entry)
-    return {"model": model, "chain": chain, "versions": versions, "datasets": ds,
-            "lineage": lineage(events, model_id)}
+    report = {"model": model, "chain": chain, "tool": tool, "links": links or {}, "versions": versions,
+              "datasets": ds, "roles": roles(events, model_id), "lineage": lineage(events, model_id)}
+    report["times"] = _times(report, block_time) if block_time else {}
+    return report
+
+
+def _times(report: dict, block_time: Callable[[int], int]) -> dict[str, int]:
+    """The timestamp of every block the report names, keyed by the block number as a string (JSON keys)."""
+    blocks = {report["chain"]["latest_block"], report["model"]["block"]}
+    for v in report["versions"]:
+        blocks.add(v["block"])
+        if v["revoked"]:
+            blocks.add(v["revoked"]["block"])
+    blocks |= {r["block"] for r in report["roles"]} | {d["block"] for d in report["datasets"] if "block" in d}
+    return {str(b): block_time(b) for b in sorted(blocks)}

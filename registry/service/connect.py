@@ -49,6 +49,10 @@ class Registry:
                 "latest_block": self.client.w3.eth.block_number,
                 "rpc": self.config.chain.rpc_url or "embedded devnet"}
 
+    def block_time(self, block: int) -> int:
+        """The timestamp (seconds since 1970, UTC) of block `block`."""
+        return int(self.client.w3.eth.get_block(block)["timestamp"])
+
     def model_id(self, model: str | int) -> int:
         """The id of a model given by name or id, as the chain's events know it."""
         return model if isinstance(model, int) else find_model(self.events(), model)["id"]

@@ -1,13 +1,28 @@
 """Audit reports: one model's history and lineage rendered as Markdown, JSON or one self-contained HTML file.
 
-The input is the plain dict that `registry.audit.build_report` assembles from contract events and
-manifests; nothing here touches the chain or IPFS, so a report can be re-rendered offline.
+The input is the plain dict that `modelreg.service.audit.build_report` assembles from contract events
+and manifests; nothing here touches the chain or IPFS, so a report can be re-rendered offline. The
+three formats carry the same facts: JSON is that dict, Markdown and HTML print every part of it.
 """
 
 import html
 import json
+import shlex
+from datetime import datetime, timezone
 
 from modelreg.formats.manifest import canonical_json
+
+# Explorers of public networks, by chain id: where a tx or address link goes when none is configured.
+EXPLORERS = {
+    1: "https://etherscan.io/{path}",
+    11155111: "https://sepolia.etherscan.io/{path}",
+    17000: "https://holesky.etherscan.io/{path}",
+    560048: "https://hoodi.etherscan.io/{path}",
+}
+DEFAULT_GATEWAY = "https://ipfs.io/ipfs/{cid}"  # a CID names the same bytes on any gateway
+
+MANIFEST_CHECK = ("manifest check: the version's manifest was fetched by its CID and its Merkle root "
+                  "compared with the weights root on-chain; 'manifest verified' means they are equal.")
 
 
 def render(report: dict, fmt: str) -> str:
@@ -20,10 +35,13 @@ def render(report: dict, fmt: str) -> str:
     raise ValueError(f"unknown report format {fmt!r}")
 
 
-def _short(value: str | None, keep: int = 10) -> str:
-    if not value:
+# ---------------------------------------------------------------------------- shared wording
+
+def _when(report: dict, block: int | None) -> str:
+    stamp = report.get("times", {}).get(str(block))
+    if stamp is None:
         return "-"
-    return value if len(value) <= 2 * keep + 1 else f"{value[:keep]}…{value[-6:]}"
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _loss(version: dict) -> str:
@@ -31,62 +49,164 @@ def _loss(version: dict) -> str:
     return f"{loss:.4f}" if isinstance(loss, (int, float)) else "-"
 
 
-def _status(version: dict) -> str:
-    if version.get("revoked"):
-        return "REVOKED"
-    return version.get("verification", "-")
-
-
-def _parent(version: dict) -> str:
+def _parent(version: dict, names: dict[int, str]) -> str:
     parent = version.get("parent")
-    return f"{parent['model_id']}:{parent['version']}" if parent else "-"
+    if not parent:
+        return "-"
+    return f"{names.get(parent['model_id'], parent['model_id'])} v{parent['version']}"
 
 
-HISTORY_COLUMNS = ("version", "step", "val loss", "weights root", "dataset root", "parent",
-                   "manifest CID", "committer", "block", "tx", "status")
+def _revoked(version: dict) -> str:
+    return f"REVOKED: {version['revoked']['reason']}" if version.get("revoked") else "no"
 
 
-def _history_row(v: dict, short: bool) -> list[str]:
-    cut = _short if short else (lambda x: x or "-")
-    return [str(v["version"]), str(v.get("step", "-")), _loss(v), cut(v["weights_root"]),
-            cut(v.get("dataset_root")), _parent(v), cut(v.get("manifest_cid")), cut(v.get("committer")),
-            str(v["block"]), cut(v["tx"]), _status(v)]
+def _names(report: dict) -> dict[int, str]:
+    """Model id -> name for every model the lineage reaches (ids of other models are all a version has)."""
+    names = {report["model"]["id"]: report["model"]["name"]}
+    for node in report["lineage"]["nodes"]:
+        if "model_id" in node:
+            names[node["model_id"]] = node["row"]
+    return names
+
+
+def _labels(report: dict) -> dict[str, str]:
+    return {n["id"]: (f"dataset {_cut(n['root'])}" if n["row"] == "datasets" else n["label"])
+            for n in report["lineage"]["nodes"]}
+
+
+def edges(report: dict) -> list[str]:
+    """Every lineage edge as a sentence: dataset -> version, parent -> child, marked across models."""
+    labels, rows = _labels(report), {n["id"]: n["row"] for n in report["lineage"]["nodes"]}
+    out = []
+    for src, dst in report["lineage"]["edges"]:
+        if rows.get(src) == "datasets":
+            kind = "trained on"
+        elif rows.get(src) != rows.get(dst):
+            kind = "parent, across models"
+        else:
+            kind = "parent"
+        out.append(f"{labels.get(src, src)} → {labels.get(dst, dst)} ({kind})")
+    return out
+
+
+def _cut(value: str | None, keep: int = 10) -> str:
+    if not value:
+        return "-"
+    return value if len(value) <= 2 * keep + 1 else f"{value[:keep]}…{value[-6:]}"
+
+
+def check_commands(report: dict) -> list[str]:
+    """The exact commands a reader runs to check the report's claims against the chain themselves."""
+    rpc = report["chain"].get("rpc", "")
+    rpc = rpc if rpc.startswith(("http://", "https://")) else "RPC_URL"
+    flags = f"--rpc-url {shlex.quote(rpc)} --registry {report['chain']['contract']}"
+    name = shlex.quote(report["model"]["name"])
+    commands = [f"modelreg verify CHECKPOINT.safetensors --model {name} --version {v['version']} {flags}"
+                for v in report["versions"]]
+    commands += [f"modelreg audit history {name} {flags}",
+                 f"modelreg audit report {name} --format html -o report.html {flags}"]
+    return commands
+
+
+def cid_url(report: dict, cid: str | None) -> str | None:
+    template = report.get("links", {}).get("gateway")
+    return template.replace("{cid}", cid) if template and cid else None
+
+
+def explorer_url(report: dict, kind: str, value) -> str | None:
+    """A link to a tx, an address or a block on the configured explorer, or None without one."""
+    template = report.get("links", {}).get("explorer")
+    return template.replace("{path}", f"{kind}/{value}") if template and value is not None else None
+
+
+def _intro(report: dict) -> str:
+    chain, model = report["chain"], report["model"]
+    latest = chain["latest_block"]
+    return (f"Read from chain {chain['chain_id']}, contract {chain['contract']} (deployed in block "
+            f"{chain.get('deployment_block', '-')}), up to block {latest} ({_when(report, latest)}), "
+            f"by {report.get('tool') or 'modelreg'}. Model {model['name']} (id {model['id']}) was registered in "
+            f"block {model['block']} ({_when(report, model['block'])}).")
+
+
+# ---------------------------------------------------------------------------- Markdown
+
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~"
+
+
+def _md(text) -> str:
+    """Text as Markdown shows it literally: every special character escaped, line breaks as spaces."""
+    text = " ".join(str(text).split())
+    return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
+
+
+def _md_link(text: str, url: str | None) -> str:
+    return f"[{_md(text)}](<{url}>)" if url else _md(text)
 
 
 def render_markdown(report: dict) -> str:
-    model = report["model"]
-    lines = [
-        f"# Audit report: {model['name']} (model {model['id']})",
-        "",
-        f"- chain id {report['chain']['chain_id']}, contract `{report['chain']['contract']}`, "
-        f"read up to block {report['chain']['latest_block']}",
-        f"- owner `{model['owner']}`; maintainers: {', '.join(f'`{m}`' for m in model['maintainers']) or 'none'}",
-        f"- {len(report['versions'])} versions, {sum(1 for v in report['versions'] if v.get('revoked'))} revoked",
-        "",
-        "## History",
-        "",
-        "| " + " | ".join(HISTORY_COLUMNS) + " |",
-        "|" + " --- |" * len(HISTORY_COLUMNS),
-    ]
-    lines += ["| " + " | ".join(_history_row(v, short=False)) + " |" for v in report["versions"]]
+    model, names = report["model"], _names(report)
     revoked = [v for v in report["versions"] if v.get("revoked")]
-    if revoked:
-        lines += ["", "## Revocations", ""]
-        for v in revoked:
-            r = v["revoked"]
-            lines.append(f"- version {v['version']}: {r['reason']!r} by `{r['revoker']}` in block "
-                         f"{r['block']} (tx `{r['tx']}`), replacement: {r.get('replacement') or 'none'}")
+    lines = [
+        f"# Audit report: {_md(model['name'])} (model {model['id']})", "",
+        _md(_intro(report)), "",
+        f"- owner: {_md_link(model['owner'], explorer_url(report, 'address', model['owner']))}",
+        f"- maintainers now: {', '.join(_md_link(m, explorer_url(report, 'address', m)) for m in model['maintainers']) or 'none'}",
+        f"- metadata: {_md(model.get('metadata') or '-')}",
+        f"- {len(report['versions'])} versions, {len(revoked)} revoked", "",
+        "## How to check this yourself", "",
+        "Each command reads the chain itself; `verify` seals your copy of the weights and compares its "
+        "Merkle root with the version's root on-chain.", "",
+        "```", *check_commands(report), "```", "",
+        "## History", "",
+        _md(MANIFEST_CHECK), "",
+        "| version | step | val loss | weights root | dataset root | parent | manifest CID | committer | "
+        "block | time | tx | manifest check | revoked |",
+        "|" + " --- |" * 13,
+    ]
+    for v in report["versions"]:
+        cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _loss(v),
+                 _md(v["weights_root"]), _md(v.get("dataset_root") or "-"), _md(_parent(v, names)),
+                 _md_link(v.get("manifest_cid") or "-", cid_url(report, v.get("manifest_cid"))),
+                 _md_link(v["committer"], explorer_url(report, "address", v["committer"])), str(v["block"]),
+                 _md(_when(report, v["block"])), _md_link(v["tx"], explorer_url(report, "tx", v["tx"])),
+                 _md(v.get("verification", "-")), _md(_revoked(v))]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Revocations", ""]
+    for v in revoked:
+        r = v["revoked"]
+        lines += [f"- version {v['version']}, revoked in block {r['block']} ({_md(_when(report, r['block']))})",
+                  f"  - reason: {_md(r['reason'])}",
+                  f"  - revoker: {_md_link(r['revoker'], explorer_url(report, 'address', r['revoker']))}",
+                  f"  - replacement: {'version ' + str(r['replacement']) if r.get('replacement') else 'none'}",
+                  f"  - transaction: {_md_link(r['tx'], explorer_url(report, 'tx', r['tx']))}"]
+    if not revoked:
+        lines.append("none")
+    lines += ["", "## Owners and maintainers over time", "", "| block | time | change | account | tx |",
+              "| --- | --- | --- | --- | --- |"]
+    for r in report.get("roles", []):
+        lines.append(f"| {r['block']} | {_md(_when(report, r['block']))} | {_md(r['change'])} | "
+                     f"{_md_link(r['account'] or '-', explorer_url(report, 'address', r['account']))} | "
+                     f"{_md_link(r['tx'], explorer_url(report, 'tx', r['tx']))} |")
+    lines += ["", "## Lineage", ""] + [f"- {_md(edge)}" for edge in edges(report)]
     lines += ["", "## Datasets", ""]
     for d in report["datasets"]:
-        lines.append(f"- `{d['root']}`: manifest `{d.get('manifest_cid') or '-'}`, "
-                     f"{d.get('files', '?')} files, registered in block {d.get('block', '-')}")
-    lines += ["", "## Lineage", ""]
-    for parent, child in report["lineage"]["edges"]:
-        lines.append(f"- {parent} → {child}")
+        lines.append(f"- {_md(d['root'])}: manifest "
+                     f"{_md_link(d.get('manifest_cid') or '-', cid_url(report, d.get('manifest_cid')))}, "
+                     f"{_md(d.get('files', '?'))} files, registered in block {d.get('block', '-')} "
+                     f"({_md(_when(report, d.get('block')))})")
     return "\n".join(lines) + "\n"
 
 
-def _svg_loss_curve(versions: list[dict], width: int = 640, height: int = 260) -> str:
+# ---------------------------------------------------------------------------- HTML
+
+def _a(text, url: str | None, cls: str = "") -> str:
+    """Escaped text, a link when there is a URL; hashes get the class that lets them wrap."""
+    body = html.escape(str(text))
+    attr = f' class="{cls}"' if cls else ""
+    return f'<a href="{html.escape(url)}"{attr}>{body}</a>' if url else f"<span{attr}>{body}</span>"
+
+
+def _svg_loss_curve(versions: list[dict], width: int = 680, height: int = 280) -> str:
     series = {}
     for key in ("train_loss", "val_loss"):
         pts = [(v.get("step"), (v.get("metrics") or {}).get(key)) for v in versions]
@@ -99,21 +219,24 @@ def _svg_loss_curve(versions: list[dict], width: int = 640, height: int = 260) -
     ys = [y for pts in series.values() for _, y in pts]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-    pad = 50
+    left, pad = 70, 50
 
     def px(s, y):
-        return (pad + (s - x0) / (x1 - x0) * (width - 2 * pad),
+        return (left + (s - x0) / (x1 - x0) * (width - left - pad),
                 height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad))
 
-    colors = {"train_loss": "#888", "val_loss": "#c0392b"}
+    colors = {"train_loss": "#777", "val_loss": "#c0392b"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'role="img" aria-label="loss curve">',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#000"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#000"/>',
-             f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="12">step</text>',
-             f'<text x="{pad - 4}" y="{pad + 4}" font-size="11" text-anchor="end">{y1:.3f}</text>',
-             f'<text x="{pad - 4}" y="{height - pad}" font-size="11" text-anchor="end">{y0:.3f}</text>',
-             f'<text x="{pad}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x0}</text>',
+             f'<line x1="{left}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#000"/>',
+             f'<line x1="{left}" y1="{pad}" x2="{left}" y2="{height - pad}" stroke="#000"/>',
+             f'<text class="axis-title" x="{(left + width - pad) / 2}" y="{height - 10}" text-anchor="middle" '
+             f'font-size="12">training step</text>',
+             f'<text class="axis-title" x="16" y="{height / 2}" text-anchor="middle" font-size="12" '
+             f'transform="rotate(-90 16 {height / 2})">loss (from each manifest)</text>',
+             f'<text x="{left - 4}" y="{pad + 4}" font-size="11" text-anchor="end">{y1:.3f}</text>',
+             f'<text x="{left - 4}" y="{height - pad}" font-size="11" text-anchor="end">{y0:.3f}</text>',
+             f'<text x="{left}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x0}</text>',
              f'<text x="{width - pad}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x1}</text>']
     for i, (key, pts) in enumerate(series.items()):
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in (px(s, v) for s, v in pts))
@@ -127,16 +250,19 @@ def _svg_loss_curve(versions: list[dict], width: int = 640, height: int = 260) -
 
 
 def _svg_lineage(lineage: dict) -> str:
-    """Versions as boxes, one row per model, ordered left to right; datasets on the top row."""
+    """Versions as boxes, one row per model, ordered left to right; datasets on the top row; every edge drawn."""
     nodes = lineage["nodes"]
     if not nodes:
         return "<p>No versions.</p>"
     rows = sorted({n["row"] for n in nodes}, key=lambda r: (r != "datasets", r))
-    cols: dict[str, int] = {}
+    parent_of = {dst: src for src, dst in lineage["edges"] if not src.startswith("dataset:")}
+    cols: dict[str, int] = {}  # the next free column of each row
+    col_of: dict[str, int] = {}
     pos = {}
     for n in sorted(nodes, key=lambda n: n.get("order", 0)):
-        col = cols.get(n["row"], 0)
-        cols[n["row"]] = col + 1
+        # Right of its parent, even in another row, so that every arrow points forward in time.
+        col = max(cols.get(n["row"], 0), col_of.get(parent_of.get(n["id"]), -1) + 1)
+        cols[n["row"]], col_of[n["id"]] = col + 1, col
         pos[n["id"]] = (20 + col * 150, 30 + rows.index(n["row"]) * 90)
     width = 40 + max(cols.values()) * 150
     height = 40 + len(rows) * 90
@@ -144,21 +270,19 @@ def _svg_lineage(lineage: dict) -> str:
              'role="img" aria-label="lineage graph">',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
              'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>']
-    parent_of = {dst: src for src, dst in lineage["edges"] if not src.startswith("dataset:")}
-    data_of = {dst: src for src, dst in lineage["edges"] if src.startswith("dataset:")}
     for src, dst in lineage["edges"]:
-        # A dataset arrow only where a version's data differs from its parent's: less ink, same facts.
-        inherited = src.startswith("dataset:") and data_of.get(parent_of.get(dst)) == src
-        if src in pos and dst in pos and not inherited:
-            (x1, y1), (x2, y2) = pos[src], pos[dst]
-            if src.startswith("dataset:"):  # down from the data row, dashed
-                ends, dash = (x1 + 60, y1 + 36, x2 + 60, y2), ' stroke-dasharray="4 3"'
-            else:
-                ends, dash = (x1 + 120, y1 + 18, x2, y2 + 18), ""
-            if ends[1] > ends[3]:  # a parent in a lower row: from its top edge instead
-                ends = (ends[0], y1, ends[2], y2 + 36)
-            parts.append('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#555"'.format(*ends)
-                         + f'{dash} marker-end="url(#arrow)"/>')
+        if src not in pos or dst not in pos:
+            continue
+        (x1, y1), (x2, y2) = pos[src], pos[dst]
+        if src.startswith("dataset:"):  # down from the data row, dashed
+            ends, dash = (x1 + 60, y1 + 36, x2 + 60, y2), ' stroke-dasharray="4 3"'
+        elif y1 == y2:  # the next version in the same model
+            ends, dash = (x1 + 120, y1 + 18, x2, y2 + 18), ""
+        else:  # a parent in another model's row
+            ends, dash = (x1 + 60, y1 + (36 if y2 > y1 else 0), x2 + 60, y2 + (0 if y2 > y1 else 36)), ""
+        parts.append(f'<line class="edge" data-edge="{html.escape(src)} {html.escape(dst)}" '
+                     'x1="{}" y1="{}" x2="{}" y2="{}" stroke="#555"'.format(*ends)
+                     + f'{dash} marker-end="url(#arrow)"/>')
     for n in nodes:
         x, y = pos[n["id"]]
         fill = "#fde2e2" if n.get("revoked") else ("#eef" if n["row"] == "datasets" else "#e8f5e9")
@@ -169,45 +293,86 @@ def _svg_lineage(lineage: dict) -> str:
     return "".join(parts)
 
 
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """`rows` are HTML already (escaped by the caller)."""
+    attr = f' class="{cls}"' if cls else ""
+    return (f"<table{attr}><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
+
+
 def render_html(report: dict) -> str:
-    """One self-contained file: nothing external (styles, fonts, images); the data is embedded as JSON."""
-    model = report["model"]
-    esc = html.escape
-    rows = "".join(
-        "<tr>" + "".join(f'<td class="{"hash" if len(cell) > 20 else ""}">{esc(cell)}</td>'
-                         for cell in _history_row(v, short=False)) + "</tr>"
-        for v in report["versions"]
-    )
-    datasets = "".join(
-        f"<tr><td>{esc(d['root'])}</td><td>{esc(d.get('manifest_cid') or '-')}</td>"
-        f"<td>{esc(str(d.get('files', '?')))}</td><td>{esc(str(d.get('block', '-')))}</td></tr>"
-        for d in report["datasets"]
-    )
-    head = "".join(f"<th>{esc(c)}</th>" for c in HISTORY_COLUMNS)
+    """One self-contained file: nothing is loaded from elsewhere (styles, fonts, images, scripts); links
+    to a gateway or an explorer are only followed when clicked. The data is embedded as JSON."""
+    model, names, esc = report["model"], _names(report), html.escape
+    addr = lambda a: _a(a or "-", explorer_url(report, "address", a), "hash")  # noqa: E731
+    tx = lambda t: _a(t, explorer_url(report, "tx", t), "hash")  # noqa: E731
+    cid = lambda c: _a(c or "-", cid_url(report, c), "hash")  # noqa: E731
+    history = _table(
+        ["version", "step", "val loss", "weights root", "dataset root", "parent", "manifest CID", "committer",
+         "block", "time", "tx", "manifest check", "revoked"],
+        [[str(v["version"]), esc(str(v.get("step") if v.get("step") is not None else "-")), _loss(v),
+          _a(v["weights_root"], None, "hash"), _a(v.get("dataset_root") or "-", None, "hash"),
+          esc(_parent(v, names)), cid(v.get("manifest_cid")), addr(v["committer"]),
+          str(v["block"]), esc(_when(report, v["block"])), tx(v["tx"]), esc(v.get("verification", "-")),
+          f'<span class="revoked">{esc(_revoked(v))}</span>' if v.get("revoked") else "no"]
+         for v in report["versions"]], "history")
+    revoked = [v for v in report["versions"] if v.get("revoked")]
+    revocations = _table(
+        ["version", "reason", "revoker", "replacement", "block", "time", "transaction"],
+        [[str(v["version"]), f'<span class="reason">{esc(v["revoked"]["reason"])}</span>',
+          addr(v["revoked"]["revoker"]),
+          f"version {v['revoked']['replacement']}" if v["revoked"].get("replacement") else "none",
+          str(v["revoked"]["block"]), esc(_when(report, v["revoked"]["block"])), tx(v["revoked"]["tx"])]
+         for v in revoked]) if revoked else "<p>None.</p>"
+    roles = _table(["block", "time", "change", "account", "tx"],
+                   [[str(r["block"]), esc(_when(report, r["block"])), esc(r["change"]), addr(r["account"]),
+                     tx(r["tx"])] for r in report.get("roles", [])])
+    datasets = _table(["root", "manifest CID", "files", "block", "time"],
+                      [[_a(d["root"], None, "hash"), cid(d.get("manifest_cid")), esc(str(d.get("files", "?"))),
+                        esc(str(d.get("block", "-"))), esc(_when(report, d.get("block")))]
+                       for d in report["datasets"]])
+    edge_list = "".join(f"<li>{esc(e)}</li>" for e in edges(report))
+    commands = esc("\n".join(check_commands(report)))
+    maintainers = ", ".join(addr(m) for m in model["maintainers"]) or "none"
     embedded = json.dumps(report, sort_keys=True).replace("</", "<\\/")  # cannot close the script tag
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>modelreg audit: {esc(model['name'])}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 12px; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-family: ui-monospace, monospace; white-space: nowrap; }}
-td.hash {{ white-space: normal; word-break: break-all; }}
-th {{ background: #f3f3f3; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
+table {{ border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-family: ui-monospace, monospace; vertical-align: top; }}
+th {{ background: #f3f3f3; white-space: nowrap; }}
+.hash {{ word-break: break-all; }}
+table.history td {{ max-width: 16em; }}
+.revoked, .reason {{ color: #a00; font-weight: bold; }}
+aside {{ border: 2px solid #2c6e49; background: #f3faf5; padding: 0.5em 1em; margin: 1em 0; }}
+pre {{ white-space: pre-wrap; word-break: break-all; font-size: 12px; }}
+.note {{ font-size: 12px; color: #555; }}
 </style></head><body>
 <h1>Audit report: {esc(model['name'])} (model {model['id']})</h1>
-<p>Chain id {report['chain']['chain_id']}, contract <code>{esc(report['chain']['contract'])}</code>,
-read up to block {report['chain']['latest_block']}. Owner <code>{esc(model['owner'])}</code>.
-Every value below was read from contract events and IPFS manifests; anyone with an RPC endpoint
-gets the same answer.</p>
+<p id="provenance">{esc(_intro(report))}</p>
+<p>Owner {addr(model['owner'])}; maintainers now: {maintainers}; metadata: {esc(model.get('metadata') or '-')};
+{len(report['versions'])} versions, {len(revoked)} revoked. Every value below was read from contract events
+and IPFS manifests; anyone with an RPC endpoint gets the same answer.</p>
+<aside id="check"><h2>How to check this yourself</h2>
+<p>Each command reads the chain itself; <code>verify</code> seals your copy of the weights and compares its
+Merkle root with the version's root on-chain (exit 0 verified, 1 mismatch or revoked).</p>
+<pre>{commands}</pre></aside>
 <h2>History</h2>
-<table><tr>{head}</tr>{rows}</table>
+<p class="note">{esc(MANIFEST_CHECK)}</p>
+{history}
+<h2>Revocations</h2>
+{revocations}
+<h2>Owners and maintainers over time</h2>
+{roles}
 <h2>Lineage</h2>
 {_svg_lineage(report['lineage'])}
+<ul id="edges">{edge_list}</ul>
 <h2>Loss curve (from the manifests)</h2>
 {_svg_loss_curve(report['versions'])}
 <h2>Datasets</h2>
-<table><tr><th>root</th><th>manifest CID</th><th>files</th><th>block</th></tr>{datasets}</table>
+{datasets}
 <script type="application/json" id="report-data">{embedded}</script>
 </body></html>
 """
