@@ -40,7 +40,7 @@ def run_workload(url: str, versions: int) -> dict:
     model_id, _ = registry.register_model("bench-model")
     start = time.perf_counter()
     for i in range(versions):
-        registry.commit_version(model_id, (i + 1).to_bytes(32, "big"), manifest_cid=f"bafy{i}")
+        registry.commit_version(model_id, (i + 1).to_bytes(32, "big"), tensor_count=1, manifest_cid=f"bafy{i}")
     elapsed = time.perf_counter() - start
     latencies = []
     for _ in range(20):

@@ -3,66 +3,64 @@ pragma solidity 0.8.30;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IModelRegistry} from "./IModelRegistry.sol";
 
 /**
  * @title ModelRegistry
- * @notice An append-only registry of ML model versions. A version binds a model to the Merkle
- * root of its weights (tree format `modelreg-tensors-v1`), the root of its training data
- * (`modelreg-files-v1`), an optional parent version and the IPFS CID of its manifest.
+ * @notice An append-only registry of ML model versions. A version binds a model to what it is
+ * (the Merkle root of its tensors, tree `modelreg-tensors-v1`, their count, and the root of its
+ * other files, tree `modelreg-files-v1`), the dataset it was trained on, an optional parent
+ * version and the IPFS CID of its manifest.
  *
  * Every state change emits an event carrying everything needed to rebuild the history from
  * logs alone, so an auditor needs no trust in whoever runs the registry's front end.
  *
- * Ids start at 1 so that 0 can mean "none": model 0, version 0, dataset root 0.
+ * Ids start at 1 so that 0 can mean "none": model 0, version 0, dataset 0.
+ *
+ * Trust, in the order a reviewer asks:
+ * - Maintainers belong to an ownership epoch. Accepting ownership starts a new epoch, which
+ *   clears every maintainer at once ({MaintainersCleared}): a seller's keys lose their rights.
+ * - The owner may revoke any version; a maintainer only the versions it committed itself, so a
+ *   leaked maintainer key cannot burn the owner's releases. Revocation never deletes: the
+ *   version stays readable and verifiable, and the same content may be committed again as a
+ *   new version (history stays append-only; {getVersion} keeps the old version's record).
+ * - A dataset record belongs to its registrant: registering a root that someone else
+ *   registered creates a second record with its own id. A commit names the dataset id it used,
+ *   so a first registrant cannot put its manifest CID or its address on someone else's model.
+ * - A Merkle proof shows that a leaf is in a tree; it cannot show that the tree has no second
+ *   leaf of the same name. modelreg's sealer refuses duplicate names (across shards too) and a
+ *   version commits its tensor count: a verifier that holds the whole manifest checks both.
+ * - Names are canonical (1 to 64 of `a-z0-9._-`) so that look-alike names cannot coexist, and
+ *   every string has a length cap so that no call can bloat the history.
  */
-contract ModelRegistry {
-    /// @notice The values of one leaf of a `modelreg-tensors-v1` tree: a tensor's name, its
-    /// safetensors dtype code (`F32`, `BF16`, ...), its shape and the sha256 of its stored bytes.
-    struct TensorLeaf {
-        string name;
-        string dtype;
-        uint256[] shape;
-        bytes32 sha256;
-    }
-
-    /// @notice A model as returned by {getModel}.
-    struct ModelInfo {
-        string name;
-        string metadata;
-        address owner;
-        address pendingOwner;
-        uint256 versionCount;
-    }
-
-    /// @notice A version as returned by {getVersion}. The manifest CID is not stored: it is in
-    /// the {VersionCommitted} event, which is as permanent as storage and far cheaper.
-    struct VersionInfo {
-        bytes32 weightsRoot;
-        bytes32 datasetRoot;
-        uint256 parentModel;
-        uint256 parentVersion;
-        address committer;
-        bool revoked;
-        address revoker;
-        uint256 replacement;
-        string revocationReason;
-    }
+contract ModelRegistry is IModelRegistry {
+    uint256 private constant _VERSION = 2;
+    uint256 private constant _MAX_NAME = 64;
+    uint256 private constant _MAX_METADATA = 4096;
+    uint256 private constant _MAX_CID = 128;
+    uint256 private constant _MAX_REASON = 512;
 
     struct Model {
         address owner; // never zero once registered: it marks that the model exists
         uint32 versionCount;
+        uint32 epoch; // ownership changes so far
         address pendingOwner;
         string name;
         string metadata;
     }
 
-    // One slot, written once per version. Keyed by (model, weights root), so the same slot
-    // both records the version and refuses a second commit of the same root.
+    // One slot per commit, keyed by content: it records the version and refuses a second live
+    // commit of the same content in one read.
     struct Commit {
         address committer;
+        uint32 version;
+        uint32 tensorCount;
         uint32 datasetId;
-        uint32 parentModel;
-        uint32 parentVersion;
+    }
+
+    struct Dataset {
+        bytes32 root;
+        address registrant;
     }
 
     struct Revocation {
@@ -71,91 +69,43 @@ contract ModelRegistry {
         string reason;
     }
 
-    // 32 bits: version references pack model ids; checked increments refuse any beyond.
+    // 32 bits: commits pack version, count and dataset ids; checked casts refuse any beyond.
     uint32 private _modelCount;
     mapping(uint256 modelId => Model) private _models;
     mapping(bytes32 nameHash => uint256 modelId) private _modelIdByName;
-    mapping(uint256 modelId => mapping(address account => bool)) private _maintainers;
+    // The epoch a maintainer was added in, plus one (0: never added).
+    mapping(uint256 modelId => mapping(address account => uint256 epochPlusOne)) private _maintainers;
 
-    bytes32[] private _datasetRoots; // dataset id i has root _datasetRoots[i - 1]
-    mapping(bytes32 root => uint32 datasetId) private _datasetIds;
+    Dataset[] private _datasets; // dataset id i is _datasets[i - 1]
+    mapping(bytes32 root => mapping(address registrant => uint256 datasetId)) private _datasetIds;
 
-    mapping(uint256 modelId => mapping(uint256 version => bytes32 weightsRoot)) private _weightsRoots;
-    mapping(uint256 modelId => mapping(bytes32 weightsRoot => Commit)) private _commits;
+    // Storage keeps a hash of each version's content, not its two roots: two fresh slots per
+    // commit instead of three keep commitVersion under 100,000 gas. The roots are in the event
+    // and the verify functions take them back, checked against this hash.
+    mapping(uint256 modelId => mapping(uint256 version => bytes32 contentHash)) private _contentHashes;
+    mapping(uint256 modelId => mapping(bytes32 contentHash => Commit)) private _commits;
+    // A commit whose content was committed again after its revocation moves here.
+    mapping(uint256 modelId => mapping(uint256 version => Commit)) private _earlierCommits;
     mapping(uint256 modelId => mapping(uint256 version => Revocation)) private _revocations;
 
-    /// @notice Model `modelId` named `name` was registered by `owner`.
-    event ModelRegistered(uint256 indexed modelId, string name, address indexed owner, string metadata);
-    /// @notice `account` may now commit and revoke versions of model `modelId`.
-    event MaintainerAdded(uint256 indexed modelId, address indexed account);
-    /// @notice `account` may no longer commit or revoke versions of model `modelId`.
-    event MaintainerRemoved(uint256 indexed modelId, address indexed account);
-    /// @notice The owner of `modelId` offered it to `newOwner` (zero: the offer was withdrawn).
-    event OwnershipTransferStarted(uint256 indexed modelId, address indexed previousOwner, address indexed newOwner);
-    /// @notice `newOwner` accepted model `modelId`.
-    event OwnershipTransferred(uint256 indexed modelId, address indexed previousOwner, address indexed newOwner);
-    /// @notice A dataset with Merkle root `root` (tree `modelreg-files-v1`) was registered.
-    event DatasetRegistered(bytes32 indexed root, string manifestCid, address indexed registrant);
-    /// @notice Version `version` of model `modelId` was committed. This event is the only
-    /// record of `manifestCid`; block number and time are those of the log.
-    event VersionCommitted(
-        uint256 indexed modelId,
-        uint256 indexed version,
-        bytes32 indexed weightsRoot,
-        bytes32 datasetRoot,
-        uint256 parentModel,
-        uint256 parentVersion,
-        string manifestCid,
-        address committer
-    );
-    /// @notice Version `version` of model `modelId` was revoked; `replacement` is 0 when none was named.
-    event VersionRevoked(
-        uint256 indexed modelId, uint256 indexed version, string reason, uint256 replacement, address indexed revoker
-    );
-
-    /// @notice No model has id `modelId`.
-    error ModelNotFound(uint256 modelId);
-    /// @notice A model named `name` already exists, with id `modelId`.
-    error ModelNameTaken(string name, uint256 modelId);
-    /// @notice Model names cannot be empty.
-    error EmptyModelName();
-    /// @notice Only the owner of `modelId` may do this; `account` is not.
-    error NotModelOwner(uint256 modelId, address account);
-    /// @notice Only the owner or a maintainer of `modelId` may do this; `account` is neither.
-    error NotOwnerOrMaintainer(uint256 modelId, address account);
-    /// @notice Only the pending owner of `modelId` may accept it; `account` is not.
-    error NotPendingOwner(uint256 modelId, address account);
-    /// @notice `account` is already a maintainer of `modelId`.
-    error AlreadyMaintainer(uint256 modelId, address account);
-    /// @notice `account` is not a maintainer of `modelId`.
-    error NotMaintainer(uint256 modelId, address account);
-    /// @notice The zero address cannot hold a role.
-    error ZeroAddress();
-    /// @notice A Merkle root of zero is reserved to mean "none".
-    error ZeroRoot();
-    /// @notice The dataset root `root` must be registered with {registerDataset} first.
-    error DatasetNotRegistered(bytes32 root);
-    /// @notice Model `modelId` already has a version with weights root `weightsRoot`.
-    error DuplicateWeightsRoot(uint256 modelId, bytes32 weightsRoot);
-    /// @notice The parent `parentModel`/`parentVersion` does not exist.
-    error ParentNotFound(uint256 parentModel, uint256 parentVersion);
-    /// @notice Model `modelId` has no version `version`.
-    error VersionNotFound(uint256 modelId, uint256 version);
-    /// @notice Version `version` of `modelId` is already revoked.
-    error VersionAlreadyRevoked(uint256 modelId, uint256 version);
-    /// @notice A version cannot replace itself.
-    error SelfReplacement(uint256 modelId, uint256 version);
+    /// @inheritdoc IModelRegistry
+    function version() external pure returns (uint256) {
+        return _VERSION;
+    }
 
     // ---------------------------------------------------------------- models
 
     /**
      * @notice Register a model named `name`; the caller becomes its owner.
-     * @param name Unique, non-empty name; {modelIdByName} finds the model by it.
-     * @param metadata Free text (for instance JSON) describing the model.
+     * @param name Unique name of 1 to 64 characters from `a-z`, `0-9`, `.`, `_` and `-`:
+     * canonical, so that `GPT-tiny` or `gpt-tiny` with an invisible character cannot sit next to
+     * `gpt-tiny`. {modelIdByName} finds the model by it.
+     * @param metadata Free text (for instance JSON) describing the model, at most 4096 bytes.
      * @return modelId The new model's id, counting from 1.
      */
     function registerModel(string calldata name, string calldata metadata) external returns (uint256 modelId) {
-        if (bytes(name).length == 0) revert EmptyModelName();
+        _checkName(name);
+        _checkLength("metadata", metadata, _MAX_METADATA);
         bytes32 nameHash = keccak256(bytes(name));
         uint256 existing = _modelIdByName[nameHash];
         if (existing != 0) revert ModelNameTaken(name, existing);
@@ -169,23 +119,24 @@ contract ModelRegistry {
     }
 
     /**
-     * @notice Let `account` commit and revoke versions of `modelId`. Owner only.
+     * @notice Let `account` commit versions of `modelId`, and revoke the ones it commits. Owner
+     * only. The role lasts until it is removed or the model changes hands.
      * @dev A maintainer can commit any weights under the model's name: grant it only to keys
      * you would trust with the owner's signature on a release.
      */
     function addMaintainer(uint256 modelId, address account) external {
-        _requireOwner(modelId);
+        Model storage m = _requireOwner(modelId);
         if (account == address(0)) revert ZeroAddress();
-        if (_maintainers[modelId][account]) revert AlreadyMaintainer(modelId, account);
-        _maintainers[modelId][account] = true;
+        if (_isMaintainer(m, modelId, account)) revert AlreadyMaintainer(modelId, account);
+        _maintainers[modelId][account] = uint256(m.epoch) + 1;
         emit MaintainerAdded(modelId, account);
     }
 
     /// @notice Withdraw `account`'s maintainer role on `modelId`. Owner only. Its past commits stay.
     function removeMaintainer(uint256 modelId, address account) external {
-        _requireOwner(modelId);
-        if (!_maintainers[modelId][account]) revert NotMaintainer(modelId, account);
-        _maintainers[modelId][account] = false;
+        Model storage m = _requireOwner(modelId);
+        if (!_isMaintainer(m, modelId, account)) revert NotMaintainer(modelId, account);
+        delete _maintainers[modelId][account];
         emit MaintainerRemoved(modelId, account);
     }
 
@@ -194,115 +145,149 @@ contract ModelRegistry {
      * Offering to the zero address withdraws a pending offer.
      */
     function transferOwnership(uint256 modelId, address newOwner) external {
-        _requireOwner(modelId);
-        _models[modelId].pendingOwner = newOwner;
+        _requireOwner(modelId).pendingOwner = newOwner;
         emit OwnershipTransferStarted(modelId, msg.sender, newOwner);
     }
 
-    /// @notice Take ownership of `modelId`. Only the pending owner named by {transferOwnership}.
+    /**
+     * @notice Take ownership of `modelId`. Only the pending owner named by {transferOwnership}.
+     * @dev Starts a new ownership epoch: every maintainer of the previous owner loses its role
+     * (one write, however many there were), and {MaintainersCleared} says so.
+     */
     function acceptOwnership(uint256 modelId) external {
         Model storage m = _existingModel(modelId);
         if (msg.sender != m.pendingOwner) revert NotPendingOwner(modelId, msg.sender);
         address previous = m.owner;
         m.owner = msg.sender;
         m.pendingOwner = address(0);
+        uint32 epoch = ++m.epoch;
         emit OwnershipTransferred(modelId, previous, msg.sender);
+        emit MaintainersCleared(modelId, epoch);
     }
 
     // -------------------------------------------------------------- datasets
 
     /**
-     * @notice Record a dataset by its Merkle root. Anyone may register one. Registering a root
-     * again changes nothing and emits nothing: a root has one record, from its first registrant.
+     * @notice Record a dataset by its Merkle root, with the caller as registrant. Anyone may
+     * register any root: each (root, registrant) pair is its own record, so registering a root
+     * first gives no say over anyone else's record. Registering the same root again from the
+     * same account returns the existing id and emits nothing.
      * @param root The dataset's `modelreg-files-v1` root.
-     * @param manifestCid IPFS CID of the dataset manifest; kept in the event only.
-     * @return id The dataset's compact id, counting from 1.
+     * @param manifestCid IPFS CID of the dataset manifest (at most 128 bytes); kept in the event
+     * only. A reader must check that the manifest's root is `root` before trusting it.
+     * @return id The dataset's id, counting from 1; a commit names it.
      */
     function registerDataset(bytes32 root, string calldata manifestCid) external returns (uint256 id) {
         if (root == bytes32(0)) revert ZeroRoot();
-        id = _datasetIds[root];
+        _checkLength("manifestCid", manifestCid, _MAX_CID);
+        id = _datasetIds[root][msg.sender];
         if (id != 0) return id;
-        _datasetRoots.push(root);
-        id = _datasetRoots.length;
-        _datasetIds[root] = SafeCast.toUint32(id);
-        emit DatasetRegistered(root, manifestCid, msg.sender);
+        _datasets.push(Dataset(root, msg.sender));
+        id = _datasets.length;
+        _datasetIds[root][msg.sender] = id;
+        emit DatasetRegistered(id, root, msg.sender, manifestCid);
     }
 
     // -------------------------------------------------------------- versions
 
     /**
      * @notice Append a version to `modelId`. Owner or maintainer only. Its gas does not depend
-     * on the model's size: only the roots are stored.
-     * @param weightsRoot The weights' `modelreg-tensors-v1` root. Committing a root this model
-     * already has is refused, which makes a retried commit harmless.
-     * @param datasetRoot A root registered with {registerDataset}, or 0 for none.
+     * on the model's size: only a hash of the roots is stored.
+     * @param content The weights root (nonzero), the number of tensors (at least 1) and the
+     * files root (0 when the model has no other files). Committing content that a live version
+     * of this model already has is refused, which makes a retried commit harmless; content
+     * whose version was revoked may be committed again, as a new version.
+     * @param datasetId A dataset id from {registerDataset}, or 0 for none.
      * @param parentModel With `parentVersion`, the version this one derives from (a fine-tune
      * may name another model's version), or 0 and 0 for none. It must exist.
-     * @param manifestCid IPFS CID of the checkpoint manifest. Stored in the
+     * @param manifestCid IPFS CID of the checkpoint manifest, at most 128 bytes. Stored in the
      * {VersionCommitted} log only: logs are part of the chain and as permanent as storage.
-     * @return version The new version's number, counting from 1.
+     * @return newVersion The new version's number, counting from 1.
      */
     function commitVersion(
         uint256 modelId,
-        bytes32 weightsRoot,
-        bytes32 datasetRoot,
+        VersionContent calldata content,
+        uint256 datasetId,
         uint256 parentModel,
         uint256 parentVersion,
         string calldata manifestCid
-    ) external returns (uint256 version) {
+    ) external returns (uint256 newVersion) {
         Model storage m = _existingModel(modelId);
-        if (msg.sender != m.owner && !_maintainers[modelId][msg.sender]) {
+        if (msg.sender != m.owner && !_isMaintainer(m, modelId, msg.sender)) {
             revert NotOwnerOrMaintainer(modelId, msg.sender);
         }
-        if (weightsRoot == bytes32(0)) revert ZeroRoot();
-        Commit storage c = _commits[modelId][weightsRoot];
-        if (c.committer != address(0)) revert DuplicateWeightsRoot(modelId, weightsRoot);
-
-        uint32 compactDatasetId;
-        if (datasetRoot != bytes32(0)) {
-            compactDatasetId = _datasetIds[datasetRoot];
-            if (compactDatasetId == 0) revert DatasetNotRegistered(datasetRoot);
+        if (content.weightsRoot == bytes32(0)) revert ZeroRoot();
+        if (content.tensorCount == 0 || content.tensorCount > type(uint32).max) {
+            revert TensorCountInvalid(content.tensorCount);
         }
-        // An existing version implies both numbers fit in 32 bits, so the casts below are exact.
-        if ((parentModel | parentVersion) != 0 && _weightsRoots[parentModel][parentVersion] == bytes32(0)) {
+        _checkLength("manifestCid", manifestCid, _MAX_CID);
+        bytes32 hash = _contentHash(content);
+        Commit storage c = _commits[modelId][hash];
+        if (c.committer != address(0)) {
+            if (_revocations[modelId][c.version].revoker == address(0)) {
+                revert DuplicateVersion(modelId, c.version, content.weightsRoot);
+            }
+            _earlierCommits[modelId][c.version] = c;
+        }
+        bytes32 datasetRoot;
+        if (datasetId != 0) {
+            if (datasetId > _datasets.length) revert DatasetNotFound(datasetId);
+            datasetRoot = _datasets[datasetId - 1].root;
+        }
+        // An existing version implies both numbers fit in 32 bits.
+        if ((parentModel | parentVersion) != 0 && _contentHashes[parentModel][parentVersion] == bytes32(0)) {
             revert ParentNotFound(parentModel, parentVersion);
         }
 
-        version = ++m.versionCount;
-        _weightsRoots[modelId][version] = weightsRoot;
-        c.committer = msg.sender;
-        c.datasetId = compactDatasetId;
-        c.parentModel = uint32(parentModel);
-        c.parentVersion = uint32(parentVersion);
+        newVersion = ++m.versionCount;
+        _contentHashes[modelId][newVersion] = hash;
+        _commits[modelId][hash] = Commit(
+            msg.sender, uint32(newVersion), uint32(content.tensorCount), SafeCast.toUint32(datasetId)
+        );
         emit VersionCommitted(
-            modelId, version, weightsRoot, datasetRoot, parentModel, parentVersion, manifestCid, msg.sender
+            modelId,
+            newVersion,
+            content.weightsRoot,
+            content.tensorCount,
+            content.filesRoot,
+            datasetId,
+            datasetRoot,
+            parentModel,
+            parentVersion,
+            manifestCid,
+            msg.sender
         );
     }
 
     /**
-     * @notice Mark version `version` of `modelId` revoked. Owner or maintainer only. The version
-     * stays readable; {getVersion} reports the revocation, its reason and revoker.
-     * @param reason Why, for people reading the history.
-     * @param replacement A version of the same model to use instead, or 0 for none.
+     * @notice Mark version `version` of `modelId` revoked. The owner may revoke any version; a
+     * maintainer only one it committed itself. The version stays readable and verifiable;
+     * {getVersion} reports the revocation, its reason and revoker.
+     * @param reason Why, for people reading the history; at most 512 bytes.
+     * @param replacement A version of the same model to use instead, not revoked itself, or 0.
      */
-    function revokeVersion(uint256 modelId, uint256 version, string calldata reason, uint256 replacement)
+    function revokeVersion(uint256 modelId, uint256 version_, string calldata reason, uint256 replacement)
         external
     {
         Model storage m = _existingModel(modelId);
-        if (msg.sender != m.owner && !_maintainers[modelId][msg.sender]) {
-            revert NotOwnerOrMaintainer(modelId, msg.sender);
-        }
-        _requireVersion(modelId, version);
+        bool isOwner = msg.sender == m.owner;
+        if (!isOwner && !_isMaintainer(m, modelId, msg.sender)) revert NotOwnerOrMaintainer(modelId, msg.sender);
+        Commit storage c = _commitOf(modelId, version_);
+        if (!isOwner && c.committer != msg.sender) revert NotCommitter(modelId, version_, msg.sender);
+        _checkLength("reason", reason, _MAX_REASON);
         if (replacement != 0) {
-            _requireVersion(modelId, replacement);
-            if (replacement == version) revert SelfReplacement(modelId, version);
+            if (replacement == version_) revert SelfReplacement(modelId, version_);
+            _commitOf(modelId, replacement);
+            if (_revocations[modelId][replacement].revoker != address(0)) {
+                revert ReplacementRevoked(modelId, replacement);
+            }
         }
-        Revocation storage r = _revocations[modelId][version];
-        if (r.revoker != address(0)) revert VersionAlreadyRevoked(modelId, version);
+        Revocation storage r = _revocations[modelId][version_];
+        if (r.revoker != address(0)) revert VersionAlreadyRevoked(modelId, version_);
         r.revoker = msg.sender;
         r.replacement = uint32(replacement);
         r.reason = reason;
-        emit VersionRevoked(modelId, version, reason, replacement, msg.sender);
+        emit VersionRevoked(modelId, version_, reason, replacement, msg.sender);
     }
 
     // ----------------------------------------------------------------- views
@@ -317,20 +302,32 @@ contract ModelRegistry {
         return _modelIdByName[keccak256(bytes(name))];
     }
 
-    /// @notice Model `modelId`'s name, metadata, owner, pending owner and version count.
+    /// @notice Model `modelId`'s name, metadata, owner, pending owner, version count and epoch.
     function getModel(uint256 modelId) external view returns (ModelInfo memory) {
         Model storage m = _existingModel(modelId);
-        return ModelInfo(m.name, m.metadata, m.owner, m.pendingOwner, m.versionCount);
+        return ModelInfo(m.name, m.metadata, m.owner, m.pendingOwner, m.versionCount, m.epoch);
     }
 
-    /// @notice Whether `account` is a maintainer of `modelId` (the owner is not, unless added).
+    /// @notice Whether `account` is a maintainer of `modelId` now (the owner is not, unless added).
     function isMaintainer(uint256 modelId, address account) external view returns (bool) {
-        return _maintainers[modelId][account];
+        return _isMaintainer(_existingModel(modelId), modelId, account);
     }
 
-    /// @notice The compact id of the dataset with root `root`, or 0 if it is not registered.
-    function datasetId(bytes32 root) external view returns (uint256) {
-        return _datasetIds[root];
+    /// @notice The number of dataset records; ids run from 1 to this.
+    function datasetCount() external view returns (uint256) {
+        return _datasets.length;
+    }
+
+    /// @notice The id of `registrant`'s record of the dataset with root `root`, or 0 if none.
+    function datasetIdOf(bytes32 root, address registrant) external view returns (uint256) {
+        return _datasetIds[root][registrant];
+    }
+
+    /// @notice Dataset `id`'s root and registrant; its manifest CID is in {DatasetRegistered}.
+    function getDataset(uint256 id) external view returns (bytes32 root, address registrant) {
+        if (id == 0 || id > _datasets.length) revert DatasetNotFound(id);
+        Dataset storage d = _datasets[id - 1];
+        return (d.root, d.registrant);
     }
 
     /// @notice The number of versions of `modelId`; versions run from 1 to this.
@@ -339,14 +336,12 @@ contract ModelRegistry {
     }
 
     /// @notice Everything stored about version `version` of `modelId`, revoked or not.
-    function getVersion(uint256 modelId, uint256 version) external view returns (VersionInfo memory info) {
-        bytes32 weightsRoot = _requireVersion(modelId, version);
-        Commit storage c = _commits[modelId][weightsRoot];
-        Revocation storage r = _revocations[modelId][version];
-        info.weightsRoot = weightsRoot;
-        if (c.datasetId != 0) info.datasetRoot = _datasetRoots[c.datasetId - 1];
-        info.parentModel = c.parentModel;
-        info.parentVersion = c.parentVersion;
+    function getVersion(uint256 modelId, uint256 version_) external view returns (VersionInfo memory info) {
+        Commit storage c = _commitOf(modelId, version_);
+        Revocation storage r = _revocations[modelId][version_];
+        info.contentHash = _contentHashes[modelId][version_];
+        info.tensorCount = c.tensorCount;
+        info.datasetId = c.datasetId;
         info.committer = c.committer;
         info.revoked = r.revoker != address(0);
         info.revoker = r.revoker;
@@ -354,41 +349,71 @@ contract ModelRegistry {
         info.revocationReason = r.reason;
     }
 
+    /// @notice The hash a version stores for `content`: keccak256 of its ABI encoding.
+    function contentHash(VersionContent calldata content) external pure returns (bytes32) {
+        return _contentHash(content);
+    }
+
     /**
      * @notice Whether `proof` shows that tensor `leaf` is in the weights of version `version`
-     * of `modelId`. The leaf hash is computed here from the values, so a true answer names the
-     * tensor proven, not just some hash.
-     * @dev A revoked version still verifies: revocation says "do not use", not "never existed".
+     * of `modelId`, whose content (from {VersionCommitted}) is `content`. The leaf hash is
+     * computed here from the values, so a true answer names the tensor proven, not just a hash.
+     * @dev A true answer says the leaf is in the tree, not that no other leaf has its name: see
+     * the contract's notes on trust. A revoked version still verifies: revocation says "do not
+     * use", not "never existed".
      */
-    function verifyTensor(uint256 modelId, uint256 version, TensorLeaf calldata leaf, bytes32[] calldata proof)
-        external
-        view
-        returns (bool)
-    {
-        bytes32 weightsRoot = _requireVersion(modelId, version);
-        return MerkleProof.verifyCalldata(proof, weightsRoot, _leafHash(leaf));
+    function verifyTensor(
+        uint256 modelId,
+        uint256 version_,
+        VersionContent calldata content,
+        TensorLeaf calldata leaf,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        _requireContent(modelId, version_, content);
+        return MerkleProof.verifyCalldata(proof, content.weightsRoot, _tensorLeafHash(leaf));
     }
 
     /**
      * @notice Whether a multiproof (`proof`, `proofFlags`, as @openzeppelin/merkle-tree's
      * `getMultiProof` returns them) shows that every tensor in `leaves`, in the proof's order,
      * is in the weights of version `version` of `modelId`.
-     * @dev A malformed multiproof (flags, proof and leaves whose lengths do not fit) reverts with
-     * OpenZeppelin's `MerkleProofInvalidMultiproof` rather than returning false.
+     * @dev Refuses an empty `leaves` ({EmptyMultiproof}): with no leaves, a proof holding just
+     * the root would pass and prove nothing. A malformed multiproof (flags, proof and leaves
+     * whose lengths do not fit) reverts with OpenZeppelin's `MerkleProofInvalidMultiproof`.
      */
     function verifyTensors(
         uint256 modelId,
-        uint256 version,
+        uint256 version_,
+        VersionContent calldata content,
         TensorLeaf[] calldata leaves,
         bytes32[] calldata proof,
         bool[] calldata proofFlags
     ) external view returns (bool) {
-        bytes32 weightsRoot = _requireVersion(modelId, version);
+        if (leaves.length == 0) revert EmptyMultiproof();
+        _requireContent(modelId, version_, content);
         bytes32[] memory hashes = new bytes32[](leaves.length);
         for (uint256 i = 0; i < leaves.length; ++i) {
-            hashes[i] = _leafHash(leaves[i]);
+            hashes[i] = _tensorLeafHash(leaves[i]);
         }
-        return MerkleProof.multiProofVerifyCalldata(proof, proofFlags, weightsRoot, hashes);
+        return MerkleProof.multiProofVerifyCalldata(proof, proofFlags, content.weightsRoot, hashes);
+    }
+
+    /**
+     * @notice Whether `proof` shows that file `leaf` (path, size, sha256; tree
+     * `modelreg-files-v1`) is among the other files of version `version` of `modelId`.
+     * @dev False for a version without files (files root 0).
+     */
+    function verifyFile(
+        uint256 modelId,
+        uint256 version_,
+        VersionContent calldata content,
+        FileLeaf calldata leaf,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        _requireContent(modelId, version_, content);
+        if (content.filesRoot == bytes32(0)) return false;
+        bytes32 leafHash = keccak256(bytes.concat(keccak256(abi.encode(leaf.path, leaf.size, leaf.sha256))));
+        return MerkleProof.verifyCalldata(proof, content.filesRoot, leafHash);
     }
 
     // -------------------------------------------------------------- internal
@@ -398,21 +423,55 @@ contract ModelRegistry {
         if (m.owner == address(0)) revert ModelNotFound(modelId);
     }
 
-    function _requireOwner(uint256 modelId) private view {
-        if (msg.sender != _existingModel(modelId).owner) revert NotModelOwner(modelId, msg.sender);
+    function _requireOwner(uint256 modelId) private view returns (Model storage m) {
+        m = _existingModel(modelId);
+        if (msg.sender != m.owner) revert NotModelOwner(modelId, msg.sender);
     }
 
-    function _requireVersion(uint256 modelId, uint256 version) private view returns (bytes32 weightsRoot) {
-        weightsRoot = _weightsRoots[modelId][version];
-        if (weightsRoot == bytes32(0)) {
+    function _isMaintainer(Model storage m, uint256 modelId, address account) private view returns (bool) {
+        return _maintainers[modelId][account] == uint256(m.epoch) + 1;
+    }
+
+    function _commitOf(uint256 modelId, uint256 version_) private view returns (Commit storage c) {
+        bytes32 hash = _contentHashes[modelId][version_];
+        if (hash == bytes32(0)) {
             _existingModel(modelId);
-            revert VersionNotFound(modelId, version);
+            revert VersionNotFound(modelId, version_);
         }
+        c = _commits[modelId][hash];
+        if (c.version != version_) c = _earlierCommits[modelId][version_];
+    }
+
+    function _requireContent(uint256 modelId, uint256 version_, VersionContent calldata content) private view {
+        bytes32 stored = _contentHashes[modelId][version_];
+        if (stored == bytes32(0)) {
+            _existingModel(modelId);
+            revert VersionNotFound(modelId, version_);
+        }
+        if (stored != _contentHash(content)) revert ContentMismatch(modelId, version_);
+    }
+
+    function _contentHash(VersionContent calldata content) private pure returns (bytes32) {
+        return keccak256(abi.encode(content.weightsRoot, content.tensorCount, content.filesRoot));
+    }
+
+    function _checkName(string calldata name) private pure {
+        bytes calldata b = bytes(name);
+        if (b.length == 0 || b.length > _MAX_NAME) revert ModelNameInvalid(name);
+        for (uint256 i = 0; i < b.length; ++i) {
+            bytes1 ch = b[i];
+            bool ok = (ch >= "a" && ch <= "z") || (ch >= "0" && ch <= "9") || ch == "." || ch == "_" || ch == "-";
+            if (!ok) revert ModelNameInvalid(name);
+        }
+    }
+
+    function _checkLength(string memory field, string calldata value, uint256 maxLength) private pure {
+        if (bytes(value).length > maxLength) revert StringTooLong(field, bytes(value).length, maxLength);
     }
 
     // The StandardMerkleTree leaf: hashed twice so that no 64-byte leaf preimage can pass for
     // an internal node (a second-preimage attack on the tree).
-    function _leafHash(TensorLeaf calldata leaf) private pure returns (bytes32) {
+    function _tensorLeafHash(TensorLeaf calldata leaf) private pure returns (bytes32) {
         return keccak256(bytes.concat(keccak256(abi.encode(leaf.name, leaf.dtype, leaf.shape, leaf.sha256))));
     }
 }

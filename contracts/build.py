@@ -23,6 +23,7 @@ from modelreg._atomic import write_atomic
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SOURCE_UNIT = "contracts/ModelRegistry.sol"
+INTERFACE_UNIT = "contracts/IModelRegistry.sol"
 CONTRACT = "ModelRegistry"
 ARTIFACT = HERE / f"{CONTRACT}.json"
 
@@ -30,6 +31,7 @@ SOLC_VERSION = "0.8.30"
 # Everything that changes the bytecode. Recorded in the artifact, so a reader can rebuild it.
 SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
+    "viaIR": True,  # the eleven-field VersionCommitted event is too deep for the legacy pipeline
     "evmVersion": "cancun",  # the newest fork both py-evm 0.12 and anvil run
     "metadata": {"bytecodeHash": "ipfs"},
 }
@@ -40,7 +42,8 @@ def compile_artifact(solc_binary: Path | None = None) -> dict:
     source = (REPO / SOURCE_UNIT).read_text(encoding="utf-8")
     standard_input = {
         "language": "Solidity",
-        "sources": {SOURCE_UNIT: {"content": source}},
+        "sources": {SOURCE_UNIT: {"content": source},
+                    INTERFACE_UNIT: {"content": (REPO / INTERFACE_UNIT).read_text(encoding="utf-8")}},
         "settings": {
             **SETTINGS,
             "outputSelection": {

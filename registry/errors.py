@@ -105,6 +105,10 @@ class DeploymentExists(ModelregError):
     """A ModelRegistry with code is already recorded for this chain; deploying would replace it."""
 
 
+class ContractIncompatible(ModelregError):
+    """The contract at the address is not a ModelRegistry of the interface version this client speaks."""
+
+
 class TransactionFailed(ModelregError):
     """A transaction reverted or could not be sent."""
 
@@ -121,8 +125,16 @@ class ModelNotFound(InputInvalid):
     """No model with that name or id is registered."""
 
 
+class ModelNameInvalid(InputInvalid):
+    """A model name breaks the registry's rule (1 to 64 of a-z, 0-9, '.', '_', '-')."""
+
+
 class ModelNameTaken(InputInvalid):
     """Another model is already registered under that name."""
+
+
+class DatasetNotFound(InputInvalid):
+    """No dataset record with that id, or none of that root by the accounts that may be named."""
 
 
 class VersionNotFound(InputInvalid):

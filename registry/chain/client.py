@@ -17,6 +17,7 @@ from eth_utils import ValidationError as _NodeValidationError
 from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import (
+    BadFunctionCallOutput,
     ContractLogicError,
     ProviderConnectionError,
     TimeExhausted,
@@ -26,21 +27,26 @@ from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
 from modelreg.chain import deployments
+from modelreg.chain.names import check_model_name
 from modelreg.chain.signer import Signer
 from modelreg.contracts.artifact import load_artifact
 from modelreg.errors import (
     AccessDenied,
     ChainIdMismatch,
     ChainUnavailable,
+    ContractIncompatible,
     ContractNotDeployed,
+    DatasetNotFound,
     DuplicateRoot,
     InputInvalid,
     InsufficientFunds,
+    ModelNameInvalid,
     ModelNameTaken,
     ModelNotFound,
     ModelregError,
     ParentNotFound,
     ProofInvalid,
+    RootMismatch,
     SignerInvalid,
     TransactionFailed,
     VersionNotFound,
@@ -57,6 +63,7 @@ _REVERTS = (ContractLogicError, _TesterTransactionFailed)
 _PANIC = keccak(text="Panic(uint256)")[:4]
 # geth says "exceed maximum block range 3"; public endpoints built on it add a colon.
 _RANGE_LIMIT = re.compile(r"exceed maximum block range:? (\d+)")
+INTERFACE_VERSION = 2  # IModelRegistry.version() of the contracts this client speaks to
 
 
 @dataclass(frozen=True)
@@ -69,19 +76,25 @@ class ModelRecord:
     owner: str
     pending_owner: str | None
     version_count: int
+    epoch: int  # ownership changes so far; maintainers of an earlier epoch have no rights
 
 
 @dataclass(frozen=True)
 class VersionRecord:
-    """One version: the stored roots, lineage and revocation, plus what its VersionCommitted log carries.
+    """One version: what it is (weights root, tensor count, files root), its dataset, lineage and
+    revocation; storage and its VersionCommitted log together, the log checked against storage.
 
-    Roots are 0x-prefixed hex; `dataset_root` and `parent` are None when the version has none.
+    Roots are 0x-prefixed hex; `files_root`, `dataset_root`, `dataset_id` and `parent` are None
+    when the version has none.
     """
 
     model_id: int
     version: int
     weights_root: str
+    tensor_count: int
+    files_root: str | None
     dataset_root: str | None
+    dataset_id: int | None
     parent: VersionRef | None
     committer: str
     manifest_cid: str
@@ -194,7 +207,8 @@ class RegistryClient:
 
     @classmethod
     def at(cls, w3: Web3, signer: Signer | None, address: str, *, from_block: int = 0) -> "RegistryClient":
-        """The ModelRegistry at `address`; ContractNotDeployed if no code is there."""
+        """The ModelRegistry at `address`: ContractNotDeployed if no code is there,
+        ContractIncompatible if that code does not report this client's interface version."""
         if not Web3.is_address(address):
             raise InputInvalid(f"{address!r} is not an Ethereum address (0x and 40 hex digits)")
         client = cls(w3, address, signer, from_block=from_block)
@@ -202,6 +216,14 @@ class RegistryClient:
         if not code:
             raise ContractNotDeployed(f"no contract code at {client.address} on chain {client.chain_id}; "
                                       "the chain may have been reset: deploy the ModelRegistry again")
+        try:
+            found = _rpc_call(client.contract.functions.version().call)
+        except (*_REVERTS, BadFunctionCallOutput, ValueError):
+            found = None  # no version(): an older ModelRegistry, or another contract altogether
+        if found != INTERFACE_VERSION:
+            what = "has no version()" if found is None else f"reports interface version {found}"
+            raise ContractIncompatible(f"the contract at {client.address} {what}; this modelreg speaks "
+                                       f"ModelRegistry interface version {INTERFACE_VERSION}")
         return client
 
     @classmethod
@@ -224,7 +246,11 @@ class RegistryClient:
     # ------------------------------------------------------------------ models
 
     def register_model(self, name: str, metadata: str = "") -> tuple[int, TxReceipt]:
-        """Register model `name` owned by the signer; return its id and the receipt."""
+        """Register model `name` owned by the signer; return its id and the receipt.
+
+        ModelNameInvalid, before any transaction, if the contract would refuse the name.
+        """
+        check_model_name(name)
         receipt = self._transact(self.contract.functions.registerModel(name, metadata),
                                  f"register model {name!r}")
         (event,) = self._decoded(receipt, "ModelRegistered")
@@ -239,8 +265,9 @@ class RegistryClient:
         return model_id
 
     def get_model(self, model_id: int) -> ModelRecord:
-        name, metadata, owner, pending, count = self._call(self.contract.functions.getModel(model_id))
-        return ModelRecord(model_id, name, metadata, owner, None if int(pending, 16) == 0 else pending, count)
+        name, metadata, owner, pending, count, epoch = self._call(self.contract.functions.getModel(model_id))
+        return ModelRecord(model_id, name, metadata, owner, None if int(pending, 16) == 0 else pending, count,
+                           epoch)
 
     def model_count(self) -> int:
         return self._call(self.contract.functions.modelCount())
@@ -268,33 +295,55 @@ class RegistryClient:
     # ---------------------------------------------------------------- datasets
 
     def register_dataset(self, root, manifest_cid: str) -> TxReceipt | None:
-        """Register a dataset root; None (and no transaction) if that root is already registered."""
+        """Register a dataset root as the signer's record; None (and no transaction) if the signer
+        has one already. Another account's record of the same root does not count: it is theirs."""
         root = _bytes32(root, "dataset root")
-        if self.dataset_registered(root):
+        if self.signer is not None and self.dataset_id(root, self.signer.address):
             return None
         return self._transact(self.contract.functions.registerDataset(root, manifest_cid),
                                             f"register dataset {to_hex(root)}")
 
-    def dataset_registered(self, root) -> bool:
-        return self._call(self.contract.functions.datasetId(_bytes32(root, "dataset root"))) != 0
+    def dataset_id(self, root, registrant: str) -> int | None:
+        """The id of `registrant`'s record of dataset `root`, or None if it has none."""
+        found = self._call(self.contract.functions.datasetIdOf(_bytes32(root, "dataset root"), registrant))
+        return found or None
+
+    def get_dataset(self, dataset_id: int) -> tuple[str, str]:
+        """Dataset record `dataset_id`: its root (0x-hex) and registrant."""
+        root, registrant = self._call(self.contract.functions.getDataset(dataset_id))
+        return to_hex(root), registrant
 
     # ---------------------------------------------------------------- versions
 
-    def commit_version(self, model_id: int, weights_root, dataset_root=None,
-                       parent: VersionRef | None = None, manifest_cid: str = "") -> tuple[int, TxReceipt]:
+    def commit_version(self, model_id: int, weights_root, *, tensor_count: int, files_root=None,
+                       dataset_root=None, parent: VersionRef | None = None,
+                       manifest_cid: str) -> tuple[int, TxReceipt]:
         """Append a version to `model_id`; return its number and the receipt.
 
-        `dataset_root` must be registered first (or None); `parent` is (model id, version) or None.
-        Committing a root the model already has raises DuplicateRoot naming the existing version.
+        A version is its weights root, its tensor count and the root of its other files (None:
+        it has none). `dataset_root` (or None) must have been registered by the signer or by the
+        model's owner: the commit names that record. `parent` is (model id, version) or None.
+        Committing content a live version already has raises DuplicateRoot naming that version.
         """
         weights_root = _bytes32(weights_root, "weights root")
-        dataset_root = bytes(32) if dataset_root is None else _bytes32(dataset_root, "dataset root")
+        files_root = bytes(32) if files_root is None else _bytes32(files_root, "files root")
+        dataset_id = 0 if dataset_root is None else self._dataset_for_commit(model_id, dataset_root)
         parent_model, parent_version = parent or (0, 0)
-        fn = self.contract.functions.commitVersion(model_id, weights_root, dataset_root,
+        fn = self.contract.functions.commitVersion(model_id, (weights_root, tensor_count, files_root), dataset_id,
                                                      parent_model, parent_version, manifest_cid)
         receipt = self._transact(fn, f"commit {to_hex(weights_root)} to model {model_id}")
         (event,) = self._decoded(receipt, "VersionCommitted")
         return event["args"]["version"], receipt
+
+    def _dataset_for_commit(self, model_id: int, root) -> int:
+        root = _bytes32(root, "dataset root")
+        accounts = [self.signer.address] if self.signer is not None else []
+        accounts.append(self.get_model(model_id).owner)
+        for account in accounts:
+            if found := self.dataset_id(root, account):
+                return found
+        raise DatasetNotFound(f"dataset root {to_hex(root)} has no record by {' or '.join(accounts)} "
+                                   f"(the committer or the owner of model {model_id})")
 
     def revoke_version(self, model_id: int, version: int, reason: str, replacement: int = 0) -> TxReceipt:
         """Mark a version revoked, with a reason and optionally the version that replaces it."""
@@ -305,10 +354,9 @@ class RegistryClient:
         return self._call(self.contract.functions.versionCount(model_id))
 
     def get_version(self, model_id: int, version: int) -> VersionRecord:
-        """Everything known about a version: its storage and its VersionCommitted log."""
-        info = self._call(self.contract.functions.getVersion(model_id, version))
-        weights_root, dataset_root, parent_model, parent_version, committer, revoked, revoker, \
-            replacement, reason = info
+        """Everything known about a version: its storage and its VersionCommitted log, which must agree."""
+        content_hash, tensor_count, dataset_id, committer, revoked, revoker, replacement, reason = self._call(
+            self.contract.functions.getVersion(model_id, version))
         logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
             argument_filters={"modelId": model_id, "version": version}, from_block=first, to_block=last))
         if not logs:
@@ -316,42 +364,77 @@ class RegistryClient:
                                    f"version {version} from block {self.from_block}; "
                                    "use a node that keeps all logs (an archive node)")
         log = logs[0]
+        a = log["args"]
+        content = (a["weightsRoot"], a["tensorCount"], a["filesRoot"])
+        if self._content_hash(content) != content_hash:
+            raise RootMismatch(f"the VersionCommitted log of model {model_id} version {version} does not "
+                               "hash to the content the contract stores; the node is lying or broken")
         return VersionRecord(
-            model_id=model_id, version=version, weights_root=to_hex(weights_root),
-            dataset_root=None if dataset_root == bytes(32) else to_hex(dataset_root),
-            parent=VersionRef(parent_model, parent_version) if parent_model else None,
-            committer=committer, manifest_cid=log["args"]["manifestCid"],
+            model_id=model_id, version=version, weights_root=to_hex(a["weightsRoot"]), tensor_count=tensor_count,
+            files_root=None if a["filesRoot"] == bytes(32) else to_hex(a["filesRoot"]),
+            dataset_root=to_hex(a["datasetRoot"]) if dataset_id else None, dataset_id=dataset_id or None,
+            parent=VersionRef(a["parentModel"], a["parentVersion"]) if a["parentModel"] else None,
+            committer=committer, manifest_cid=a["manifestCid"],
             block_number=log["blockNumber"], tx_hash=to_hex(log["transactionHash"]),
             revoked=revoked, revoker=revoker if revoked else None, revocation_reason=reason,
             replacement=replacement or None)
 
     def find_version_by_root(self, model_id: int, weights_root) -> dict | None:
-        """The version of `model_id` with this weights root, from its log, or None: how a retried commit
-        finds what it committed. A dict: version, manifest_cid, block, tx."""
+        """The latest version of `model_id` with this weights root, from its log, or None: how a
+        retried commit finds what it committed. A dict: version, manifest_cid, block, tx."""
         root = _bytes32(weights_root, "weights root")
         logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
             argument_filters={"modelId": model_id, "weightsRoot": root}, from_block=first, to_block=last))
         if not logs:
             return None
-        log = logs[0]
+        log = max(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
         return {"version": log["args"]["version"], "manifest_cid": log["args"]["manifestCid"],
                 "block": log["blockNumber"], "tx": to_hex(log["transactionHash"])}
+
+    def commits_of_root(self, weights_root) -> list[EventData]:
+        """Every VersionCommitted log, across models, with exactly this weights root, earliest first:
+        one eth_getLogs on the indexed root."""
+        root = _bytes32(weights_root, "weights root")
+        logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
+            argument_filters={"weightsRoot": root}, from_block=first, to_block=last))
+        return sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
+
+    def _content(self, model_id: int, version: int) -> tuple:
+        """(weights root, tensor count, files root) of a version, as the verify functions take it."""
+        r = self.get_version(model_id, version)
+        return (_bytes32(r.weights_root, "weights root"), r.tensor_count,
+                bytes(32) if r.files_root is None else _bytes32(r.files_root, "files root"))
+
+    def _content_hash(self, content: tuple) -> bytes:
+        return keccak(self.w3.codec.encode(["bytes32", "uint256", "bytes32"], list(content)))
 
     def verify_tensor(self, model_id: int, version: int, leaf_values: Sequence, proof: Sequence) -> bool:
         """Whether `proof` places tensor (name, dtype, shape, sha256) in the version's weights tree, on-chain."""
         proof = [_bytes32(p, "proof element") for p in proof]
-        return self._call(self.contract.functions.verifyTensor(model_id, version, _leaf(leaf_values), proof))
+        return self._call(self.contract.functions.verifyTensor(
+            model_id, version, self._content(model_id, version), _leaf(leaf_values), proof))
 
     def verify_tensors(self, model_id: int, version: int, leaves: Sequence[Sequence], proof: Sequence,
                        proof_flags: Sequence[bool]) -> bool:
-        """Whether a multiproof (leaves in the proof's order, as @openzeppelin/merkle-tree gives them) holds."""
+        """Whether a multiproof (leaves in the proof's order, as @openzeppelin/merkle-tree gives them) holds.
+
+        InputInvalid for no leaves: an empty multiproof proves nothing, and the contract refuses it.
+        """
         fn = self.contract.functions.verifyTensors(
-            model_id, version, [_leaf(v) for v in leaves], [_bytes32(p, "proof element") for p in proof],
-            [bool(f) for f in proof_flags])
+            model_id, version, self._content(model_id, version), [_leaf(v) for v in leaves],
+            [_bytes32(p, "proof element") for p in proof], [bool(f) for f in proof_flags])
         try:
             return self._call(fn)
         except ProofInvalid:
             return False  # malformed (flags and lengths disagree): it proves nothing
+
+    def verify_file(self, model_id: int, version: int, leaf_values: Sequence, proof: Sequence) -> bool:
+        """Whether `proof` places file (path, size, sha256) in the version's files tree, on-chain."""
+        path, size, digest = leaf_values
+        leaf = (path, int(size), _bytes32(digest, f"sha256 of file {path!r}"))
+        proof = [_bytes32(p, "proof element") for p in proof]
+        return self._call(self.contract.functions.verifyFile(
+            model_id, version, self._content(model_id, version), leaf, proof))
 
     # ------------------------------------------------------------------ events
 
@@ -424,8 +507,17 @@ class RegistryClient:
             case "ModelNameTaken":
                 return ModelNameTaken(f"a model named {a[0]!r} already exists (id {a[1]}); "
                                       "choose another name, or commit to that model")
-            case "EmptyModelName":
-                return InputInvalid("a model name cannot be empty")
+            case "ModelNameInvalid":
+                try:
+                    check_model_name(a[0])
+                except ModelNameInvalid as e:
+                    return e  # its message shows the name to use instead
+                return ModelNameInvalid(f"{a[0]!r} is not a valid model name")
+            case "StringTooLong":
+                return InputInvalid(f"the {a[0]} is {a[1]} bytes long; the registry takes at most {a[2]}")
+            case "NotCommitter":
+                return AccessDenied(f"{a[2]} did not commit version {a[1]} of model {a[0]}: a maintainer may "
+                                    "revoke only its own versions; the owner may revoke any")
             case "NotModelOwner":
                 return AccessDenied(f"{a[1]} is not the owner of model {a[0]}; sign with the owner's key")
             case "NotOwnerOrMaintainer":
@@ -443,13 +535,19 @@ class RegistryClient:
                 return InputInvalid("the zero address cannot be an owner or maintainer")
             case "ZeroRoot":
                 return InputInvalid("a Merkle root of zero is reserved to mean 'none'; give the real root")
-            case "DatasetNotRegistered":
-                return InputInvalid(f"dataset root {a[0]} is not registered; register the dataset first")
-            case "DuplicateWeightsRoot":
-                existing = self.find_version_by_root(a[0], a[1])
-                where = f" (version {existing['version']})" if existing else ""
-                return DuplicateRoot(f"model {a[0]} already has weights root {a[1]}{where}; "
-                                     "nothing new to commit")
+            case "DatasetNotFound":
+                return DatasetNotFound(f"no dataset has id {a[0]}")
+            case "TensorCountInvalid":
+                return InputInvalid(f"a version has 1 to 4294967295 tensors, not {a[0]}")
+            case "DuplicateVersion":
+                return DuplicateRoot(f"model {a[0]} already has this content (weights root {a[2]}) as version "
+                                     f"{a[1]}, not revoked; nothing new to commit")
+            case "ReplacementRevoked":
+                return InputInvalid(f"version {a[1]} of model {a[0]} is revoked itself and cannot be a replacement")
+            case "ContentMismatch":
+                return RootMismatch(f"the roots given are not those committed for version {a[1]} of model {a[0]}")
+            case "EmptyMultiproof":
+                return InputInvalid("a multiproof must prove at least one leaf")
             case "ParentNotFound":
                 return ParentNotFound(f"parent version {a[1]} of model {a[0]} does not exist; "
                                       "name an existing (model, version) or no parent")

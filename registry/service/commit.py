@@ -43,7 +43,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         metrics=metrics, environment=dict(environment or {}), artifacts=dict(artifacts or {}))
     manifest_cid = ipfs.add_bytes(canonical_json(manifest))
     try:
-        version, receipt = client.commit_version(model_id, sealed.root, dataset_root, parent, manifest_cid)
+        version, receipt = client.commit_version(model_id, sealed.root, tensor_count=len(sealed.leaves),
+                                                dataset_root=dataset_root, parent=parent, manifest_cid=manifest_cid)
     except DuplicateRoot:
         # The model holds this root already (committed before, perhaps by a killed attempt that never
         # recorded it): the chain has it, so it is done.

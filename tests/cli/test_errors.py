@@ -50,7 +50,9 @@ def demo(tmp_path_factory):
         run("model", "register", "demo")
         run.checkpoint = _checkpoint(home / "demo-1.safetensors", seed=1)
         client = connect(home, load_config(home), write=True).client
-        client.commit_version(client.model_id("demo"), seal_checkpoint(run.checkpoint).root)
+        sealed = seal_checkpoint(run.checkpoint)
+        client.commit_version(client.model_id("demo"), sealed.root, tensor_count=len(sealed.leaves),
+                              manifest_cid="bafkqaaa")
         yield run
 
 

@@ -40,12 +40,13 @@ def test_rebuilding_the_contract_gives_the_committed_bytecode(fresh):
 def test_the_artifact_pins_the_compiler_settings_and_source():
     artifact = load_artifact()
     assert artifact["compiler"] == {"name": "solc", "version": "0.8.30+commit.73712a01"}
-    assert artifact["settings"] == {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun",
-                                    "metadata": {"bytecodeHash": "ipfs"}}
+    assert artifact["settings"] == {"optimizer": {"enabled": True, "runs": 200}, "viaIR": True,
+                                    "evmVersion": "cancun", "metadata": {"bytecodeHash": "ipfs"}}
     source = (build.REPO / build.SOURCE_UNIT).read_bytes()
     assert artifact["source"] == {"path": "contracts/ModelRegistry.sol",
                                   "sha256": hashlib.sha256(source).hexdigest()}
     assert "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol" in artifact["sources"]
+    assert "contracts/IModelRegistry.sol" in artifact["sources"]
 
 
 @pytest.mark.slow

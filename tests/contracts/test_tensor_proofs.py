@@ -24,7 +24,8 @@ def oz_tree():
 @pytest.fixture
 def committed(registry, oz_tree):
     model_id, _ = registry.register_model("proofs")
-    version, _ = registry.commit_version(model_id, oz_tree["root"], manifest_cid="bafyproofs")
+    version, _ = registry.commit_version(model_id, oz_tree["root"], tensor_count=len(VALUES),
+                                          manifest_cid="bafyproofs")
     return registry, model_id, version
 
 
@@ -52,7 +53,7 @@ def test_a_changed_proof_element_fails(committed, oz_tree):
 
 def test_a_proof_for_another_version_fails(committed, oz_tree):
     registry, model_id, _ = committed
-    other, _ = registry.commit_version(model_id, "0x" + "77" * 32, manifest_cid="bafyother")
+    other, _ = registry.commit_version(model_id, "0x" + "77" * 32, tensor_count=1, manifest_cid="bafyother")
     assert registry.verify_tensor(model_id, other, VALUES[0], oz_tree["proofs"][0]) is False
 
 

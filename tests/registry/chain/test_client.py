@@ -9,9 +9,11 @@ from modelreg.contracts.artifact import load_artifact
 from modelreg.errors import (
     AccessDenied,
     ContractNotDeployed,
+    DatasetNotFound,
     DuplicateRoot,
     InputInvalid,
     InsufficientFunds,
+    ModelNameInvalid,
     ModelNameTaken,
     ModelNotFound,
     ParentNotFound,
@@ -88,8 +90,8 @@ def test_models_get_ids_from_one_and_the_caller_owns_them(registry, owner):
     assert (first, second) == (1, 2)
     assert receipt["status"] == 1 and receipt["gasUsed"] > 21000
     record = registry.get_model(1)
-    assert (record.name, record.metadata, record.owner, record.pending_owner, record.version_count) == \
-        ("a", "meta-a", owner.address, None, 0)
+    assert (record.name, record.metadata, record.owner, record.pending_owner, record.version_count, record.epoch) == \
+        ("a", "meta-a", owner.address, None, 0, 0)
     assert registry.model_count() == 2
 
 
@@ -105,7 +107,7 @@ def test_a_second_model_with_the_same_name_is_refused(registry, model):
 
 
 def test_an_empty_model_name_is_refused(registry):
-    with pytest.raises(InputInvalid, match="a model name cannot be empty"):
+    with pytest.raises(ModelNameInvalid, match="'' is not a valid model name .* has no usable characters"):
         registry.register_model("")
 
 
@@ -117,7 +119,7 @@ def test_reading_a_model_that_does_not_exist_raises_model_not_found(registry):
 # --- access control --------------------------------------------------------------------------
 
 STRANGER_WRITES = {
-    "commit": lambda c, m, s: c.commit_version(m, ROOT_B, manifest_cid=CID),
+    "commit": lambda c, m, s: c.commit_version(m, ROOT_B, tensor_count=3, manifest_cid=CID),
     "add maintainer": lambda c, m, s: c.add_maintainer(m, s.address),
     "remove maintainer": lambda c, m, s: c.remove_maintainer(m, s.address),
     "revoke": lambda c, m, s: c.revoke_version(m, 1, "spite"),
@@ -128,7 +130,7 @@ STRANGER_WRITES = {
 
 @pytest.mark.parametrize("write", list(STRANGER_WRITES))
 def test_every_write_by_a_stranger_is_refused(registry, model, stranger, write):
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
     with pytest.raises(AccessDenied, match=f"{stranger.address} is (not|neither) the "):
         STRANGER_WRITES[write](as_signer(registry, stranger), model, stranger)
     assert registry.version_count(model) == 1
@@ -139,14 +141,14 @@ def test_a_maintainer_commits_and_revokes_until_removed(registry, model, strange
     maintainer = as_signer(registry, stranger)
     registry.add_maintainer(model, stranger.address)
     assert registry.is_maintainer(model, stranger.address)
-    version, _ = maintainer.commit_version(model, ROOT_A, manifest_cid=CID)
+    version, _ = maintainer.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
     maintainer.revoke_version(model, version, "bad eval")
     assert registry.get_version(model, version).committer == stranger.address
 
     registry.remove_maintainer(model, stranger.address)
     assert not registry.is_maintainer(model, stranger.address)
     with pytest.raises(AccessDenied, match="neither the owner nor a maintainer of model 1"):
-        maintainer.commit_version(model, ROOT_B, manifest_cid=CID)
+        maintainer.commit_version(model, ROOT_B, tensor_count=3, manifest_cid=CID)
 
 
 def test_adding_a_maintainer_twice_is_refused(registry, model, stranger):
@@ -167,36 +169,42 @@ def test_ownership_moves_only_when_the_new_owner_accepts(registry, model, owner,
     record = registry.get_model(model)
     assert (record.owner, record.pending_owner) == (heir.address, None)
     with pytest.raises(AccessDenied, match=f"{owner.address} is neither the owner nor a maintainer"):
-        registry.commit_version(model, ROOT_A, manifest_cid=CID)
-    as_signer(registry, heir).commit_version(model, ROOT_A, manifest_cid=CID)
+        registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
+    as_signer(registry, heir).commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
 
 
 # --- datasets --------------------------------------------------------------------------------
 
-def test_registering_a_dataset_twice_keeps_one_record(registry, owner, stranger):
+def test_registering_a_dataset_twice_from_one_account_keeps_one_record(registry, owner):
     assert registry.register_dataset(DATA, "bafydata") is not None
     assert registry.register_dataset(DATA, "bafyother") is None  # the client sends nothing
-    receipt = send_raw(registry, stranger, registry.contract.functions.registerDataset(DATA, "bafyother"))
+    receipt = send_raw(registry, owner, registry.contract.functions.registerDataset(DATA, "bafyother"))
     assert receipt["status"] == 1 and receipt["logs"] == []  # the contract changes nothing
     registered = [e for e in registry.events() if e["event"] == "DatasetRegistered"]
-    assert [(e["args"]["manifestCid"], e["args"]["registrant"]) for e in registered] == \
-        [("bafydata", owner.address)]
+    assert [(e["args"]["datasetId"], e["args"]["manifestCid"], e["args"]["registrant"]) for e in registered] == \
+        [(1, "bafydata", owner.address)]
+    assert registry.dataset_id(DATA, owner.address) == 1
+    assert registry.get_dataset(1) == (DATA, owner.address)
 
 
-def test_a_commit_naming_an_unregistered_dataset_is_refused(registry, model):
-    with pytest.raises(InputInvalid, match=f"dataset root {DATA} is not registered; register the dataset"):
-        registry.commit_version(model, ROOT_A, DATA, manifest_cid=CID)
+def test_a_commit_naming_an_unregistered_dataset_is_refused(registry, model, owner):
+    with pytest.raises(DatasetNotFound, match=f"dataset root {DATA} has no record by {owner.address}"):
+        registry.commit_version(model, ROOT_A, tensor_count=3, dataset_root=DATA, manifest_cid=CID)
+    with pytest.raises(DatasetNotFound, match="no dataset has id 7"):  # the contract checks too
+        registry._transact(registry.contract.functions.commitVersion(
+            model, (bytes.fromhex(ROOT_A[2:]), 3, bytes(32)), 7, 0, 0, CID), "commit")
 
 
 # --- versions --------------------------------------------------------------------------------
 
 def test_a_version_records_roots_parent_committer_and_manifest(registry, model, owner):
     registry.register_dataset(DATA, "bafydata")
-    first, _ = registry.commit_version(model, ROOT_A, DATA, None, CID)
-    second, receipt = registry.commit_version(model, ROOT_B, DATA, (model, first), "bafysecond")
+    first, _ = registry.commit_version(model, ROOT_A, tensor_count=3, dataset_root=DATA, manifest_cid=CID)
+    second, receipt = registry.commit_version(model, ROOT_B, tensor_count=3, dataset_root=DATA, parent=(model, first), manifest_cid="bafysecond")
     assert (first, second) == (1, 2)
     record = registry.get_version(model, second)
-    assert record.weights_root == ROOT_B and record.dataset_root == DATA
+    assert record.weights_root == ROOT_B and record.dataset_root == DATA and record.dataset_id == 1
+    assert (record.tensor_count, record.files_root) == (3, None)
     assert record.parent == (model, first) and record.committer == owner.address
     assert record.manifest_cid == "bafysecond"
     assert (record.block_number, record.tx_hash) == (receipt["blockNumber"], receipt["transactionHash"].to_0x_hex())
@@ -205,10 +213,10 @@ def test_a_version_records_roots_parent_committer_and_manifest(registry, model, 
     assert registry.version_count(model) == 2
 
 
-def test_the_same_weights_root_twice_in_one_model_is_refused_naming_the_version(registry, model):
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
-    with pytest.raises(DuplicateRoot, match=rf"model 1 already has weights root {ROOT_A} \(version 1\)"):
-        registry.commit_version(model, ROOT_A, manifest_cid="bafyretry")
+def test_the_same_content_twice_in_one_model_is_refused_naming_the_version(registry, model):
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
+    with pytest.raises(DuplicateRoot, match=rf"model 1 already has this content \(weights root {ROOT_A}\) as version 1"):
+        registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid="bafyretry")
     found = registry.find_version_by_root(model, ROOT_A)
     assert (found["version"], found["manifest_cid"]) == (1, CID)
     assert registry.find_version_by_root(model, ROOT_B) is None
@@ -216,32 +224,32 @@ def test_the_same_weights_root_twice_in_one_model_is_refused_naming_the_version(
 
 def test_the_same_weights_root_may_start_another_model(registry, model):
     other, _ = registry.register_model("gpt-copy")
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
-    assert registry.commit_version(other, ROOT_A, manifest_cid=CID)[0] == 1
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
+    assert registry.commit_version(other, ROOT_A, tensor_count=3, manifest_cid=CID)[0] == 1
 
 
 def test_a_parent_in_another_model_is_a_fine_tune(registry, model):
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
     tuned, _ = registry.register_model("gpt-tiny-chat")
-    version, _ = registry.commit_version(tuned, ROOT_B, parent=(model, 1), manifest_cid=CID)
+    version, _ = registry.commit_version(tuned, ROOT_B, tensor_count=3, parent=(model, 1), manifest_cid=CID)
     assert registry.get_version(tuned, version).parent == (model, 1)
 
 
 @pytest.mark.parametrize("parent", [(1, 2), (7, 1), (0, 1)])
 def test_a_parent_that_does_not_exist_is_refused(registry, model, parent):
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
     with pytest.raises(ParentNotFound, match=f"parent version {parent[1]} of model {parent[0]} does not exist"):
-        registry.commit_version(model, ROOT_B, parent=parent, manifest_cid=CID)
+        registry.commit_version(model, ROOT_B, tensor_count=3, parent=parent, manifest_cid=CID)
 
 
 def test_a_zero_weights_root_is_refused(registry, model):
     with pytest.raises(InputInvalid, match="a Merkle root of zero is reserved"):
-        registry.commit_version(model, "0x" + "00" * 32, manifest_cid=CID)
+        registry.commit_version(model, "0x" + "00" * 32, tensor_count=3, manifest_cid=CID)
 
 
 def test_a_root_of_the_wrong_length_is_refused_before_sending(registry, model):
     with pytest.raises(InputInvalid, match="weights root must be 32 bytes"):
-        registry.commit_version(model, "0xabcd", manifest_cid=CID)
+        registry.commit_version(model, "0xabcd", tensor_count=3, manifest_cid=CID)
 
 
 def test_reading_a_version_that_does_not_exist_raises_version_not_found(registry, model):
@@ -252,8 +260,8 @@ def test_reading_a_version_that_does_not_exist_raises_version_not_found(registry
 
 
 def test_a_revoked_version_stays_readable_with_reason_revoker_and_replacement(registry, model, owner):
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
-    registry.commit_version(model, ROOT_B, manifest_cid=CID)
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
+    registry.commit_version(model, ROOT_B, tensor_count=3, manifest_cid=CID)
     registry.revoke_version(model, 1, "trained on leaked test set", replacement=2)
     record = registry.get_version(model, 1)
     assert record.weights_root == ROOT_A and record.manifest_cid == CID
@@ -263,7 +271,7 @@ def test_a_revoked_version_stays_readable_with_reason_revoker_and_replacement(re
 
 
 def test_a_revocation_is_final_and_names_a_real_replacement(registry, model):
-    registry.commit_version(model, ROOT_A, manifest_cid=CID)
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
     with pytest.raises(VersionNotFound, match="model 1 has no version 5"):
         registry.revoke_version(model, 1, "bad", replacement=5)
     with pytest.raises(InputInvalid, match="version 1 of model 1 cannot replace itself"):
@@ -276,8 +284,9 @@ def test_a_revocation_is_final_and_names_a_real_replacement(registry, model):
 def test_the_full_history_can_be_rebuilt_from_events_alone(registry, model, owner, stranger):
     registry.register_dataset(DATA, "bafydata")
     registry.add_maintainer(model, stranger.address)
-    as_signer(registry, stranger).commit_version(model, ROOT_A, DATA, None, CID)
-    registry.commit_version(model, ROOT_B, None, (model, 1), "bafytwo")
+    as_signer(registry, stranger).register_dataset(DATA, "bafydata")
+    as_signer(registry, stranger).commit_version(model, ROOT_A, tensor_count=3, dataset_root=DATA, manifest_cid=CID)
+    registry.commit_version(model, ROOT_B, tensor_count=3, parent=(model, 1), manifest_cid="bafytwo")
     registry.revoke_version(model, 1, "bad", 2)
     registry.remove_maintainer(model, stranger.address)
     registry.transfer_ownership(model, stranger.address)
@@ -285,37 +294,43 @@ def test_the_full_history_can_be_rebuilt_from_events_alone(registry, model, owne
 
     events = registry.events()
     assert [e["event"] for e in events] == [
-        "ModelRegistered", "DatasetRegistered", "MaintainerAdded", "VersionCommitted", "VersionCommitted",
-        "VersionRevoked", "MaintainerRemoved", "OwnershipTransferStarted", "OwnershipTransferred"]
+        "ModelRegistered", "DatasetRegistered", "MaintainerAdded", "DatasetRegistered", "VersionCommitted", "VersionCommitted",
+        "VersionRevoked", "MaintainerRemoved", "OwnershipTransferStarted", "OwnershipTransferred",
+        "MaintainersCleared"]
     assert [e["blockNumber"] for e in events] == sorted(e["blockNumber"] for e in events)
-    committed = events[3]["args"]
+    committed = events[4]["args"]
     assert dict(committed) == {
-        "modelId": model, "version": 1, "weightsRoot": bytes.fromhex(ROOT_A[2:]),
-        "datasetRoot": bytes.fromhex(DATA[2:]), "parentModel": 0, "parentVersion": 0,
-        "manifestCid": CID, "committer": stranger.address}
-    assert (events[4]["args"]["parentModel"], events[4]["args"]["parentVersion"]) == (model, 1)
-    assert dict(events[5]["args"]) == {"modelId": model, "version": 1, "reason": "bad", "replacement": 2,
+        "modelId": model, "version": 1, "weightsRoot": bytes.fromhex(ROOT_A[2:]), "tensorCount": 3,
+        "filesRoot": bytes(32), "datasetId": 2, "datasetRoot": bytes.fromhex(DATA[2:]),
+        "parentModel": 0, "parentVersion": 0, "manifestCid": CID, "committer": stranger.address}
+    assert (events[5]["args"]["parentModel"], events[5]["args"]["parentVersion"]) == (model, 1)
+    assert dict(events[6]["args"]) == {"modelId": model, "version": 1, "reason": "bad", "replacement": 2,
                                        "revoker": owner.address}
-    assert dict(events[8]["args"]) == {"modelId": model, "previousOwner": owner.address,
+    assert dict(events[9]["args"]) == {"modelId": model, "previousOwner": owner.address,
                                        "newOwner": stranger.address}
+    assert dict(events[10]["args"]) == {"modelId": model, "epoch": 1}
 
 
 # geth --dev runs the newest fork, Amsterdam, whose state-creation repricing (EIP-8037) makes each
-# new storage slot cost several times more: the same commit costs ~269k gas there.
+# new storage slot cost several times more: the same commit costs several times more there.
 COMMIT_GAS_BUDGET = {"geth": 300_000}
 
 
 def test_a_commit_costs_under_100k_gas_whatever_the_model_size(chain, registry, model, stranger):
-    # The worst path: a maintainer, a dataset, a parent in another model, a full-length CID.
+    # The worst path: a maintainer, every field filled, a parent in another model, a full-length CID.
     registry.register_dataset(DATA, "bafydata")
     registry.add_maintainer(model, stranger.address)
     base, _ = registry.register_model("base")
-    registry.commit_version(base, ROOT_C, manifest_cid=CID)
-    _, receipt = as_signer(registry, stranger).commit_version(model, ROOT_A, DATA, (base, 1), CID)
+    registry.commit_version(base, ROOT_C, tensor_count=3, manifest_cid=CID)
+    maintainer = as_signer(registry, stranger)
+    _, receipt = maintainer.commit_version(model, ROOT_A, tensor_count=3, files_root=ROOT_C, dataset_root=DATA,
+                                           parent=(base, 1), manifest_cid=CID)
     assert receipt["gasUsed"] <= COMMIT_GAS_BUDGET.get(chain.name, 100_000)
-    # Only roots are stored: a later commit of a different model size costs no more.
-    _, later = as_signer(registry, stranger).commit_version(model, ROOT_B, DATA, (model, 1), CID)
-    assert later["gasUsed"] <= receipt["gasUsed"]
+    # Only a hash of the roots is stored: a far larger model costs the same, but for the two more
+    # nonzero calldata bytes of its tensor count (12 gas each over a zero byte).
+    _, later = maintainer.commit_version(model, ROOT_B, tensor_count=200_000, files_root=ROOT_C, dataset_root=DATA,
+                                         parent=(model, 1), manifest_cid=CID)
+    assert later["gasUsed"] - receipt["gasUsed"] <= 2 * 12
 
 
 # --- nonces ----------------------------------------------------------------------------------
@@ -330,11 +345,11 @@ def test_two_clients_with_one_key_both_get_their_commits_through(chain, registry
         def wrap_make_request(self, make_request):
             def middleware(method, params):
                 if method == "eth_sendRawTransaction" and not cut_in:
-                    cut_in.append(registry.commit_version(model, ROOT_A, manifest_cid=CID)[0])
+                    cut_in.append(registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)[0])
                 return make_request(method, params)
             return middleware
 
     second.w3.middleware_onion.add(CutIn)
-    version, _ = second.commit_version(model, ROOT_B, manifest_cid=CID)
+    version, _ = second.commit_version(model, ROOT_B, tensor_count=3, manifest_cid=CID)
     assert (cut_in, version) == ([1], 2)
     assert [registry.get_version(model, v).weights_root for v in (1, 2)] == [ROOT_A, ROOT_B]

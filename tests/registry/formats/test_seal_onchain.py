@@ -24,8 +24,9 @@ def committed(tmp_path_factory):
     address = w3.eth.wait_for_transaction_receipt(factory.constructor().transact()).contractAddress
     registry = w3.eth.contract(address=address, abi=artifact["abi"])
     registry.functions.registerModel("gpt", "").transact()
-    registry.functions.commitVersion(1, bytes.fromhex(sealed.root[2:]), b"\0" * 32, 0, 0, "cid").transact()
-    return sealed, registry
+    content = (bytes.fromhex(sealed.root[2:]), len(sealed.leaves), b"\0" * 32)
+    registry.functions.commitVersion(1, content, 0, 0, 0, "cid").transact()
+    return sealed, registry, content
 
 
 def _leaf(leaf):
@@ -33,20 +34,20 @@ def _leaf(leaf):
 
 
 def test_every_single_tensor_proof_passes_verify_tensor(committed):
-    sealed, registry = committed
+    sealed, registry, content = committed
     for leaf in sealed.leaves:
         _, proof = sealed.proof(leaf.name)
-        assert registry.functions.verifyTensor(1, 1, _leaf(leaf), proof).call()
+        assert registry.functions.verifyTensor(1, 1, content, _leaf(leaf), proof).call()
 
 
 def test_a_proof_for_another_tensor_fails_verify_tensor(committed):
-    sealed, registry = committed
+    sealed, registry, content = committed
     first, second = sealed.leaves[:2]
-    assert not registry.functions.verifyTensor(1, 1, _leaf(first), sealed.proof(second.name)[1]).call()
+    assert not registry.functions.verifyTensor(1, 1, content, _leaf(first), sealed.proof(second.name)[1]).call()
 
 
 def test_a_multiproof_passes_verify_tensors(committed):
-    sealed, registry = committed
+    sealed, registry, content = committed
     names = [leaf.name for leaf in sealed.leaves[::3]]
     leaves, proof, flags = sealed.multiproof(names)
-    assert registry.functions.verifyTensors(1, 1, [_leaf(leaf) for leaf in leaves], proof, flags).call()
+    assert registry.functions.verifyTensors(1, 1, content, [_leaf(leaf) for leaf in leaves], proof, flags).call()

@@ -55,9 +55,10 @@ def test_lineage_follows_parents_across_models_and_links_datasets(client, tmp_pa
     base, _ = client.register_model("base")
     tuned, _ = client.register_model("tuned")
     client.register_dataset(ROOTS[4], "bafkqaaa")
-    client.commit_version(base, ROOTS[0], ROOTS[4], None, "cid1")
-    client.commit_version(base, ROOTS[1], ROOTS[4], (base, 1), "cid2")
-    client.commit_version(tuned, ROOTS[2], None, (base, 2), "cid3")  # a fine-tune of base v2
+    client.commit_version(base, ROOTS[0], tensor_count=1, dataset_root=ROOTS[4], manifest_cid="cid1")
+    client.commit_version(base, ROOTS[1], tensor_count=1, dataset_root=ROOTS[4], parent=(base, 1),
+                          manifest_cid="cid2")
+    client.commit_version(tuned, ROOTS[2], tensor_count=1, parent=(base, 2), manifest_cid="cid3")  # a fine-tune of base v2
     events = audit.EventIndex(tmp_path, client).events()
     graph = audit.lineage(events, tuned)
     edges = {tuple(e) for e in graph["edges"]}
@@ -70,7 +71,7 @@ def test_a_forged_cache_entry_cannot_make_a_file_verify(client, tmp_path):
     model, _ = client.register_model("m")
     real = tmp_path / "real.safetensors"
     save_file({"w": np.zeros(4, dtype=np.float32)}, str(real))
-    client.commit_version(model, seal_checkpoint(real).root, None, None, "cid")
+    client.commit_version(model, seal_checkpoint(real).root, tensor_count=1, manifest_cid="cid")
     forged = tmp_path / "forged.safetensors"
     save_file({"w": np.ones(4, dtype=np.float32)}, str(forged))
     events = audit.EventIndex(tmp_path, client).events()

@@ -71,7 +71,8 @@ def test_a_commit_the_chain_already_holds_is_taken_as_done(setup):
     client, _, model_id, dataset, tmp = setup
     path = _checkpoint(tmp, 1)
     # A run killed after its transaction was mined but before the journal recorded it.
-    client.commit_version(model_id, seal_checkpoint(path).root, dataset, None, "bafkqaaa")
+    client.commit_version(model_id, seal_checkpoint(path).root, tensor_count=1, dataset_root=dataset,
+                          manifest_cid="bafkqaaa")
     journal = Journal(tmp / "journal.jsonl")
     journal.append("seen", step=1, path=str(path), metrics={}, config={}, environment={})
     registrar = _registrar(setup, journal)
