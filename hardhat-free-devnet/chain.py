@@ -13,8 +13,10 @@ keccak(parent hash): both are stored in the block, so a restart replays nothing.
 
 import inspect
 import json
+import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import rlp
@@ -42,6 +44,8 @@ CHAIN_ID = 1337  # not anvil's 31337, so per-chain deployment records never coll
 GENESIS_TIMESTAMP = 1_735_689_600  # 2025-01-01T00:00:00Z: a fixed genesis gives a fixed genesis hash
 PRIORITY_FEE = 10**9  # 1 gwei tip suggested to clients, as anvil does
 CLIENT_VERSION = "modelreg-devnet/0.1.0 (py-evm, eth-tester)"
+FILTER_TIMEOUT = 300  # seconds a filter lives unpolled: geth's 5 minutes
+MAX_FILTERS = 10_000  # refuses a client that installs filters in a loop and never polls them
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 
@@ -67,6 +71,8 @@ class Devnet:
         self._keys = {bytes.fromhex(a.address[2:]): a.key for a in self.accounts}
         self._clock = clock
         self._lock = threading.RLock()  # one caller at a time: py-evm objects are not thread-safe
+        # Polling filters live in memory, as geth's do, and lapse when not polled for FILTER_TIMEOUT.
+        self._filters: dict[str, _Filter] = {}
         self._open()
 
     def _open(self) -> None:
@@ -197,6 +203,47 @@ class Devnet:
     def rpc_eth_getBlockByHash(self, block_hash, full=False):
         rpc.parse_hash(block_hash, "blockHash")
         return self._block_json(self._header({"blockHash": block_hash}, must_exist=False), full)
+
+    def rpc_eth_getBlockTransactionCountByNumber(self, block):
+        header = self._header(block, must_exist=False)
+        return None if header is None else rpc.quantity(len(self.chain.get_block_by_header(header).transactions))
+
+    def rpc_eth_getBlockTransactionCountByHash(self, block_hash):
+        rpc.parse_hash(block_hash, "blockHash")
+        return self.rpc_eth_getBlockTransactionCountByNumber({"blockHash": block_hash})
+
+    def rpc_eth_getTransactionByBlockNumberAndIndex(self, block, index):
+        header = self._header(block, must_exist=False)
+        index = rpc.parse_quantity(index, "index")
+        if header is None:
+            return None
+        found = self.chain.get_block_by_header(header)
+        if index >= len(found.transactions):
+            return None
+        return self.rpc_eth_getTransactionByHash(rpc.data(found.transactions[index].hash))
+
+    def rpc_eth_getTransactionByBlockHashAndIndex(self, block_hash, index):
+        rpc.parse_hash(block_hash, "blockHash")
+        return self.rpc_eth_getTransactionByBlockNumberAndIndex({"blockHash": block_hash}, index)
+
+    def rpc_eth_getBlockReceipts(self, block):
+        header = self._header(block, must_exist=False)
+        if header is None:
+            return None
+        found = self.chain.get_block_by_header(header)
+        return [self._receipt_json(found, i) for i in range(len(found.transactions))]
+
+    def rpc_eth_syncing(self):
+        return False  # the only node of its chain: always at the head
+
+    def rpc_net_listening(self):
+        return True
+
+    def rpc_web3_sha3(self, data):
+        return rpc.data(keccak(rpc.parse_data(data, "data")))
+
+    def rpc_eth_coinbase(self):
+        return rpc.data(self.chain.header.coinbase)
 
     def rpc_eth_feeHistory(self, block_count, newest="latest", percentiles=None):
         count = rpc.parse_quantity(block_count, "blockCount")
@@ -390,17 +437,24 @@ class Devnet:
         self.store.add_logs(rows)
 
     # --- execution without mining ----------------------------------------------------------
-    def _execute(self, tx: dict, block):
-        """Run a call in a costless copy of the state after `block`; returns the computation."""
+    def _execute(self, tx: dict, block, overrides=None, watch=None):
+        """Run a call in a costless copy of the state after `block`; returns the computation.
+
+        `overrides` is eth_call's state override set, applied to the copy first; `watch(state)`, if
+        given, is called on the copy before the call runs (to observe what the call touches).
+        """
         header = self._header(block)
-        spoof = self._spoof(tx, header)
         with self.chain.get_vm(header).in_costless_state() as state:
+            _override(state, overrides)
+            spoof = self._spoof(tx, header, state.get_nonce)
+            if watch is not None:
+                watch(state)
             try:
                 return state.apply_transaction(spoof)
             except EVMValidationError as e:
                 raise RpcError(rpc.SERVER_ERROR, f"call rejected: {e}") from None
 
-    def _spoof(self, tx: dict, header) -> SpoofTransaction:
+    def _spoof(self, tx: dict, header, nonce_of=None) -> SpoofTransaction:
         tx = rpc.parse_object(tx, "transaction")
         sender = (rpc.parse_address(tx["from"], "transaction.from") if tx.get("from")
                   else b"\x00" * 20)
@@ -409,7 +463,7 @@ class Devnet:
         gas = (rpc.parse_quantity(tx["gas"], "transaction.gas") if tx.get("gas")
                else header.gas_limit)
         value = rpc.parse_quantity(tx["value"], "transaction.value") if tx.get("value") else 0
-        nonce = self.chain.get_vm(header).state.get_nonce(sender)
+        nonce = (nonce_of or self.chain.get_vm(header).state.get_nonce)(sender)
         # Fees are zero: a call or an estimate costs nothing, as in geth's eth_call.
         unsigned = self.chain.get_vm(header).get_transaction_builder() \
             .new_unsigned_dynamic_fee_transaction(
@@ -417,10 +471,47 @@ class Devnet:
                 gas=gas, to=to, value=value, data=data, access_list=())
         return SpoofTransaction(unsigned, from_=sender)
 
-    def rpc_eth_call(self, tx, block="latest"):
-        computation = self._execute(tx, block)
+    def rpc_eth_call(self, tx, block="latest", state_override=None):
+        computation = self._execute(tx, block, state_override)
         _raise_if_failed(computation)
         return rpc.data(computation.output)
+
+    def rpc_eth_createAccessList(self, tx, block="latest"):
+        """The accounts and storage slots the call touches, as geth's access-list tracer lists them:
+        slots of every contract, addresses other than the sender, the recipient and precompiles."""
+        tx = rpc.parse_object(tx, "transaction")
+        header = self._header(block)
+        sender = rpc.parse_address(tx["from"], "transaction.from") if tx.get("from") else b"\x00" * 20
+        skip = {sender, header.coinbase, *self.chain.get_vm(header).state.computation_class.get_precompiles()}
+        if tx.get("to"):
+            skip.add(rpc.parse_address(tx["to"], "transaction.to"))
+        touched: dict[bytes, set[int]] = {}
+
+        def watch(state):
+            # Setup warms the sender, recipient and precompiles first; the call's own accesses follow.
+            mark_address, mark_slot = state.mark_address_warm, state.mark_storage_warm
+
+            def address_warm(address):
+                if address not in skip:
+                    touched.setdefault(address, set())
+                mark_address(address)
+
+            def slot_warm(address, slot):
+                touched.setdefault(address, set()).add(slot)
+                mark_slot(address, slot)
+            state.mark_address_warm, state.mark_storage_warm = address_warm, slot_warm
+
+        computation = self._execute(tx, block, watch=watch)
+        gas = rpc.parse_quantity(tx["gas"], "transaction.gas") if tx.get("gas") else header.gas_limit
+        used = gas - computation.get_gas_remaining()
+        answer = {"accessList": [{"address": to_checksum_address(a).lower(),
+                                  "storageKeys": [rpc.data(k.to_bytes(32, "big")) for k in sorted(slots)]}
+                                 for a, slots in touched.items()],
+                  "gasUsed": rpc.quantity(used - min(computation.get_gas_refund(), used // 5))}
+        if computation.is_error:
+            answer["error"] = "execution reverted" if isinstance(computation.error, Revert) \
+                else str(computation.error) or type(computation.error).__name__
+        return answer
 
     def rpc_eth_estimateGas(self, tx, block="latest"):
         _raise_if_failed(self._execute(tx, block))
@@ -465,6 +556,61 @@ class Devnet:
             return []
         rows = self.store.query_logs(" AND ".join(where), args)
         return [_log_row_json(row) for row in rows]
+
+    # --- polling filters -----------------------------------------------------------------
+    def _install(self, kind: str, query: dict | None) -> str:
+        now = time.monotonic()
+        self._filters = {k: f for k, f in self._filters.items() if now - f.polled < FILTER_TIMEOUT}
+        if len(self._filters) >= MAX_FILTERS:
+            raise RpcError(rpc.SERVER_ERROR, f"too many filters: {MAX_FILTERS} are installed; "
+                           "uninstall some with eth_uninstallFilter")
+        filter_id = rpc.quantity(int.from_bytes(os.urandom(16), "big"))
+        self._filters[filter_id] = _Filter(kind, query, self.head.block_number + 1, now)
+        return filter_id
+
+    def _filter(self, filter_id) -> "_Filter":
+        found = self._filters.get(filter_id) if isinstance(filter_id, str) else None
+        if found is None or time.monotonic() - found.polled >= FILTER_TIMEOUT:
+            raise RpcError(rpc.SERVER_ERROR, "filter not found")
+        return found
+
+    def rpc_eth_newFilter(self, query):
+        query = rpc.parse_object(query, "filter")
+        if query.get("blockHash") is not None:
+            raise invalid("filter: eth_newFilter takes a block range, not a blockHash")
+        self.rpc_eth_getLogs({**query, "fromBlock": "latest", "toBlock": "latest"})  # validates it
+        return self._install("logs", query)
+
+    def rpc_eth_newBlockFilter(self):
+        return self._install("blocks", None)
+
+    def rpc_eth_uninstallFilter(self, filter_id):
+        return self._filters.pop(filter_id, None) is not None if isinstance(filter_id, str) else False
+
+    def rpc_eth_getFilterChanges(self, filter_id):
+        """What arrived since the last poll: new block hashes, or the new blocks' matching logs."""
+        found = self._filter(filter_id)
+        first, head = found.next_block, self.head.block_number
+        found.next_block, found.polled = head + 1, time.monotonic()
+        if found.kind == "blocks":
+            return [rpc.data(self.chain.get_canonical_block_hash(n)) for n in range(first, head + 1)]
+        # Only blocks new since the last poll, and only those inside the filter's own range.
+        start, end = found.query.get("fromBlock"), found.query.get("toBlock")
+        if start not in (None, *rpc.BLOCK_TAGS):
+            first = max(first, rpc.parse_quantity(start, "filter.fromBlock"))
+        if end not in (None, *rpc.BLOCK_TAGS):
+            head = min(head, rpc.parse_quantity(end, "filter.toBlock"))
+        if first > head:
+            return []
+        return self.rpc_eth_getLogs({**found.query, "fromBlock": rpc.quantity(first),
+                                     "toBlock": rpc.quantity(head)})
+
+    def rpc_eth_getFilterLogs(self, filter_id):
+        found = self._filter(filter_id)
+        if found.kind != "logs":
+            raise RpcError(rpc.SERVER_ERROR, "filter not found: a block filter has no logs")
+        found.polled = time.monotonic()
+        return self.rpc_eth_getLogs(found.query)
 
     # --- dev controls ----------------------------------------------------------------------
     def rpc_evm_mine(self, timestamp=None):
@@ -531,6 +677,43 @@ class Devnet:
                 del db[SchemaV1.make_transaction_hash_to_block_lookup_key(tx.hash)]
         db[SchemaV1.make_canonical_head_hash_lookup_key()] = target.hash
         self.store.drop_logs_after(target.block_number)
+
+
+@dataclass
+class _Filter:
+    """A polling filter: what it matches, the first block not yet reported, when it was last polled."""
+
+    kind: str  # "logs" or "blocks"
+    query: dict | None
+    next_block: int
+    polled: float
+
+
+def _override(state, overrides) -> None:
+    """Apply eth_call's state override set ({address: {balance, nonce, code, state | stateDiff}})."""
+    if overrides is None:
+        return
+    for address, fields in rpc.parse_object(overrides, "stateOverride").items():
+        where = f"stateOverride[{address}]"
+        account = rpc.parse_address(address, where)
+        fields = rpc.parse_object(fields, where)
+        unknown = set(fields) - {"balance", "nonce", "code", "state", "stateDiff"}
+        if unknown:
+            raise invalid(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        if "state" in fields and "stateDiff" in fields:
+            raise invalid(f"{where}: give state or stateDiff, not both")
+        if fields.get("balance") is not None:
+            state.set_balance(account, rpc.parse_quantity(fields["balance"], f"{where}.balance"))
+        if fields.get("nonce") is not None:
+            state.set_nonce(account, rpc.parse_quantity(fields["nonce"], f"{where}.nonce"))
+        if fields.get("code") is not None:
+            state.set_code(account, rpc.parse_data(fields["code"], f"{where}.code"))
+        if fields.get("state") is not None:
+            state.delete_storage(account)  # `state` replaces the whole storage, `stateDiff` patches it
+        for slot, value in rpc.parse_object(fields.get("state") or fields.get("stateDiff") or {},
+                                            f"{where}.state").items():
+            state.set_storage(account, int.from_bytes(rpc.parse_hash(slot, f"{where} slot"), "big"),
+                              int.from_bytes(rpc.parse_hash(value, f"{where} value"), "big"))
 
 
 # --- formatting: eth-tester's snake_case values into the JSON-RPC shapes geth and anvil use ---

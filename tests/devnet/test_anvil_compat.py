@@ -79,6 +79,8 @@ def _assert_same_shape(ours, theirs, path="$"):
 def _exchange(client: Client) -> dict:
     """One scenario of requests; returns each answer by name."""
     contract = client.deploy()
+    log_filter = client("eth_newFilter", {"address": contract})
+    block_filter = client("eth_newBlockFilter")
     receipt = client.emit(contract, 7)
     created = client.transact(data=bytes.fromhex("00"))  # polls: anvil may answer a moment late
     tx_hash = receipt["transactionHash"]
@@ -110,6 +112,21 @@ def _exchange(client: Client) -> dict:
         "snapshot": client("evm_snapshot"),
         "mine": client("evm_mine"),
         "increase time": client("evm_increaseTime", "0x3c"),
+        "filter changes": client("eth_getFilterChanges", log_filter),
+        "block filter changes": client("eth_getFilterChanges", block_filter)[:1],
+        "uninstall": client("eth_uninstallFilter", block_filter),
+        "block receipts": client("eth_getBlockReceipts", receipt["blockNumber"]),
+        "transaction by position": client("eth_getTransactionByBlockNumberAndIndex",
+                                          receipt["blockNumber"], "0x0"),
+        "transaction count": client("eth_getBlockTransactionCountByNumber", receipt["blockNumber"]),
+        "syncing": client("eth_syncing"),
+        "listening": client("net_listening"),
+        "sha3": client("web3_sha3", "0x68656c6c6f"),
+        "coinbase": client("eth_coinbase"),
+        "access list": client("eth_createAccessList", {"from": ACCOUNTS[0].address, "to": contract,
+                                                       "data": word(3)}),
+        "state override": client("eth_call", {"to": contract}, "latest",
+                                 {contract: {"code": "0x5f545f5260205ff3"}}),
     }
 
 
