@@ -55,6 +55,10 @@ class DatasetTampered(VerificationFailed):
     """A dataset file differs from its manifest entry."""
 
 
+class ReplayUnavailable(ModelregError):
+    """A version cannot be replayed here: no transcript, a missing input, a CPU without the recorded code path."""
+
+
 # --- IPFS --------------------------------------------------------------------
 class CidInvalid(InputInvalid):
     """A string is not a CID this tool understands."""

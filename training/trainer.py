@@ -7,6 +7,7 @@ drew, with no RNG state to save, and on the CPU two runs of the same config,
 data and seed write bit-identical checkpoints.
 """
 
+import bisect
 import math
 import time
 from collections.abc import Callable
@@ -17,9 +18,12 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from modelreg._atomic import write_atomic
 from modelreg.errors import ConfigInvalid, DatasetInvalid, InputInvalid
+from modelreg.formats.manifest import canonical_json
+from modelreg.formats.transcript import BatchLeaf, batches_document, config_sha256, tokens_sha256
 from modelreg.training import checkpoint as ckpt
-from modelreg.training import distributed
+from modelreg.training import distributed, numerics
 from modelreg.training.config import TrainConfig
 from modelreg.training.data import VerifiedDataset, load_dataset, seal_directory
 from modelreg.training.model import GPT
@@ -39,6 +43,7 @@ class CheckpointEvent:
     tokenizer_sha256: str
     dataset_root: str
     environment: dict  # torch, device, dtype, world_size
+    transcript: dict | None = None  # the segment since the parent checkpoint: see Segment.event_transcript
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,45 @@ def _seed(*parts: int) -> int:
     return h
 
 
-def get_batch(data: torch.Tensor, config: TrainConfig, generator: torch.Generator, device: str):
+def batch_positions(data: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> list[int]:
+    """Where the B windows of a batch start in the token stream."""
+    return torch.randint(len(data) - config.block_size - 1, (config.batch_size,), generator=generator).tolist()
+
+
+def get_batch(data: torch.Tensor, config: TrainConfig, generator: torch.Generator, device: str,
+              ix: list[int] | None = None):
     """B random windows of T+1 tokens: inputs and the same shifted by one as targets."""
-    ix = torch.randint(len(data) - config.block_size - 1, (config.batch_size,), generator=generator)
-    x = torch.stack([data[i:i + config.block_size] for i in ix.tolist()])  # (B, T)
-    y = torch.stack([data[i + 1:i + 1 + config.block_size] for i in ix.tolist()])  # (B, T)
+    ix = batch_positions(data, config, generator) if ix is None else ix
+    x = torch.stack([data[i:i + config.block_size] for i in ix])  # (B, T)
+    y = torch.stack([data[i + 1:i + 1 + config.block_size] for i in ix])  # (B, T)
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def batch_leaf(step: int, ix: list[int], data: torch.Tensor, starts: list[int], config: TrainConfig) -> BatchLeaf:
+    """The batch commitment of a step: each window's file and offset in it, and the sha256 of its tokens."""
+    files = [bisect.bisect_right(starts, i) - 1 for i in ix]
+    windows = torch.stack([data[i:i + config.block_size + 1] for i in ix])  # (B, T+1)
+    return BatchLeaf(step, tuple(files), tuple(i - starts[f] for i, f in zip(ix, files)),
+                     tokens_sha256(windows.numpy().astype("<i8").tobytes()))
+
+
+def train_step(model, optimizer, config: TrainConfig, train_data: torch.Tensor, step: int, env, autocast):
+    """One optimizer step, its randomness a function of (seed, step, rank): (loss, sample positions)."""
+    lr = get_lr(config, step)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(_seed(config.seed, step, env.rank))  # dropout masks of this step
+    g = torch.Generator().manual_seed(_seed(config.seed, step, env.rank, 1))
+    ix = batch_positions(train_data, config, g)
+    x, y = get_batch(train_data, config, g, env.device, ix)
+    with autocast:
+        _, loss = model(x, y)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item(), ix
 
 
 @torch.no_grad()
@@ -98,10 +136,13 @@ def estimate_loss(model: GPT, splits: dict[str, torch.Tensor], config: TrainConf
     return out
 
 
-def _tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig):
+    """The train and validation token streams, and where each file (in manifest order) starts."""
     eot = tokenizer.token_to_id(EOT)
     ids: list[int] = []
+    starts: list[int] = []
     for encoding in tokenizer.encode_batch([f.text for f in dataset.files]):
+        starts.append(len(ids))
         ids.extend(encoding.ids)
         ids.append(eot)
     data = torch.tensor(ids, dtype=torch.long)
@@ -111,7 +152,7 @@ def _tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig) -> tuple
         raise DatasetInvalid(f"the dataset gives {len(data)} tokens, too few for block_size "
                              f"{config.block_size} with val_fraction {config.val_fraction}; "
                              "use more text or a smaller block_size")
-    return train, val
+    return train, val, starts
 
 
 def _prepare_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
@@ -175,7 +216,7 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
     out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = _prepare_out_dir(out_dir, config, resume)
     tokenizer, tok_artifact = _tokenizer_for(env, dataset, config, out_dir, resume_from)
-    train_data, val_data = _tokenize(dataset, tokenizer, config)
+    train_data, val_data, starts = tokenize(dataset, tokenizer, config)
 
     torch.manual_seed(config.seed)
     model = GPT(config).to(env.device)
@@ -200,40 +241,61 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
         losses = estimate_loss(raw_model, splits, config, env.device, autocast)
         evals.append(_eval_record(0, losses))
 
+    # A transcript needs every sample of a step: one process, so one rank's batches are all of them.
+    segment = Segment(config, data_dir, dataset, out_dir, step, environment) if env.world_size == 1 else None
     model.train()
     while step < config.max_steps:
         step += 1
-        lr = get_lr(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(_seed(config.seed, step, env.rank))  # dropout masks of this step
-        g = torch.Generator().manual_seed(_seed(config.seed, step, env.rank, 1))
-        x, y = get_batch(train_data, config, g, env.device)
-        with autocast:
-            _, loss = model(x, y)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step_losses.append(loss.item())
+        loss, ix = train_step(model, optimizer, config, train_data, step, env, autocast)
+        step_losses.append(loss)
+        if segment is not None:
+            segment.leaves.append(batch_leaf(step, ix, train_data, starts, config))
 
         if env.is_main and (step % config.eval_interval == 0 or step == config.max_steps):
             record = _eval_record(step, estimate_loss(raw_model, splits, config, env.device, autocast))
             evals.append(record)
+            transcript = segment.close(step) if segment is not None else None  # before the weights file
             meta = ckpt.CheckpointMeta(step, config.to_dict(), tok_artifact.sha256, dataset.root)
             path = ckpt.save_checkpoint(out_dir, raw_model, optimizer, meta)
             written.append(path)
             if on_checkpoint is not None:
                 metrics = {"train_loss": record["train_loss"], "val_loss": record["val_loss"],
-                           "val_perplexity": record["val_perplexity"], "lr": lr,
+                           "val_perplexity": record["val_perplexity"], "lr": get_lr(config, step),
                            "tokens_seen": step * tokens_per_step, "elapsed_s": time.time() - t0}
                 on_checkpoint(CheckpointEvent(path, ckpt.optimizer_path(out_dir, step), step, metrics,
                                               config.to_dict(), tok_artifact.path, tok_artifact.sha256,
-                                              dataset.root, dict(environment)))
+                                              dataset.root, dict(environment), transcript))
     distributed.barrier(env)  # no rank leaves (and tears the group down) while rank 0 still writes
     return TrainResult(out_dir, step, tuple(written), tok_artifact, dataset.root, tuple(evals),
                        tuple(step_losses), step * tokens_per_step, time.time() - t0)
+
+
+class Segment:
+    """The steps since the last checkpoint (or the start), recorded for the next checkpoint's transcript."""
+
+    def __init__(self, config: TrainConfig, data_dir: Path, dataset: VerifiedDataset, out_dir: Path,
+                 parent_step: int, environment: dict):
+        self.config, self.out_dir, self.parent_step = config, out_dir, parent_step
+        self.files = {f.path: str(data_dir / f.path) for f in dataset.files}
+        self.numerics = {**numerics.current(), "device": environment["device"], "dtype": environment["dtype"]}
+        self.leaves: list[BatchLeaf] = []
+
+    def close(self, step: int) -> dict:
+        """Write the segment's batches document beside the checkpoint; the transcript the hook receives.
+
+        Paths, not roots: the registrar seals and pins them, off the training thread.
+        """
+        batches_path = self.out_dir / f"ckpt-{step:06d}.batches.json"
+        write_atomic(batches_path, canonical_json(batches_document(self.leaves)))
+        parent = None
+        if self.parent_step:
+            parent = {"step": self.parent_step, "weights_path": str(ckpt.weights_path(self.out_dir, self.parent_step)),
+                      "optimizer_path": str(ckpt.optimizer_path(self.out_dir, self.parent_step))}
+        transcript = {"first_step": self.parent_step + 1, "last_step": step, "seed": self.config.seed,
+                      "config_sha256": config_sha256(self.config.to_dict()), "numerics": dict(self.numerics),
+                      "batches_path": str(batches_path), "parent": parent, "dataset_files": dict(self.files)}
+        self.parent_step, self.leaves = step, []
+        return transcript
 
 
 def _eval_record(step: int, losses: dict) -> dict:

@@ -12,6 +12,9 @@ its IPFS CID is stable. Two shapes:
   a manifest of the sealed weights alone, none. A model directory with files besides its
   weights adds "files": {"format": "modelreg-files-v1", "root", "leaves": [{"path", "size",
   "sha256"}, ...]}; a single file has no "files" key (its files root is zero).
+- `modelreg-checkpoint-manifest-v2`: v1 plus the lineage key "transcript", a
+  `modelreg-training-transcript-v1` (formats.transcript): what `audit replay`
+  re-executes. v1 manifests stay readable; they have no transcript.
 
 Leaves are listed sorted by name (path): the order of the sealed leaves.
 """
@@ -32,16 +35,20 @@ from modelreg.formats.seal import (
     SealedDataset,
     TensorLeaf,
 )
+from modelreg.formats.transcript import check_transcript
 
 CHECKPOINT_MANIFEST = "modelreg-checkpoint-manifest-v1"
+CHECKPOINT_MANIFEST_V2 = "modelreg-checkpoint-manifest-v2"
+CHECKPOINT_MANIFESTS = (CHECKPOINT_MANIFEST, CHECKPOINT_MANIFEST_V2)
 DATASET_MANIFEST = "modelreg-dataset-manifest-v1"
 LINEAGE_KEYS = ("model", "step", "parent", "dataset_root", "config", "code_revision",
                 "metrics", "environment", "artifacts")
 
 _HASH = re.compile(r"0x[0-9a-f]{64}")
+_TENSOR_FIELDS = {"name": str, "dtype": str, "shape": list, "sha256": str}
 _KINDS = {
-    CHECKPOINT_MANIFEST: (TENSORS_FORMAT, SealedCheckpoint, {"name": str, "dtype": str, "shape": list,
-                                                              "sha256": str}),
+    CHECKPOINT_MANIFEST: (TENSORS_FORMAT, SealedCheckpoint, _TENSOR_FIELDS),
+    CHECKPOINT_MANIFEST_V2: (TENSORS_FORMAT, SealedCheckpoint, _TENSOR_FIELDS),
     DATASET_MANIFEST: (FILES_FORMAT, SealedDataset, {"path": str, "size": int, "sha256": str}),
 }
 
@@ -70,14 +77,16 @@ def dataset_manifest(sealed: SealedDataset) -> dict:
 
 
 def checkpoint_manifest(sealed: SealedCheckpoint | SealedModel, **lineage) -> dict:
-    """The `modelreg-checkpoint-manifest-v1` dict: the sealed tensors (and files), plus every lineage key or none.
+    """The checkpoint manifest dict: the sealed tensors (and files), plus every lineage key or none.
 
     parent is {"model_id": int, "version": int} or None; dataset_root a "0x" root or None;
-    config, metrics, environment and artifacts ({name: {"sha256", "size"}}) are dicts.
+    config, metrics, environment and artifacts ({name: {"sha256", "size"}}) are dicts. With a
+    transcript (a `modelreg-training-transcript-v1` dict) the manifest is a v2, else a v1.
     """
     files = sealed.files if isinstance(sealed, SealedModel) else None
     tensors = sealed.tensors if isinstance(sealed, SealedModel) else sealed
-    manifest = {"manifest": CHECKPOINT_MANIFEST, "format": tensors.format, "root": tensors.root,
+    kind = CHECKPOINT_MANIFEST_V2 if "transcript" in lineage else CHECKPOINT_MANIFEST
+    manifest = {"manifest": kind, "format": tensors.format, "root": tensors.root,
                 "leaves": [_leaf_dict(leaf) for leaf in tensors.leaves], **lineage}
     if files is not None:
         manifest["files"] = {"format": files.format, "root": files.root,
@@ -88,17 +97,21 @@ def checkpoint_manifest(sealed: SealedCheckpoint | SealedModel, **lineage) -> di
 
 
 def _check_lineage(manifest: dict) -> None:
-    present = [k for k in LINEAGE_KEYS if k in manifest]
-    unknown = sorted(set(manifest) - set(LINEAGE_KEYS) - {"manifest", "format", "root", "leaves", "files"})
+    v2 = manifest["manifest"] == CHECKPOINT_MANIFEST_V2
+    keys = (*LINEAGE_KEYS, "transcript") if v2 else LINEAGE_KEYS
+    present = [k for k in keys if k in manifest]
+    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files"})
     if unknown:
-        raise ManifestInvalid(f"checkpoint manifest has unknown keys {unknown}; lineage keys are "
-                              f"{', '.join(LINEAGE_KEYS)}")
-    if present and len(present) != len(LINEAGE_KEYS):
-        missing = [k for k in LINEAGE_KEYS if k not in manifest]
+        raise ManifestInvalid(f"{manifest['manifest']} has unknown keys {unknown}; lineage keys are "
+                              f"{', '.join(keys)}")
+    if (present or v2) and len(present) != len(keys):
+        missing = [k for k in keys if k not in manifest]
         raise ManifestInvalid(f"checkpoint manifest lacks lineage keys {missing}; give all of "
-                              f"{', '.join(LINEAGE_KEYS)} or none")
+                              f"{', '.join(keys)} or none")
     if not present:
         return
+    if v2:
+        check_transcript(manifest["transcript"])
     parent = manifest["parent"]
     if parent is not None and not (isinstance(parent, dict) and set(parent) == {"model_id", "version"}
                                    and all(_is_count(v) for v in parent.values())):
@@ -198,7 +211,7 @@ def _files_of(manifest: dict) -> SealedDataset | None:
 def load_model(source: bytes | str | os.PathLike | dict) -> tuple[dict, SealedModel]:
     """load_manifest of a checkpoint manifest, and the model (tensors and files) it describes."""
     manifest, sealed = load_sealed(source)
-    if manifest["manifest"] != CHECKPOINT_MANIFEST:
+    if manifest["manifest"] not in CHECKPOINT_MANIFESTS:
         raise ManifestInvalid(f"{manifest['manifest']} is not a checkpoint manifest")
     return manifest, SealedModel(sealed, _files_of(manifest))
 
@@ -217,7 +230,7 @@ def load_sealed(source: bytes | str | os.PathLike | dict) -> tuple[dict, SealedC
     if sealed.root != manifest["root"]:
         raise ManifestInvalid(f"manifest says root {manifest['root']} but its leaves give {sealed.root}; "
                               "the manifest was altered or built wrongly")
-    if manifest["manifest"] == CHECKPOINT_MANIFEST:
+    if manifest["manifest"] in CHECKPOINT_MANIFESTS:
         _check_lineage(manifest)
         _files_of(manifest)
     else:

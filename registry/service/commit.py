@@ -19,7 +19,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
                       parent: VersionRef | None = None, dataset_root: str | None = None,
                       step: int | None = None, config: dict | None = None, metrics: dict | None = None,
                       environment: dict | None = None, artifacts: dict | None = None,
-                      code_revision: str | None = None, sealed: SealedCheckpoint | None = None) -> Commit:
+                      code_revision: str | None = None, sealed: SealedCheckpoint | None = None,
+                      transcript: dict | None = None) -> Commit:
     """Seal `path`, pin it and its manifest, and commit it as the next version of `model_id`.
 
     Args:
@@ -29,6 +30,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         parent: the version this one was trained from, or None.
         dataset_root: a registered dataset root, or None.
         sealed: the seal of `path` when the caller already has it (it is not recomputed).
+        transcript: a `modelreg-training-transcript-v1` (formats.transcript); the manifest is then a v2.
 
     Returns:
         The `Commit`. A root the model already holds is not committed again: the existing version
@@ -37,10 +39,12 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
     sealed = sealed or seal_checkpoint(path)
     checkpoint_cid = ipfs.add(str(path))
     metrics = dict(metrics or {})
+    artifacts = {**(artifacts or {}), "weights": {"cid": checkpoint_cid}}  # where a replay fetches them
+    lineage = {"transcript": transcript} if transcript is not None else {}
     manifest = checkpoint_manifest(
         sealed, model=model_name, step=step, parent=parent.to_dict() if parent else None,
         dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),
-        metrics=metrics, environment=dict(environment or {}), artifacts=dict(artifacts or {}))
+        metrics=metrics, environment=dict(environment or {}), artifacts=artifacts, **lineage)
     manifest_cid = ipfs.add_bytes(canonical_json(manifest))
     try:
         version, receipt = client.commit_version(model_id, sealed.root, tensor_count=len(sealed.leaves),

@@ -6,10 +6,13 @@ again with --resume registers each checkpoint exactly once: pending ones are red
 root the contract already holds is taken as done.
 """
 
+import json
 import queue
 import threading
 from pathlib import Path
 
+from modelreg.formats.seal import seal_checkpoint
+from modelreg.formats.transcript import TRANSCRIPT_FORMAT, load_batches
 from modelreg.records import Commit, VersionRef
 from modelreg.service.commit import code_revision_of, commit_checkpoint
 from modelreg.service.journal import Journal
@@ -30,7 +33,7 @@ class Registrar:
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
         self._revision = code_revision_of()
-        self._artifact_cids: dict[str, str] = {}
+        self._artifact_cids: dict[str, str] = {}  # path -> CID of what this worker pinned already
         self._queue: queue.Queue = queue.Queue()
         self._prepare = prepare
         last = journal.state().last_committed()
@@ -93,15 +96,19 @@ class Registrar:
         artifacts = {}
         tok = record.get("tokenizer_path")
         if tok and Path(tok).exists():
-            if tok not in self._artifact_cids:
-                self._artifact_cids[tok] = self.ipfs.add(tok)
             artifacts["tokenizer"] = {"sha256": record.get("tokenizer_sha256"),
-                                      "size": Path(tok).stat().st_size, "cid": self._artifact_cids[tok]}
+                                      "size": Path(tok).stat().st_size, "cid": self._pin(tok)}
+        optimizer = record.get("optimizer_path")
+        if optimizer and Path(optimizer).exists():
+            # Pinned so that the next version's transcript, which starts from this state, can be replayed.
+            artifacts["optimizer"] = {"cid": self.ipfs.add(optimizer), "root": seal_checkpoint(optimizer).root}
+        transcript = self._transcript(record["transcript"]) if record.get("transcript") else None
         commit = commit_checkpoint(
             self.client, self.ipfs, record["path"], model_id=self.model_id, model_name=self.model_name,
             parent=self._parent, dataset_root=self.dataset_root, step=record["step"],
             config=record.get("config"), metrics=record.get("metrics"),
-            environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision)
+            environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision,
+            transcript=transcript)
         self.journal.append("committed", **commit.to_dict())
         self._parent = commit.ref
         self.commits.append(commit)
@@ -109,8 +116,32 @@ class Registrar:
             self.on_commit(commit)
 
 
+    def _pin(self, path: str) -> str:
+        if path not in self._artifact_cids:
+            self._artifact_cids[path] = self.ipfs.add(path)
+        return self._artifact_cids[path]
+
+    def _transcript(self, local: dict) -> dict:
+        """The trainer's transcript of local paths as the manifest carries it: roots and CIDs, all pinned."""
+        document = Path(local["batches_path"]).read_bytes()
+        root = json.loads(document)["root"]
+        leaves = load_batches(document, root)  # the file's leaves must give the root it names
+        parent = None
+        if local["parent"]:
+            p = local["parent"]
+            parent = {"step": p["step"], "weights_root": seal_checkpoint(p["weights_path"]).root,
+                      "optimizer_root": seal_checkpoint(p["optimizer_path"]).root}
+        return {"format": TRANSCRIPT_FORMAT, "first_step": local["first_step"], "last_step": local["last_step"],
+                "seed": local["seed"], "config_sha256": local["config_sha256"], "numerics": local["numerics"],
+                "batches": {"root": root, "count": len(leaves), "cid": self.ipfs.add(local["batches_path"])},
+                "parent": parent,
+                "dataset_files": {name: self._pin(p) for name, p in sorted(local["dataset_files"].items())}}
+
+
 def _event_record(event) -> dict:
     return {"step": event.step, "path": str(event.path), "metrics": dict(event.metrics),
             "config": dict(event.config), "environment": dict(event.environment),
-            "tokenizer_path": str(event.tokenizer_path), "tokenizer_sha256": event.tokenizer_sha256}
+            "tokenizer_path": str(event.tokenizer_path), "tokenizer_sha256": event.tokenizer_sha256,
+            "optimizer_path": str(event.optimizer_path) if getattr(event, "optimizer_path", None) else None,
+            "transcript": getattr(event, "transcript", None)}
 
