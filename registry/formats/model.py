@@ -25,6 +25,7 @@ as is that of a directory holding nothing but shards.
 import json
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -73,30 +74,38 @@ class SealedModel:
         return self.files.leaves if self.files is not None else ()
 
 
-def seal_model(path: str | os.PathLike, *, follow_symlinks: bool = False) -> SealedModel:
+def seal_model(path: str | os.PathLike, *, follow_symlinks: bool = False,
+               hashed: Mapping[Path, SealedCheckpoint | tuple[int, str] | None] | None = None
+               ) -> SealedModel:
     """Seal a safetensors file or a model directory (rules in the module docstring).
+
+    `hashed` holds what another read of the files already computed (`TensorHasher` and
+    `FileHasher` results, by the path the walk gives each file); those files are not read
+    again, and a None there means "hash it here".
 
     Example:
         >>> sealed = seal_model("checkpoint-500")
         >>> sealed.root, sealed.tensor_count, sealed.files_root
     """
     path = Path(path)
+    hashed = hashed or {}
     if not path.is_dir():
-        return SealedModel(seal_weights_file(path))
+        return SealedModel(hashed.get(path) or seal_weights_file(path))
     entries = _entries(path, follow_symlinks)
     shards = {rel: p for rel, p, _ in entries if rel.endswith(SHARD_SUFFIX)}
     indexes = {rel: p for rel, p, _ in entries if rel.endswith(INDEX_SUFFIX)}
     others = [(rel, p, size) for rel, p, size in entries if rel not in shards and rel not in indexes]
     if not shards:
         raise ModelInvalid(_no_weights(path, [rel for rel, _, _ in others]))
-    sealed_shards = {rel: seal_checkpoint(p) for rel, p in shards.items()}
+    sealed_shards = {rel: hashed.get(p) or seal_checkpoint(p) for rel, p in shards.items()}
     for rel, p in indexes.items():
         _check_index(rel, p, sealed_shards)
     tensors = SealedCheckpoint.of(_merged_leaves(sealed_shards))
     if not others:
         return SealedModel(tensors)
-    hashed = _parallel([(size, p) for _, p, size in others], lambda job: sha256_file(job[1]))
-    files = SealedDataset.of(FileLeaf(rel, size, digest) for (rel, _, _), (size, digest) in zip(others, hashed))
+    digests = _parallel([(size, p) for _, p, size in others],
+                        lambda job: hashed.get(job[1]) or sha256_file(job[1]))
+    files = SealedDataset.of(FileLeaf(rel, size, digest) for (rel, _, _), (size, digest) in zip(others, digests))
     return SealedModel(tensors, files)
 
 

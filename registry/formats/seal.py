@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from modelreg._files import open_regular
-from modelreg.errors import DatasetInvalid, InputInvalid
+from modelreg.errors import CheckpointInvalid, DatasetInvalid, InputInvalid
 from modelreg.formats.merkle import StandardMerkleTree
-from modelreg.formats.safetensors import open_checkpoint
+from modelreg.formats.safetensors import MAX_HEADER_BYTES, open_checkpoint, parse_header
 
 TENSORS_FORMAT = "modelreg-tensors-v1"
 FILES_FORMAT = "modelreg-files-v1"
@@ -209,6 +209,90 @@ def sha256_file(path: str | os.PathLike) -> tuple[int, str]:
             return 0, "0x" + hashlib.sha256().hexdigest()
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
             return size, _sha256_range(mapped, view, 0, size)
+
+
+class FileHasher:
+    """(size, sha256) of a file from its bytes as another reader streams them past, in order."""
+
+    def __init__(self):
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._sha.update(chunk)
+        self.size += len(chunk)
+
+    def result(self) -> tuple[int, str]:
+        return self.size, "0x" + self._sha.hexdigest()
+
+
+class TensorHasher:
+    """`seal_checkpoint` of a safetensors file from its bytes as another reader streams them
+    past, in order: the header is parsed once it has arrived, then each tensor's bytes feed
+    its own sha256. So one read of the file can serve both the seal and its IPFS blocks.
+
+    `result()` is the SealedCheckpoint, or None when the bytes were not a valid safetensors
+    file of `file_size` bytes: the caller then runs `seal_checkpoint`, which names the problem.
+    """
+
+    def __init__(self, file_size: int):
+        self._size = file_size
+        self._prefix = bytearray()
+        self._tensors = None
+        self._failed = False
+        self._digests: list[str] = []
+
+    def update(self, chunk: bytes) -> None:
+        if self._failed:
+            return
+        if self._tensors is None:
+            self._prefix += chunk
+            chunk = self._parse_header()
+            if chunk is None:
+                return
+        self._consume(memoryview(chunk))
+
+    def _parse_header(self):
+        """The bytes after the header once it is all here (and parsed), else None."""
+        if len(self._prefix) < 8:
+            return None
+        need = 8 + int.from_bytes(self._prefix[:8], "little")
+        if need - 8 > MAX_HEADER_BYTES:
+            self._failed = True
+            return None
+        if len(self._prefix) < need:
+            return None
+        try:
+            header = parse_header(bytes(self._prefix[:need]), self._size)
+        except CheckpointInvalid:
+            self._failed = True
+            return None
+        self._tensors, self._position, self._sha = header.tensors, need, hashlib.sha256()
+        rest, self._prefix = bytes(self._prefix[need:]), bytearray()
+        return rest
+
+    def _consume(self, view: memoryview) -> None:
+        # The header checked that the tensors tile the data exactly, in this order.
+        tensors = self._tensors
+        while True:
+            while len(self._digests) < len(tensors) and tensors[len(self._digests)].end == self._position:
+                self._digests.append("0x" + self._sha.hexdigest())
+                self._sha = hashlib.sha256()
+            if not view:
+                return
+            if len(self._digests) == len(tensors):  # more bytes than the header said: changed?
+                self._failed = True
+                return
+            take = min(len(view), tensors[len(self._digests)].end - self._position)
+            self._sha.update(view[:take])
+            self._position += take
+            view = view[take:]
+
+    def result(self) -> SealedCheckpoint | None:
+        if self._failed or self._tensors is None or len(self._digests) != len(self._tensors):
+            return None
+        return SealedCheckpoint.of(TensorLeaf(t.name, t.dtype, t.shape, d)
+                                   for t, d in zip(self._tensors, self._digests))
 
 
 def _posix_name(path: Path, base: Path) -> str:

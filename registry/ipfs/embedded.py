@@ -25,6 +25,19 @@ def write_atomically_from(chunks, out_path: str | os.PathLike) -> None:
     write_atomic(out, chunks)
 
 
+def _blocks(path, profile: unixfs.Profile, follow_symlinks: bool, open_file):
+    """The blocks of a file or of a directory tree, read through `open_file` when given."""
+    if Path(path).is_dir():
+        return directory.build_tree(path, profile, follow_symlinks=follow_symlinks,
+                                    open_file=open_file or open_regular)
+    return _file_blocks(Path(path), profile, open_file or open_regular)
+
+
+def _file_blocks(path: Path, profile: unixfs.Profile, open_file):
+    with open_file(path) as f:
+        yield from unixfs.build(f, profile)
+
+
 class EmbeddedIpfs:
     """IPFS without a daemon: UnixFS files in the local blockstore, with Kubo's CIDs."""
 
@@ -33,29 +46,25 @@ class EmbeddedIpfs:
         self.profile = profile
 
     def _put_all(self, blocks, pin: bool) -> str:
-        for block in blocks:
-            self.store.put(block.cid, block.data)
-        if pin:
-            self.store.pin(block.cid)
-        return str(block.cid)
+        root = self.store.put_all(blocks).cid
+        if pin:  # only now, with every block durable
+            self.store.pin(root)
+        return str(root)
 
-    def add(self, path, pin=True, *, follow_symlinks=False) -> str:
-        """Add a file, or a directory with everything under it (`ipfs add -r --hidden`)."""
-        if Path(path).is_dir():
-            return self._put_all(directory.build_tree(path, self.profile,
-                                                      follow_symlinks=follow_symlinks), pin)
-        with open_regular(path) as f:
-            return self._put_all(unixfs.build(f, self.profile), pin)
+    def add(self, path, pin=True, *, follow_symlinks=False, open_file=None) -> str:
+        """Add a file, or a directory with everything under it (`ipfs add -r --hidden`).
+
+        Each file is read once, through `open_file(path)` when given (a caller that hashes the
+        bytes as they pass). Blocks are made durable as one batch before the pin is written.
+        """
+        return self._put_all(_blocks(path, self.profile, follow_symlinks, open_file), pin)
 
     def add_bytes(self, data: bytes, pin=True) -> str:
         return self._put_all(unixfs.build(io.BytesIO(data), self.profile), pin)
 
-    def cid_of(self, path, *, follow_symlinks=False) -> str:
-        if Path(path).is_dir():
-            *_, root = directory.build_tree(path, self.profile, follow_symlinks=follow_symlinks)
-            return str(root.cid)
-        with open_regular(path) as f:
-            return str(unixfs.root_of(f, self.profile))
+    def cid_of(self, path, *, follow_symlinks=False, open_file=None) -> str:
+        *_, root = _blocks(path, self.profile, follow_symlinks, open_file)
+        return str(root.cid)
 
     def _resolve(self, path: str) -> CID:
         return directory.resolve(str(path), self.store.get)

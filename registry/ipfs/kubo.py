@@ -94,10 +94,11 @@ class KuboIpfs:
                               f"with that profile (ipfs config profile apply {self.profile.name})")
         return got
 
-    def add(self, path, pin=True, *, follow_symlinks=False) -> str:
+    def add(self, path, pin=True, *, follow_symlinks=False, open_file=None) -> str:
         """Add a file or a directory (recursively, hidden files included, as the local CID is
-        computed); the CID is computed here first, so bad input never reaches the daemon."""
-        expected = self.cid_of(path, follow_symlinks=follow_symlinks)
+        computed); the CID is computed here first, reading through `open_file` when given, so
+        bad input never reaches the daemon."""
+        expected = self.cid_of(path, follow_symlinks=follow_symlinks, open_file=open_file)
         if not Path(path).is_dir():
             return self._add(str(path), expected, pin)
         # The client walks the directory itself; period_special=False keeps dotfiles.
@@ -108,8 +109,8 @@ class KuboIpfs:
         expected = str(unixfs.root_of(io.BytesIO(data), self.profile))
         return self._add(io.BytesIO(data), expected, pin)
 
-    def cid_of(self, path, *, follow_symlinks=False) -> str:
-        return self.local.cid_of(path, follow_symlinks=follow_symlinks)
+    def cid_of(self, path, *, follow_symlinks=False, open_file=None) -> str:
+        return self.local.cid_of(path, follow_symlinks=follow_symlinks, open_file=open_file)
 
     def _fetch(self, cid: str) -> str:
         """Bring the DAG under `cid` into the local store, every block verified."""

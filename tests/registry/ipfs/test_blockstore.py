@@ -1,10 +1,15 @@
 """The embedded blockstore: atomic writes, verified reads, pins, garbage collection."""
 
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from modelreg.errors import BlockCorrupted, BlockNotFound
+from modelreg.errors import BlockCorrupted, BlockNotFound, InputInvalid
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.blockstore import Blockstore
 from modelreg.ipfs.embedded import EmbeddedIpfs
@@ -101,3 +106,39 @@ def test_pinning_an_incomplete_dag_is_refused(tmp_path):
     with pytest.raises(BlockNotFound, match=f"block {first_leaf}"):
         ipfs.pin(cid)
     assert ipfs.pins() == []
+
+
+def test_an_add_that_fails_part_way_names_no_block_and_leaves_no_temp_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.bin").write_bytes(pattern_bytes(3 * MiB, seed=1))
+    os.mkfifo(tmp_path / "d" / "b.fifo")  # refused only after a.bin's blocks are staged
+    ipfs = EmbeddedIpfs(tmp_path / "home")
+    with pytest.raises(InputInvalid, match="b.fifo' is not a regular file"):
+        ipfs.add(tmp_path / "d")
+    assert not list(ipfs.store.cids()) and ipfs.pins() == []
+    assert not list((tmp_path / "home").rglob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_a_killed_add_never_leaves_a_torn_block_or_a_pin_to_a_missing_one(tmp_path):
+    (tmp_path / "d").mkdir()
+    for i in range(4):
+        (tmp_path / "d" / f"shard-{i}.bin").write_bytes(pattern_bytes(16 * MiB, seed=i))
+    script = ("import sys; from modelreg.ipfs.embedded import EmbeddedIpfs; "
+              "EmbeddedIpfs(sys.argv[1]).add(sys.argv[2])")
+    home = tmp_path / "home"
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 2.0, 3.0):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(home), str(tmp_path / "d")])
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        store = EmbeddedIpfs(home).store
+        if not store.blocks_dir.exists():
+            continue
+        for cid in store.cids():
+            store.get(cid)  # a named block is whole: raises BlockCorrupted otherwise
+        for pin in store.pins():
+            for _ in store.walk(unixfs.parse_cid(pin)):  # a pin reaches only present blocks
+                pass
+        EmbeddedIpfs(home).gc()  # and gc clears what the kill left
+        assert not list(home.rglob(".tmp-*"))
