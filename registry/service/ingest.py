@@ -15,6 +15,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from modelreg._files import open_regular
 from modelreg.formats.model import SHARD_SUFFIX, SealedModel, seal_model
 from modelreg.formats.seal import FileHasher, TensorHasher
 
@@ -34,7 +35,7 @@ def seal_and_add(path: str | os.PathLike, ipfs, *, follow_symlinks: bool = False
 
     @contextmanager
     def open_file(file: Path):
-        with open(file, "rb") as f:
+        with open_regular(file) as f:
             size = os.fstat(f.fileno()).st_size
             shard = file.name.endswith(SHARD_SUFFIX) or not path.is_dir()
             hasher = TensorHasher(size) if shard else FileHasher()
