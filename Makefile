@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup go-binaries demo test lint
+.PHONY: setup go-binaries chromium demo test lint
 
 $(BIN)/modelreg: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,7 +37,14 @@ go-binaries:
 			&& mv $(GOBIN_DIR)/ipfs.partial $(GOBIN_DIR)/ipfs) \
 		|| { tail -n 2 $(KUBO_LOG); echo "warning: Kubo $(KUBO_VERSION) was not built (log: $(KUBO_LOG))"; }
 
-setup: $(BIN)/modelreg node_modules/.package-lock.json go-binaries
+# Debian's chromium renders the HTML audit report in the browser test (driven by npm's playwright-core).
+# Installed as root when absent; without it that test skips, except under CI, where it fails.
+chromium:
+	@command -v chromium >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: chromium is missing and only root can apt-get install it; the browser test will skip (fail under CI)"
+
+setup: $(BIN)/modelreg node_modules/.package-lock.json go-binaries chromium
 
 # The main job on the embedded defaults (a devnet and an IPFS blockstore under $(DEMO_HOME)):
 # train the tiny model, register every checkpoint, verify the last one, print the audit history.

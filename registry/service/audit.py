@@ -32,6 +32,7 @@ class EventIndex:
 
     def __init__(self, home: Path, client):
         self.client = client
+        self.last_block: int | None = None  # the block `events()` read up to
         self.path = Path(home) / "index" / f"{client.chain_id}-{client.address.lower()}.json"
 
     def events(self) -> list[dict]:
@@ -49,6 +50,7 @@ class EventIndex:
             last = min(first + LOG_RANGE - 1, latest)
             events += [normalize(e) for e in self.client.events(from_block=first, to_block=last)]
         tip = w3.eth.get_block(latest)
+        self.last_block = latest
         self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": to_hex(tip["hash"]),
                     "events": events})
         return events

@@ -36,9 +36,13 @@ class Registry:
     client: RegistryClient
     ipfs: object
     embedded_chain: bool
+    read_up_to: int | None = None  # the block the last `events()` read up to
 
     def events(self) -> list[dict]:
-        return EventIndex(self.home, self.client).events()
+        index = EventIndex(self.home, self.client)
+        events = index.events()
+        self.read_up_to = index.last_block
+        return events
 
     def rebuild_index(self) -> list[dict]:
         return EventIndex(self.home, self.client).rebuild()
@@ -46,7 +50,7 @@ class Registry:
     def chain_info(self) -> dict:
         return {"chain_id": self.client.chain_id, "contract": self.client.address,
                 "deployment_block": self.client.from_block,
-                "latest_block": self.client.w3.eth.block_number,
+                "latest_block": self.read_up_to if self.read_up_to is not None else self.client.w3.eth.block_number,
                 "rpc": self.config.chain.rpc_url or "embedded devnet"}
 
     def block_time(self, block: int) -> int:
