@@ -98,15 +98,20 @@ def config_of(ctx: click.Context | None = None):
 
 def open_registry(ctx: click.Context | None = None, *, write: bool = False):
     """Connect to the configured chain and IPFS (starting the embedded devnet if needed)."""
-    from modelreg.errors import DeploymentNotRecorded
+    from modelreg.errors import ContractNotDeployed, DeploymentNotRecorded
     from modelreg.service.connect import (
         connect,  # imported late: web3 is slow to import, --help should not wait
     )
 
     ctx = ctx or click.get_current_context()
+    config = config_of(ctx)
     try:
-        return connect(home_of(ctx), config_of(ctx), write=write)
+        return connect(home_of(ctx), config, write=write)
     except DeploymentNotRecorded as e:
         raise DeploymentNotRecorded(f"{e}; to read an existing registry pass --registry ADDRESS (or set "
                                     "MODELREG_REGISTRY), to start a new one run `modelreg deploy` with the "
                                     "same --rpc-url") from None
+    except ContractNotDeployed as e:
+        if not config.chain.registry:
+            raise
+        raise ContractNotDeployed(f"{e}; check --registry (or MODELREG_REGISTRY) and --rpc-url") from None

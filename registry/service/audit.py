@@ -204,6 +204,7 @@ _ROLE_EVENTS = {
     "OwnershipTransferred": ("ownership accepted by", "newOwner"),
     "MaintainerAdded": ("maintainer added:", "account"),
     "MaintainerRemoved": ("maintainer removed:", "account"),
+    "MaintainersCleared": ("all maintainers removed (ownership changed)", None),
 }
 
 

@@ -156,7 +156,11 @@ def _client_at(w3, signer: Signer | None, home: Path, address: str) -> RegistryC
     block = known.get(address.lower())
     if block is None:
         block = deployment_block(w3, address)
-    return RegistryClient.at(w3, signer, address, from_block=block)
+    try:
+        return RegistryClient.at(w3, signer, address, from_block=block)
+    except ContractNotDeployed:
+        raise ContractNotDeployed(f"no contract code at {address} on chain {chain_id}: the address is not a "
+                                  "registry on this chain") from None
 
 
 def deploy(home: Path, config: Config, *, force: bool = False) -> RegistryClient:

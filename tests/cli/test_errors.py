@@ -233,7 +233,8 @@ def test_a_registry_that_is_not_an_address_is_named(demo, stored, monkeypatch):
 
 def test_a_registry_address_without_code_is_named(demo, stored):
     fails(demo, "audit", "models", "--registry", SOME_ADDRESS,
-          match=r"^Error: no contract code at 0x0+[aA]1 on chain 1337")
+          match=r"^Error: no contract code at 0x0+[aA]1 on chain 1337: the address is not a registry on this "
+                r"chain; check --registry \(or MODELREG_REGISTRY\) and --rpc-url$")
 
 
 def test_a_second_deploy_on_the_same_chain_is_refused(demo, stored):

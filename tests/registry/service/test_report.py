@@ -23,13 +23,13 @@ LINKS = {"gateway": "https://gw.example/ipfs/{cid}", "explorer": "https://scan.e
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A report on model "m" (two versions, the second revoked) with a fine-tune "n m" from m v1."""
+    """A report on model "m" (two versions, the second revoked) with a fine-tune "n" from m v1."""
     tmp = tmp_path_factory.mktemp("report")
     with eth_tester_chain() as chain:
         client = RegistryClient.deploy(chain.w3, chain.signers[0])
         ipfs = open_ipfs(tmp / "home")
         m, _ = client.register_model("m")
-        n, _ = client.register_model("n m")
+        n, _ = client.register_model("n")
         client.add_maintainer(m, chain.signers[1].address)
 
         def commit(model_id, name, step, parent=None):
@@ -40,7 +40,7 @@ def made(tmp_path_factory):
 
         first = commit(m, "m", 1)
         commit(m, "m", 2, parent=first.ref)
-        commit(n, "n m", 3, parent=VersionRef(m, 1))
+        commit(n, "n", 3, parent=VersionRef(m, 1))
         client.revoke_version(m, 2, REASON, 1)
         chain_info = {"chain_id": client.chain_id, "contract": client.address, "deployment_block": client.from_block,
                       "latest_block": chain.w3.eth.block_number, "rpc": "http://node.example:8545"}
@@ -85,7 +85,7 @@ def test_the_three_formats_carry_the_same_facts(made):
     facts += check_commands(report)
     for fact in facts:
         assert fact in text and fact in md, fact
-    assert edges(report) == ["m v1 → m v2 (parent)", "m v1 → n m v1 (parent, across models)"]
+    assert edges(report) == ["m v1 → m v2 (parent)", "m v1 → n v1 (parent, across models)"]
     for edge in edges(report):
         assert edge in text
 
