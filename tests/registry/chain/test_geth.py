@@ -42,7 +42,7 @@ def next_block(w3) -> int:
 def test_a_commit_returns_only_once_a_later_block_holds_it(geth, registry):
     model, _ = registry.register_model("slow-blocks")
     sent_at = next_block(geth.w3)
-    version, receipt = registry.commit_version(model, root(1), manifest_cid=CID)
+    version, receipt = registry.commit_version(model, root(1), tensor_count=1, manifest_cid=CID)
     assert receipt["blockNumber"] > sent_at  # not mined on arrival: the client waited for the block
     assert registry.get_version(model, version).block_number == receipt["blockNumber"]
 
@@ -61,7 +61,7 @@ def test_a_commit_not_mined_in_time_fails_clearly_and_is_found_by_its_root_once_
                                receipt_timeout=0.5)
     next_block(geth.w3)
     with pytest.raises(TransactionFailed, match=r"transaction 0x[0-9a-f]{64} was not mined within 0 s"):
-        impatient.commit_version(model, root(7), manifest_cid=CID)
+        impatient.commit_version(model, root(7), tensor_count=1, manifest_cid=CID)
     deadline = time.monotonic() + 30
     while (found := registry.find_version_by_root(model, root(7))) is None:
         assert time.monotonic() < deadline, "the sent commit was never mined"
@@ -71,7 +71,7 @@ def test_a_commit_not_mined_in_time_fails_clearly_and_is_found_by_its_root_once_
 
 def test_logs_wider_than_the_nodes_range_limit_are_read_in_pieces(geth, registry):
     model, _ = registry.register_model("wide-range")
-    versions = [registry.commit_version(model, root(100 + i), manifest_cid=CID)[0] for i in range(3)]
+    versions = [registry.commit_version(model, root(100 + i), tensor_count=1, manifest_cid=CID)[0] for i in range(3)]
     assert geth.w3.eth.block_number - registry.from_block > RANGE_LIMIT
     with pytest.raises(Exception, match=f"exceed maximum block range {RANGE_LIMIT}"):
         geth.w3.eth.get_logs({"address": registry.address, "fromBlock": registry.from_block})
@@ -85,7 +85,7 @@ def test_logs_wider_than_the_nodes_range_limit_are_read_in_pieces(geth, registry
 
 def test_the_audit_index_reads_the_whole_chain_through_the_range_limit(geth, registry, tmp_path):
     model, _ = registry.register_model("audited")
-    registry.commit_version(model, root(200), manifest_cid=CID)
+    registry.commit_version(model, root(200), tensor_count=1, manifest_cid=CID)
     events = EventIndex(tmp_path, registry).events()
     assert [e["event"] for e in events if e["args"].get("modelId") == model] == \
         ["ModelRegistered", "VersionCommitted"]
