@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from modelreg.ipfs import unixfs  # noqa: E402
 from modelreg.ipfs.embedded import EmbeddedIpfs  # noqa: E402
-from registry import unixfs  # noqa: E402
 
 
 def best_of(repeat: int, fn) -> tuple[float, object]:
