@@ -56,6 +56,23 @@ def history_cmd(model, as_json):
              short(v["tx"]), (v["revoked"] or {}).get("reason")] for v in versions])
 
 
+@audit.command("find-root")
+@click.argument("root")
+@connection_options
+@json_option
+def find_root_cmd(root, as_json):
+    """List every version, across models, that committed weights root ROOT, earliest first."""
+    found = audit_lib.find_root(open_registry().client, root)
+    if as_json:
+        return print_json(found)
+    if not found:
+        return click.echo(f"No version on this registry has weights root {root}")
+    _table(f"Versions with weights root {short(root)} (the first published them first)",
+           ["model", "version", "tensors", "committer", "block", "tx", "revoked"],
+           [[v["name"], v["version"], v["tensor_count"], short(v["committer"]), v["block"], short(v["tx"]),
+             "yes" if v["revoked"] else ""] for v in found])
+
+
 @audit.command("show")
 @click.argument("model")
 @click.argument("version", type=int)

@@ -143,7 +143,10 @@ def deployment_block(w3: Web3, address: str) -> int:
 
 
 def _bytes32(value, what: str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    except ValueError:
+        raise InputInvalid(f"{what} must be 32 bytes as hex (0x and 64 hex digits), not {value!r}") from None
     if len(raw) != 32:
         raise InputInvalid(f"{what} must be 32 bytes (64 hex digits), got {len(raw)} bytes")
     return raw

@@ -13,7 +13,7 @@ from pathlib import Path
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
-from modelreg.formats.manifest import load_manifest
+from modelreg.formats.manifest import DATASET_MANIFEST, load_manifest, load_model
 from modelreg.records import VersionRef
 
 INDEX_FORMAT = "modelreg-event-index-v1"
@@ -88,6 +88,8 @@ def models(events: list[dict]) -> list[dict]:
             model["maintainers"].append(a["account"])
         elif name == "MaintainerRemoved":
             model["maintainers"].remove(a["account"])
+        elif name == "MaintainersCleared":  # the model changed hands: the seller's maintainers are gone
+            model["maintainers"] = []
         elif name == "OwnershipTransferred":
             model["owner"] = a["newOwner"]
         elif name == "VersionCommitted":
@@ -114,9 +116,12 @@ def history(events: list[dict], model_id: int) -> list[dict]:
             continue
         if e["event"] == "VersionCommitted":
             parent = (VersionRef(a["parentModel"], a["parentVersion"]).to_dict() if a["parentModel"] else None)
-            dataset = a["datasetRoot"] if int(a["datasetRoot"], 16) else None
+            dataset = a["datasetRoot"] if a["datasetId"] else None
+            files = a["filesRoot"] if int(a["filesRoot"], 16) else None
             versions[a["version"]] = {"model": model_id, "version": a["version"],
-                                      "weights_root": a["weightsRoot"], "dataset_root": dataset,
+                                      "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
+                                      "files_root": files, "dataset_root": dataset,
+                                      "dataset_id": a["datasetId"] or None,
                                       "parent": parent, "manifest_cid": a["manifestCid"],
                                       "committer": a["committer"], "block": e["block"], "tx": e["tx"],
                                       "revoked": None}
@@ -136,9 +141,12 @@ def find_version(events: list[dict], model: dict, version: int) -> dict:
                           f"(it has {model['versions']}; `modelreg audit history {model['name']}` lists them)")
 
 
-def datasets(events: list[dict]) -> dict[str, dict]:
-    return {e["args"]["root"]: {"root": e["args"]["root"], "manifest_cid": e["args"]["manifestCid"],
-                                "registrant": e["args"]["registrant"], "block": e["block"], "tx": e["tx"]}
+def datasets(events: list[dict]) -> dict[int, dict]:
+    """Every dataset record by id. One root may have several records, one per registrant: a version
+    names the id it used, so whoever registered a root first has no say over anyone else's record."""
+    return {e["args"]["datasetId"]: {"id": e["args"]["datasetId"], "root": e["args"]["root"],
+                                     "manifest_cid": e["args"]["manifestCid"], "registrant": e["args"]["registrant"],
+                                     "block": e["block"], "tx": e["tx"]}
             for e in events if e["event"] == "DatasetRegistered"}
 
 
@@ -185,16 +193,58 @@ def _ref(parent: dict) -> VersionRef:
 
 
 def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:
-    """Fetch a version's manifest and check it against the chain: status and the manifest."""
+    """Fetch a version's manifest and check it against the chain: status and the manifest.
+
+    The manifest's leaves must give its roots (load_model recomputes them, and refuses a tensor
+    name listed twice), and its weights root, tensor count and files root must be the ones the
+    version committed: a manifest is used only once it is shown to be the version's.
+    """
     try:
-        manifest = load_manifest(fetch(version["manifest_cid"]))
+        manifest, model = load_model(fetch(version["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # a missing block or an unreachable daemon is a finding, not a crash
         return f"manifest unavailable: {e}", None
+    files_root = model.files.root if model.files else None
     if manifest["root"] != version["weights_root"]:
         return "MISMATCH: manifest root differs from the chain", manifest
+    if model.tensor_count != version["tensor_count"]:
+        return (f"MISMATCH: the manifest lists {model.tensor_count} tensors, the chain says "
+                f"{version['tensor_count']}"), manifest
+    if files_root != version["files_root"]:
+        return "MISMATCH: manifest files root differs from the chain", manifest
     return "manifest verified", manifest
+
+
+def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:
+    """Fetch a dataset record's manifest and check that its leaves give the record's root."""
+    try:
+        manifest = load_manifest(fetch(dataset["manifest_cid"]))
+    except ManifestInvalid as e:
+        return f"manifest invalid: {e}", None
+    except Exception as e:  # as for versions: a finding, not a crash
+        return f"manifest unavailable: {e}", None
+    if manifest.get("manifest") != DATASET_MANIFEST or manifest["root"] != dataset["root"]:
+        return "MISMATCH: the manifest is not of this dataset root", None
+    return "manifest verified", manifest
+
+
+def find_root(client, weights_root) -> list[dict]:
+    """Every version on the registry, across models, that committed exactly these weights, earliest
+    first: who published them first. One eth_getLogs on the indexed weights root."""
+    found, names = [], {}
+    for e in client.commits_of_root(weights_root):
+        a = normalize(e)["args"]
+        model_id = a["modelId"]
+        if model_id not in names:
+            names[model_id] = client.get_model(model_id).name
+        record = client.get_version(model_id, a["version"])
+        found.append({"model": model_id, "name": names[model_id], "version": a["version"],
+                      "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
+                      "committer": a["committer"], "manifest_cid": a["manifestCid"],
+                      "block": int(e["blockNumber"]), "tx": to_hex(e["transactionHash"]),
+                      "revoked": record.revoked})
+    return found
 
 
 # The events that change who may write to a model, and how the report words each.
@@ -236,15 +286,12 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
                          "step": (manifest or {}).get("step"),
                          "metrics": (manifest or {}).get("metrics") or {}})
     known = datasets(events)
-    used = {v["dataset_root"] for v in versions if v["dataset_root"]}
     ds = []
-    for root in sorted(used):
-        entry = dict(known.get(root, {"root": root}))
-        if entry.get("manifest_cid"):
-            try:
-                entry["files"] = len(load_manifest(fetch(entry["manifest_cid"]))["leaves"])
-            except Exception:
-                entry["files"] = "unavailable"
+    for dataset_id in sorted({v["dataset_id"] for v in versions if v["dataset_id"]}):
+        entry = dict(known[dataset_id])
+        status, manifest = check_dataset_manifest(entry, fetch)
+        entry["verification"] = status
+        entry["files"] = len(manifest["leaves"]) if manifest else "unavailable"
         ds.append(entry)
     report = {"model": model, "chain": chain, "tool": tool, "links": links or {}, "versions": versions,
               "datasets": ds, "roles": roles(events, model_id), "lineage": lineage(events, model_id)}
