@@ -8,6 +8,7 @@ from rich.table import Table
 from modelreg.cli.options import connection_options, console, json_option, open_registry, print_json, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
+from modelreg.service import replay as replay_lib
 from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render
 
 
@@ -84,7 +85,8 @@ def show_cmd(model, version, as_json):
     events = registry.events()
     entry = audit_lib.find_version(events, audit_lib.find_model(events, model), version)
     status, manifest = audit_lib.check_manifest(entry, registry.ipfs.cat)
-    shown = {**entry, "verification": status, "manifest": manifest}
+    replayed = replay_lib.recorded(registry.home, registry.client).get((entry["model"], version))
+    shown = {**entry, "verification": status, "manifest": manifest, "replay": replayed}
     if as_json:
         return print_json(shown)
     for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx"):
@@ -92,6 +94,7 @@ def show_cmd(model, version, as_json):
     click.echo(f"{'parent':>14}: {_parent(entry, entry['model']) or 'none'}")
     click.echo(f"{'revoked':>14}: {_revocation(entry['revoked'])}")
     click.echo(f"{'manifest':>14}: {status}")
+    click.echo(f"{'replay':>14}: {audit_lib.replay_summary(replayed)}")
     if manifest:
         click.echo(f"{'step':>14}: {manifest.get('step', '-')}")
         click.echo(f"{'code_revision':>14}: {manifest.get('code_revision') or '-'}")
@@ -166,7 +169,7 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
     links = {"gateway": gateway_url, "explorer": explorer_url or EXPLORERS.get(chain["chain_id"])}
     report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"], chain, registry.ipfs.cat,
                                     block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
-                                    links=links)
+                                    links=links, replays=replay_lib.recorded(registry.home, registry.client))
     text = render(report, fmt)
     if output is None:
         return click.echo(text)
@@ -175,6 +178,48 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
     except OSError as e:
         raise InputInvalid(f"cannot write the report to {output}: {e.strerror}") from None
     click.echo(f"Wrote {output}")
+
+
+@audit.command("replay")
+@click.argument("model")
+@click.option("--version", type=int, help="The version whose training segment to replay [default: the newest].")
+@click.option("--sample", is_flag=True, help="Replay one segment up to VERSION, chosen by the hash of the "
+                                             "first block mined after VERSION was committed.")
+@click.option("--tolerance", nargs=2, type=float, metavar="ATOL RTOL",
+              help="Tolerance mode, for runs trained on a GPU: each tensor within ATOL + RTOL * its largest "
+                   "value passes; the verdict says it is tolerance-based.")
+@click.option("--device", default="cpu", show_default=True, help="torch device to replay on.")
+@connection_options
+@json_option
+def replay_cmd(model, version, sample, tolerance, device, as_json):
+    """Re-execute a committed stretch of MODEL's training and compare the weights with the chain's.
+
+    REPRODUCED exits 0. DIVERGED at step N exits 1 and names the first batch that differs from
+    what the run committed, or the tensors that differ. The verdict is recorded in the data
+    directory; audit show and audit report print it.
+    """
+    if device != "cpu" and not tolerance:
+        raise click.UsageError("a replay on a GPU is never bit-exact; pass --tolerance ATOL RTOL")
+    from modelreg.training.replay import execute  # torch is slow to import
+
+    tol = replay_lib.Tolerance(*tolerance) if tolerance else None
+    report = replay_lib.replay(open_registry(), model, version, execute, sample=sample, tolerance=tol, device=device)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for v in report.verdicts:
+            at = f" at step {v.step}" if v.status == "DIVERGED" else ""
+            click.echo(f"{v.status}{at}: {v.model} v{v.version}, steps {v.first_step}..{v.last_step} ({v.mode}): "
+                       f"{v.reason}")
+            for t in v.tensors[:5] if v.status == "DIVERGED" else ():
+                click.echo(f"  {t['name']}" + (f": max abs {t['max_abs']:.3g}, max rel {t['max_rel']:.3g}"
+                                                if "max_abs" in t else ""))
+        if report.sampling:
+            s = report.sampling
+            click.echo(f"sampled by block {s['block']} ({s['hash']}): version {s['chosen']} of {s['candidates']}")
+        click.echo(f"replayed {report.share:.1%} of the {report.total_steps} steps up to the version")
+    if report.status != "REPRODUCED":
+        click.get_current_context().exit(1)
 
 
 @audit.command("reindex")

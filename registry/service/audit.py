@@ -272,17 +272,19 @@ def roles(events: list[dict], model_id: int) -> list[dict]:
 
 def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable[[str], bytes], *,
                  block_time: Callable[[int], int] | None = None, tool: str = "",
-                 links: dict | None = None) -> dict:
+                 links: dict | None = None, replays: dict | None = None) -> dict:
     """Everything an audit report shows, as plain data: the Markdown, JSON and HTML reports render it.
 
     `block_time(n)` gives block n's timestamp (seconds); `tool` names the program that read the chain;
-    `links` holds the URL templates a reader follows ({"gateway": ..., "explorer": ...}).
+    `links` holds the URL templates a reader follows ({"gateway": ..., "explorer": ...}); `replays` the
+    recorded replay verdicts by (model id, version) (service.replay.recorded).
     """
     model = next(m for m in models(events) if m["id"] == model_id)
     versions = []
     for v in history(events, model_id):
         status, manifest = check_manifest(v, fetch)
         versions.append({**v, "verification": status,
+                         "replay": replay_summary((replays or {}).get((model_id, v["version"]))),
                          "step": (manifest or {}).get("step"),
                          "metrics": (manifest or {}).get("metrics") or {}})
     known = datasets(events)
@@ -297,6 +299,15 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
               "datasets": ds, "roles": roles(events, model_id), "lineage": lineage(events, model_id)}
     report["times"] = _times(report, block_time) if block_time else {}
     return report
+
+
+def replay_summary(verdict: dict | None) -> str:
+    """One line for a recorded replay verdict: its status, step, mode and steps, or "not replayed"."""
+    if verdict is None:
+        return "not replayed"
+    at = f" at step {verdict['step']}" if verdict["status"] == "DIVERGED" else ""
+    return (f"{verdict['status']}{at} ({verdict['mode']}, steps {verdict['first_step']}..{verdict['last_step']}, "
+            f"recorded locally)")
 
 
 def _times(report: dict, block_time: Callable[[int], int]) -> dict[str, int]:

@@ -160,8 +160,8 @@ def render_markdown(report: dict) -> str:
         "## History", "",
         _md(MANIFEST_CHECK), "",
         "| version | step | val loss | weights root | dataset root | parent | manifest CID | committer | "
-        "block | time | tx | manifest check | revoked |",
-        "|" + " --- |" * 13,
+        "block | time | tx | manifest check | replay | revoked |",
+        "|" + " --- |" * 14,
     ]
     for v in report["versions"]:
         cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _loss(v),
@@ -169,7 +169,7 @@ def render_markdown(report: dict) -> str:
                  _md_link(v.get("manifest_cid") or "-", cid_url(report, v.get("manifest_cid"))),
                  _md_link(v["committer"], explorer_url(report, "address", v["committer"])), str(v["block"]),
                  _md(_when(report, v["block"])), _md_link(v["tx"], explorer_url(report, "tx", v["tx"])),
-                 _md(v.get("verification", "-")), _md(_revoked(v))]
+                 _md(v.get("verification", "-")), _md(v.get("replay", "-")), _md(_revoked(v))]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Revocations", ""]
     for v in revoked:
@@ -309,11 +309,12 @@ def render_html(report: dict) -> str:
     cid = lambda c: _a(c or "-", cid_url(report, c), "hash")  # noqa: E731
     history = _table(
         ["version", "step", "val loss", "weights root", "dataset root", "parent", "manifest CID", "committer",
-         "block", "time", "tx", "manifest check", "revoked"],
+         "block", "time", "tx", "manifest check", "replay", "revoked"],
         [[str(v["version"]), esc(str(v.get("step") if v.get("step") is not None else "-")), _loss(v),
           _a(v["weights_root"], None, "hash"), _a(v.get("dataset_root") or "-", None, "hash"),
           esc(_parent(v, names)), cid(v.get("manifest_cid")), addr(v["committer"]),
           str(v["block"]), esc(_when(report, v["block"])), tx(v["tx"]), esc(v.get("verification", "-")),
+          esc(v.get("replay", "-")),
           f'<span class="revoked">{esc(_revoked(v))}</span>' if v.get("revoked") else "no"]
          for v in report["versions"]], "history")
     revoked = [v for v in report["versions"] if v.get("revoked")]

@@ -230,3 +230,14 @@ def test_copying_the_data_directory_keeps_replays_independent_of_paths(registry,
     _train(registry, data, config, tmp_path)
     shutil.rmtree(data)  # the auditor needs nothing local: every input comes from IPFS and the chain
     assert _replay(registry, 2).status == "REPRODUCED"
+
+
+@pytest.mark.parametrize("forged", [{"aten_cpu_capability": "default"}, {"onednn_max_cpu_isa": "SSE41"}])
+def test_replaying_with_other_numerics_than_recorded_diverges(registry, data, config, tmp_path, forged):
+    # The control for the pins: the same segment on another ISA path is not bit-exact, which is why the
+    # transcript records the paths and a replay runs with exactly those. (Thread counts change the bits
+    # only once tensors pass ATen's parallel grain size: docs/replay.md, not this test's tiny model.)
+    _train(registry, data, config, tmp_path)
+    forge = lambda job: execute(replace(job, numerics={**job.numerics, **forged}))  # noqa: E731
+    (verdict,) = replay_lib.replay(registry, "m", 2, forge).verdicts
+    assert (verdict.status, verdict.step) == ("DIVERGED", 8)
