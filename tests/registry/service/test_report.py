@@ -65,7 +65,7 @@ def test_markdown_escapes_a_revocation_reason_so_it_stays_text(made):
     assert REASON not in md and "<script>" not in md
     assert r"leaked \*data\* \| see \<script\>alert\(1\)\</script\> & \[link\]\(x\) second line" in md
     (row,) = [line for line in md.splitlines() if line.startswith("| 2 | 2 | ")]  # version 2, step 2
-    assert len(re.findall(r"(?<!\\)\|", row)) == 14  # 13 cells: the reason's | did not add a column
+    assert len(re.findall(r"(?<!\\)\|", row)) == 15  # 14 cells: the reason's | did not add a column
 
 
 def test_html_escapes_a_revocation_reason_and_shows_it_whole(made):
