@@ -121,10 +121,12 @@ def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
 
 
 def deployment_block(w3: Web3, address: str) -> int:
-    """The first block where `address` has code, found by bisecting eth_getCode over past blocks.
+    """The block whose transaction created `address`, found by bisecting eth_getCode over past blocks.
 
-    Log searches start there instead of at genesis. A node that keeps no old state (not an archive
-    node) cannot answer for past blocks; then the search starts at block 0, which is slower, not wrong.
+    Log searches start there instead of at genesis. The answer is only trusted if that block holds a
+    transaction creating the contract: a node that keeps no old state (not an archive node) may err or
+    answer wrongly for past blocks, and a contract made by a factory has no creating transaction. Then
+    the search starts at block 0: slower, never missing an event.
     """
     address = Web3.to_checksum_address(address)
     low, high = 0, _rpc_call(lambda: w3.eth.block_number)
@@ -137,9 +139,15 @@ def deployment_block(w3: Web3, address: str) -> int:
                 high = middle
             else:
                 low = middle + 1
+        block = _rpc_call(lambda: w3.eth.get_block(low, full_transactions=True))
+        for tx in block["transactions"]:
+            if not tx.get("to"):  # a creation: None, or an empty field on some nodes
+                receipt = _rpc_call(lambda: w3.eth.get_transaction_receipt(tx["hash"]))  # noqa: B023
+                if receipt["contractAddress"] == address:
+                    return low
     except (Web3RPCError, ValueError):
-        return 0
-    return low
+        pass
+    return 0
 
 
 def _bytes32(value, what: str) -> bytes:

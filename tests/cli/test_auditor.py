@@ -45,6 +45,14 @@ def test_the_auditor_data_directory_holds_no_record_no_config_and_starts_no_devn
     assert sorted(p.name for p in auditor.home.iterdir()) == ["index", "ipfs"]
 
 
+def test_reading_never_asks_for_a_signer(world):
+    _, auditor, flags, _ = world
+    # A keystore signer with no keystore file could sign nothing: reads do not need one.
+    assert len(_json(auditor, "audit", "models", *flags, "--signer", "keystore")) == 2
+    fails(auditor, "model", "register", "mine", *flags, "--signer", "keystore",
+          match=r"no keystore file is configured; pass --keystore PATH")
+
+
 def test_the_registry_address_can_come_from_the_environment(world, monkeypatch):
     _, auditor, flags, built = world
     monkeypatch.setenv("MODELREG_REGISTRY", built["registry"])

@@ -72,6 +72,10 @@ def test_the_deployment_block_is_found_on_the_node(chain, registry):
     assert deployment_block(chain.w3, registry.address) == registry.from_block
 
 
+def test_an_address_without_code_gives_block_zero_to_search_from(chain):
+    assert deployment_block(chain.w3, "0x" + "00" * 19 + "77") == 0
+
+
 def test_a_recorded_address_without_code_says_the_chain_was_reset(chain, tmp_path):
     chain_id = chain.w3.eth.chain_id
     deployments.record(tmp_path, chain_id, Deployment(address="0x" + "00" * 19 + "99", block=0,
