@@ -175,7 +175,7 @@ def lineage(events: list[dict], model_id: int) -> dict:
         v = all_versions[key]
         node_id = f"{names[key[0]]}:{key[1]}"
         nodes.append({"id": node_id, "label": f"{names[key[0]]} v{key[1]}", "row": names[key[0]],
-                      "model_id": key[0], "version": key[1], "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
+                      "model_id": key[0], "version": key[1], "dataset_id": v["dataset_id"], "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
         if v["parent"]:
             parent = _ref(v["parent"])
             edges.append([f"{names[parent[0]]}:{parent[1]}", node_id])
@@ -287,16 +287,20 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
                          "replay": replay_summary((replays or {}).get((model_id, v["version"]))),
                          "step": (manifest or {}).get("step"),
                          "metrics": (manifest or {}).get("metrics") or {}})
-    known = datasets(events)
+    graph = lineage(events, model_id)
+    known, used_by = datasets(events), {}
+    for node in graph["nodes"]:  # the datasets of every version the lineage shows, in other models too
+        if "model_id" in node and (dataset_id := node.get("dataset_id")):
+            used_by.setdefault(dataset_id, []).append(node["label"])
     ds = []
-    for dataset_id in sorted({v["dataset_id"] for v in versions if v["dataset_id"]}):
-        entry = dict(known[dataset_id])
+    for dataset_id in sorted(used_by):
+        entry = {**known[dataset_id], "used_by": used_by[dataset_id]}
         status, manifest = check_dataset_manifest(entry, fetch)
         entry["verification"] = status
         entry["files"] = len(manifest["leaves"]) if manifest else "unavailable"
         ds.append(entry)
     report = {"model": model, "chain": chain, "tool": tool, "links": links or {}, "versions": versions,
-              "datasets": ds, "roles": roles(events, model_id), "lineage": lineage(events, model_id)}
+              "datasets": ds, "roles": roles(events, model_id), "lineage": graph}
     report["times"] = _times(report, block_time) if block_time else {}
     return report
 

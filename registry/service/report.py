@@ -190,10 +190,11 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Lineage", ""] + [f"- {_md(edge)}" for edge in edges(report)]
     lines += ["", "## Datasets", ""]
     for d in report["datasets"]:
-        lines.append(f"- {_md(d['root'])}: manifest "
-                     f"{_md_link(d.get('manifest_cid') or '-', cid_url(report, d.get('manifest_cid')))}, "
-                     f"{_md(d.get('files', '?'))} files, registered in block {d.get('block', '-')} "
-                     f"({_md(_when(report, d.get('block')))})")
+        lines.append(f"- {_md(d['root'])} (record {d.get('id', '-')}): used by {_md(', '.join(d.get('used_by', [])))}; "
+                     f"manifest {_md_link(d.get('manifest_cid') or '-', cid_url(report, d.get('manifest_cid')))} "
+                     f"({_md(d.get('verification', '-'))}), {_md(d.get('files', '?'))} files; registered by "
+                     f"{_md_link(d.get('registrant') or '-', explorer_url(report, 'address', d.get('registrant')))} "
+                     f"in block {d.get('block', '-')} ({_md(_when(report, d.get('block')))})")
     return "\n".join(lines) + "\n"
 
 
@@ -328,8 +329,9 @@ def render_html(report: dict) -> str:
     roles = _table(["block", "time", "change", "account", "tx"],
                    [[str(r["block"]), esc(_when(report, r["block"])), esc(r["change"]), addr(r["account"]),
                      tx(r["tx"])] for r in report.get("roles", [])])
-    datasets = _table(["root", "manifest CID", "files", "block", "time"],
-                      [[_a(d["root"], None, "hash"), cid(d.get("manifest_cid")), esc(str(d.get("files", "?"))),
+    datasets = _table(["root", "used by", "manifest CID", "manifest check", "files", "registrant", "block", "time"],
+                      [[_a(d["root"], None, "hash"), esc(", ".join(d.get("used_by", []))), cid(d.get("manifest_cid")),
+                        esc(d.get("verification", "-")), esc(str(d.get("files", "?"))), addr(d.get("registrant")),
                         esc(str(d.get("block", "-"))), esc(_when(report, d.get("block")))]
                        for d in report["datasets"]])
     edge_list = "".join(f"<li>{esc(e)}</li>" for e in edges(report))

@@ -79,6 +79,13 @@ def test_the_revocation_is_shown_in_full(rendered):
         assert value in seen["text"]
 
 
+def test_every_dataset_in_the_lineage_is_listed_with_its_versions(rendered):
+    report, seen, _ = rendered
+    assert [d["used_by"] for d in report["datasets"]] == [["base v1", "base v2", "base v3"], ["tuned v1"]]
+    for d in report["datasets"]:
+        assert d["root"] in seen["text"] and d["verification"] in seen["text"]
+
+
 def test_owners_and_maintainers_over_time_are_shown(rendered):
     _, seen, _ = rendered
     for change in ("registered, owned by", "maintainer added:", "maintainer removed:", "ownership offered to",
