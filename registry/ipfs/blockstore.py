@@ -35,7 +35,7 @@ class Blockstore:
         self.blocks_dir.mkdir(parents=True, exist_ok=True)
 
     def _path(self, cid: CID | bytes) -> Path:
-        name = unixfs.cid_text(cid) if isinstance(cid, bytes) else str(cid)
+        name = unixfs.cid_text(cid if isinstance(cid, bytes) else bytes(cid))
         # CIDs share their leading characters (bafkrei..., Qm...); the next-to-last two vary,
         # as in Kubo's flatfs "next-to-last/2" sharding.
         return self.blocks_dir / name[-3:-1] / name
@@ -121,17 +121,18 @@ class Blockstore:
         nearly all of a file's bytes, are only checked to be there, so pinning a fresh 1 GiB
         DAG reads kilobytes, not a gigabyte. `get` and `gc` verify every block they read.
         """
-        seen, stack = set(), [cid]
-        while stack:
-            node = stack.pop()
-            if node in seen:
+        seen, stack = set(), [bytes(cid)]
+        while stack:  # on binary CIDs: a CID object costs more than a block's stat
+            raw = stack.pop()
+            if raw in seen:
                 continue
-            seen.add(node)
-            if node.codec.name == unixfs.RAW:
-                if not self.has(node):
-                    self.get(node)  # raises BlockNotFound naming it
+            seen.add(raw)
+            if raw[:2] == unixfs.RAW_V1_PREFIX:
+                if not self._path(raw).is_file():
+                    self.get(unixfs.cid_from_bytes(raw))  # raises BlockNotFound naming it
                 continue
-            stack.extend(unixfs.links_of(node, self.get(node)))
+            node = unixfs.cid_from_bytes(raw)
+            stack.extend(unixfs.link_bytes_of(node, self.get(node)))
         self._save_pins([*self.pins(), str(cid)])
 
     def unpin(self, cid: CID) -> None:

@@ -150,6 +150,9 @@ _PREFIX = {(version, codec): bytes(CID("base58btc" if version == 0 else "base32"
            for version, codec in ((1, RAW), (0, DAG_PB), (1, DAG_PB))}
 
 
+RAW_V1_PREFIX = b"\x01\x55"  # CIDv1, raw codec: how a binary CID says it is a raw block
+
+
 def _cid_bytes(data: bytes, codec: str, version: int) -> bytes:
     return _PREFIX[version, codec] + hashlib.sha256(data).digest()
 
@@ -239,11 +242,16 @@ def root_of(stream: BinaryIO, profile: Profile = V1_2025) -> CID:
 
 def links_of(cid: CID, data: bytes) -> list[CID]:
     """The CIDs a block links to (none for raw blocks)."""
+    return [cid_from_bytes(raw) for raw in link_bytes_of(cid, data)]
+
+
+def link_bytes_of(cid: CID, data: bytes) -> list[bytes]:
+    """`links_of`, as binary CIDs."""
     if cid.codec.name == RAW:
         return []
     if cid.codec.name != DAG_PB:
         raise CidInvalid(f"{cid} has codec {cid.codec.name}; only raw and dag-pb are supported")
-    return [cid_from_bytes(link.hash) for link in dagpb.decode_node(data, str(cid)).links]
+    return [link.hash for link in dagpb.decode_node(data, str(cid)).links]
 
 
 def read(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
