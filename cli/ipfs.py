@@ -1,11 +1,18 @@
-"""`modelreg ipfs`: add, get, pin and move UnixFS files, embedded or through a Kubo daemon."""
+"""`modelreg ipfs`: add, get, pin and move UnixFS files and directories, embedded or through a Kubo daemon."""
 
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from modelreg.cli.options import console, home_of, json_option, print_json
+from modelreg.cli.options import (
+    console,
+    follow_symlinks_option,
+    home_of,
+    json_option,
+    print_json,
+    symlink_advice,
+)
 from modelreg.ipfs.store import Ipfs, open_ipfs
 from modelreg.ipfs.unixfs import DEFAULT_PROFILE, PROFILES
 from modelreg.service.config import load_config
@@ -35,30 +42,54 @@ def ipfs(ctx, ipfs_api):
 
 
 @ipfs.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @profile_option
 @click.option("--only-hash", is_flag=True, help="Compute the CID only; store nothing.")
 @click.option("--no-pin", is_flag=True, help="Store without pinning (gc may remove it).")
+@follow_symlinks_option
 @json_option
-def add(path, profile, only_hash, no_pin, as_json):
-    """Add a file and print its CID."""
+def add(path, profile, only_hash, no_pin, follow_symlinks, as_json):
+    """Add a file, or a directory with everything under it (as `ipfs add -r --hidden`), and print its CID."""
     store = _ipfs(profile)
-    cid = store.cid_of(path) if only_hash else store.add(path, pin=not no_pin)
+    with symlink_advice():
+        if only_hash:
+            cid = store.cid_of(path, follow_symlinks=follow_symlinks)
+        else:
+            cid = store.add(path, pin=not no_pin, follow_symlinks=follow_symlinks)
     if as_json:
-        print_json({"cid": cid, "path": path, "profile": store.profile.name, "size": Path(path).stat().st_size,
-                    "stored": not only_hash, "pinned": not (only_hash or no_pin)})
+        print_json({"cid": cid, "path": path, "profile": store.profile.name, "size": _size(Path(path)),
+                    "directory": Path(path).is_dir(), "stored": not only_hash,
+                    "pinned": not (only_hash or no_pin)})
     else:
         click.echo(f"{cid}  {path}")
 
 
+def _size(path: Path) -> int:
+    """A file's size, or the bytes of every file under a directory."""
+    if not path.is_dir():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 @ipfs.command()
 @click.argument("cid")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="File to write; only written once every block has been verified.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="File or directory to write (it must not exist yet); only written once every "
+                   "block has been verified.")
 def get(cid, output):
-    """Write a file's bytes, checking every block against its CID."""
+    """Write a file's bytes, or a directory tree, checking every block against its CID.
+
+    CID may name a path inside a directory: CID/config.json.
+    """
     _ipfs().get(cid, output)
     click.echo(f"{cid} -> {output}")
+
+
+@ipfs.command()
+@click.argument("cid")
+def cat(cid):
+    """Print a file's bytes (CID, or CID/path inside a directory), every block checked."""
+    click.echo(_ipfs().cat(cid), nl=False)
 
 
 @ipfs.command()
@@ -78,16 +109,28 @@ def unpin(cid):
 
 
 @ipfs.command(name="ls")
+@click.argument("cid", required=False)
 @json_option
-def ls_(as_json):
-    """List pinned CIDs."""
+def ls_(cid, as_json):
+    """List pinned CIDs, or with CID the entries of that directory."""
+    if cid is not None:
+        entries = _ipfs().ls(cid)
+        if as_json:
+            print_json({"cid": cid, "entries": [{"name": e.name, "cid": str(e.cid), "tsize": e.tsize}
+                                                for e in entries]})
+            return
+        table = Table("name", "CID", "size (DAG bytes)")
+        for e in entries:
+            table.add_row(e.name, str(e.cid), str(e.tsize))
+        console().print(table)
+        return
     pins = _ipfs().pins()
     if as_json:
         print_json({"pins": pins})
         return
     table = Table("pinned CID")
-    for cid in pins:
-        table.add_row(cid)
+    for pinned in pins:
+        table.add_row(pinned)
     console().print(table)
 
 

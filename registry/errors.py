@@ -35,7 +35,8 @@ class ModelInvalid(InputInvalid):
 
 
 class SymlinkRefused(ModelInvalid):
-    """A model directory holds a symbolic link, and following links was not asked for."""
+    """A model directory (or any directory added to IPFS) holds a symbolic link, and following
+    links was not asked for."""
 
 
 class ManifestInvalid(InputInvalid):

@@ -22,7 +22,7 @@ import mmh3
 from multiformats import CID
 
 from modelreg._files import open_regular
-from modelreg.errors import BlockCorrupted, InputInvalid, PathNotFound
+from modelreg.errors import BlockCorrupted, InputInvalid, PathNotFound, SymlinkRefused
 from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.unixfs import DAG_PB, RAW, Block, Profile, _Link
 
@@ -69,8 +69,8 @@ def _tree(path: Path, profile: Profile, follow: bool, open_file: OpenFile,
         child = Path(entry.path)
         name = _utf8_name(child)
         if entry.is_symlink() and not follow:
-            raise InputInvalid(f"{str(child)!r} is a symbolic link; links are followed only "
-                               "when asked to")
+            raise SymlinkRefused(f"{str(child)!r} is a symbolic link, and links are followed "
+                                 "only when asked (follow_symlinks)")
         try:
             mode = os.stat(child).st_mode  # follows a link, when following is allowed
         except FileNotFoundError:

@@ -96,3 +96,44 @@ def test_add_through_a_kubo_daemon(tmp_path, weights):
                                     obj={"home_flag": str(tmp_path / "home")})
         assert result.exit_code == 0, result.output
         assert kubo.store.pins() == [result.output.split()[0]]
+
+
+@pytest.fixture
+def model_dir(tmp_path, weights):
+    d = tmp_path / "model"
+    (d / "sub").mkdir(parents=True)
+    (d / "config.json").write_text('{"n_layer": 2}')
+    (d / "sub" / "weights.bin").write_bytes(weights.read_bytes())
+    (d / "empty").write_bytes(b"")
+    return d
+
+
+def test_a_directory_is_added_listed_read_by_path_and_written_back(tmp_path, model_dir):
+    added = run(tmp_path, "add", model_dir, "--json")
+    assert added.exit_code == 0, added.output
+    report = json.loads(added.output)
+    cid = report["cid"]
+    assert report["directory"] and report["size"] == 3 * (1 << 20) + 5 + 14
+    listing = json.loads(run(tmp_path, "ls", cid, "--json").output)
+    assert [e["name"] for e in listing["entries"]] == ["config.json", "empty", "sub"]
+    assert run(tmp_path, "cat", f"{cid}/config.json").output == '{"n_layer": 2}'
+    assert run(tmp_path, "get", cid, "-o", tmp_path / "out").exit_code == 0
+    assert (tmp_path / "out/sub/weights.bin").read_bytes() == (model_dir / "sub/weights.bin").read_bytes()
+    assert (tmp_path / "out/empty").read_bytes() == b""
+
+
+def test_a_symbolic_link_in_a_directory_names_the_flag_that_follows_it(tmp_path, model_dir, weights):
+    (model_dir / "link.bin").symlink_to(weights)
+    refused = run(tmp_path, "add", model_dir)
+    assert refused.exit_code == 2
+    assert refused.output.splitlines() == [
+        f"Error: {str(model_dir / 'link.bin')!r} is a symbolic link, and links are followed only when "
+        "asked (follow_symlinks); pass --follow-symlinks to follow links"]
+    assert run(tmp_path, "add", model_dir, "--follow-symlinks").exit_code == 0
+
+
+def test_a_missing_path_inside_a_directory_is_one_error_line(tmp_path, model_dir):
+    cid = run(tmp_path, "add", model_dir).output.split()[0]
+    result = run(tmp_path, "cat", f"{cid}/nope.json")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: directory {cid} has no entry 'nope.json'"]

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from modelreg.errors import InputInvalid, PathNotFound
+from modelreg.errors import InputInvalid, PathNotFound, SymlinkRefused
 from modelreg.ipfs import dagpb, directory, unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
 from tests.nodejs import node_available, run_node
@@ -156,7 +156,7 @@ def test_a_symbolic_link_is_refused_unless_followed_and_then_adds_its_target(tmp
     write(tmp_path / "copy" / "model.bin", b"weights\n")
     (tmp_path / "snapshot").mkdir()
     (tmp_path / "snapshot" / "model.bin").symlink_to("../blobs/abc")
-    with pytest.raises(InputInvalid, match="model.bin' is a symbolic link; links are followed"):
+    with pytest.raises(SymlinkRefused, match="model.bin' is a symbolic link, and links are followed"):
         py_dir_cid(unixfs.V1_2025, tmp_path / "snapshot")
     assert py_dir_cid(unixfs.V1_2025, tmp_path / "snapshot", follow_symlinks=True) == (
         py_dir_cid(unixfs.V1_2025, tmp_path / "copy"))
