@@ -1,4 +1,4 @@
-"""`python -m cli` runs the `modelreg` command (for environments without the console script)."""
+"""`python -m modelreg.cli` runs the `modelreg` command (for environments without the console script)."""
 
 from modelreg.cli.main import main
 

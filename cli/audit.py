@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from modelreg.cli.options import connection_options, console, json_option, open_registry, print_json, short
+from modelreg.cli.options import console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
 from modelreg.service import replay as replay_lib
@@ -27,7 +27,7 @@ def audit():
 
 
 @audit.command("models")
-@connection_options
+@read_options
 @json_option
 def models_cmd(as_json):
     """List every registered model."""
@@ -42,7 +42,7 @@ def models_cmd(as_json):
 
 @audit.command("history")
 @click.argument("model")
-@connection_options
+@read_options
 @json_option
 def history_cmd(model, as_json):
     """List MODEL's versions: roots, parents, datasets, committer, block, revocations."""
@@ -77,7 +77,7 @@ def find_root_cmd(root, as_json):
 @audit.command("show")
 @click.argument("model")
 @click.argument("version", type=int)
-@connection_options
+@read_options
 @json_option
 def show_cmd(model, version, as_json):
     """Show one version of MODEL, with its manifest checked against the chain."""
@@ -117,7 +117,7 @@ def _revocation(revoked: dict | None) -> str:
 
 @audit.command("lineage")
 @click.argument("model")
-@connection_options
+@read_options
 @json_option
 def lineage_cmd(model, as_json):
     """Show MODEL's lineage: every ancestor and descendant version across models, and the datasets."""
@@ -155,7 +155,7 @@ def _template(value: str | None, placeholder: str, option: str) -> str | None:
               help="Where transaction and address links point: a URL template with {path} (tx/HASH, "
                    "address/ADDR), e.g. https://sepolia.etherscan.io/{path} [env MODELREG_EXPLORER_URL; "
                    "default: Etherscan on mainnet and the public testnets, no links elsewhere].")
-@connection_options
+@read_options
 def report_cmd(model, fmt, output, gateway_url, explorer_url):
     """Write an audit report for MODEL: history, revocations, owners over time, lineage, loss curve, and
     the commands that check it."""
@@ -223,7 +223,7 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
 
 
 @audit.command("reindex")
-@connection_options
+@read_options
 def reindex_cmd():
     """Rebuild the local event cache from the chain."""
     events = open_registry().rebuild_index()

@@ -1,20 +1,78 @@
-"""The `modelreg` command: the root group, shared options, and the one place errors become `Error:` lines."""
+"""The `modelreg` command: the root group, shared options, and the one place errors become `Error:` lines.
 
+Command modules are imported only when their command runs (or its --help is asked for), so
+`modelreg --help` loads click and nothing else: torch and web3 are imported by the commands
+that need them.
+"""
+
+import importlib
 import os
 
 import click
 
+from modelreg.cli.hints import hint_for
 from modelreg.errors import ModelregError
+
+# name -> (module, attribute, the one-line help `modelreg --help` lists, which becomes the command's
+# short_help, so the list and the commands cannot disagree).
+COMMANDS = {
+    "init": ("modelreg.cli.config", "init", "Write the configuration file: chain, signer and IPFS."),
+    "config": ("modelreg.cli.config", "config", "Read the effective configuration."),
+    "train-and-register": ("modelreg.cli.train", "train_and_register",
+                           "Train a GPT language model from scratch and register every checkpoint."),
+    "verify": ("modelreg.cli.verify", "verify", "Prove TARGET is exactly a registered version."),
+    "audit": ("modelreg.cli.audit", "audit", "Read history, lineage and revocations from the chain."),
+    "model": ("modelreg.cli.model", "model", "Register models and manage who may commit to them."),
+    "deploy": ("modelreg.cli.model", "deploy", "Deploy a ModelRegistry on the configured chain."),
+    "seal": ("modelreg.cli.seal", "seal", "Seal a checkpoint: its weights root and tensors."),
+    "dataset": ("modelreg.cli.seal", "dataset", "Datasets: seal a directory of files into a root."),
+    "diff": ("modelreg.cli.seal", "diff", "Which tensors two checkpoints or manifests differ in."),
+    "devnet": ("modelreg.cli.devnet", "devnet", "The embedded Ethereum devnet of the data directory."),
+    "ipfs": ("modelreg.cli.ipfs", "ipfs", "Store files as UnixFS DAGs with the CIDs Kubo gives them."),
+}
+
+
+def _home_here(ctx: click.Context, _param, value) -> None:
+    """`--home` after a subcommand, where users type it too: it wins over the one before."""
+    if value is not None:
+        ctx.find_root().obj["home_flag"] = value
+
+
+def _with_home_option(command: click.Command) -> click.Command:
+    if not any(p.name == "home_here" for p in command.params):
+        command.params.append(click.Option(
+            ["--home", "home_here"], type=click.Path(file_okay=False), expose_value=False, is_eager=True,
+            callback=_home_here, help="Data directory (as `modelreg --home`)."))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_home_option(sub)
+    return command
 
 
 class Group(click.Group):
-    """A click group that turns library errors into one `Error:` line and the error's exit code."""
+    """The root group: commands loaded on demand; library errors become one `Error:` line and their exit code."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attribute, short_help = COMMANDS[name]
+        command = getattr(importlib.import_module(module), attribute)
+        command.short_help = short_help
+        return _with_home_option(command)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ModelregError as e:
-            click.echo(f"Error: {e}", err=True)
+            hint = hint_for(e)
+            click.echo(f"Error: {e}" + (f"; {hint}" if hint else ""), err=True)
             ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -37,15 +95,3 @@ def cli(ctx, home):
 
 def main():
     cli(prog_name="modelreg")
-
-
-def _register_commands() -> None:
-    # Imported here, after `cli` exists, because the command modules import cli.options.
-    from modelreg.cli import audit, config, devnet, ipfs, model, seal, train, verify
-
-    for command in (config.init, config.config, train.train_and_register, verify.verify, audit.audit,
-                    model.model, model.deploy, seal.seal, seal.dataset, seal.diff, devnet.devnet, ipfs.ipfs):
-        cli.add_command(command)
-
-
-_register_commands()

@@ -58,36 +58,49 @@ def symlink_advice():
         raise SymlinkRefused(f"{e}; pass --follow-symlinks to follow links") from None
 
 
-def connection_options(command):
-    """--rpc-url, --registry, --ipfs-api and the signer flags, on every command that talks to the chain or IPFS."""
-    options = [
-        click.option("--rpc-url", help="EVM JSON-RPC endpoint [env MODELREG_RPC_URL; default: the embedded devnet]."),
-        click.option("--chain-id", type=int, help="Refuse an endpoint serving another chain [env MODELREG_CHAIN_ID]."),
-        click.option("--registry", metavar="ADDRESS",
-                     help="ModelRegistry contract to use [env MODELREG_REGISTRY; default: the one recorded "
-                          "in the data directory for the chain]. Reading needs only this and --rpc-url."),
-        click.option("--ipfs-api", help="Kubo RPC API, e.g. /ip4/127.0.0.1/tcp/5001 [env MODELREG_IPFS_API; "
-                                        "default: the embedded blockstore]."),
-        click.option("--profile", type=click.Choice(PROFILES),
-                     help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
-        click.option("--signer", type=click.Choice(SIGNER_KINDS),
-                     help="Where the signing key comes from [env MODELREG_SIGNER; default dev]."),
-        click.option("--dev-account", type=int, help="Index of the devnet dev account to sign with."),
-        click.option("--keystore", type=click.Path(dir_okay=False),
-                     help="Encrypted keystore file (signer keystore); password from "
-                          "$MODELREG_KEYSTORE_PASSWORD or a prompt."),
-        click.option("--key-env", help="Name of the variable holding the private key (signer env)."),
-    ]
+# Each setting's flag, by setting name (modelreg.service.config.SETTINGS); the signer's are for writes.
+_FLAGS = {
+    "rpc_url": click.option("--rpc-url", help="EVM JSON-RPC endpoint [env MODELREG_RPC_URL; default: the "
+                                              "embedded devnet]."),
+    "chain_id": click.option("--chain-id", type=int, help="Refuse an endpoint serving another chain "
+                                                          "[env MODELREG_CHAIN_ID]."),
+    "registry": click.option("--registry", metavar="ADDRESS",
+                             help="ModelRegistry contract to use [env MODELREG_REGISTRY; default: the one recorded "
+                                  "in the data directory for the chain]. Reading needs only this and --rpc-url."),
+    "ipfs_api": click.option("--ipfs-api", help="Kubo RPC API, e.g. /ip4/127.0.0.1/tcp/5001 [env MODELREG_IPFS_API; "
+                                                "default: the embedded blockstore]."),
+    "profile": click.option("--profile", type=click.Choice(PROFILES),
+                            help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
+    "signer": click.option("--signer", type=click.Choice(SIGNER_KINDS),
+                           help="Where the signing key comes from [env MODELREG_SIGNER; default dev]."),
+    "dev_account": click.option("--dev-account", type=int, help="Index of the devnet dev account to sign with."),
+    "keystore": click.option("--keystore", type=click.Path(dir_okay=False),
+                             help="Encrypted keystore file (signer keystore); password from "
+                                  "$MODELREG_KEYSTORE_PASSWORD or a prompt."),
+    "key_env": click.option("--key-env", help="Name of the variable holding the private key (signer env)."),
+}
+_SIGNER_FLAGS = ("signer", "dev_account", "keystore", "key_env")
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        flags = overrides_of({s.name: kwargs.pop(s.name) for s in SETTINGS})
-        click.get_current_context().meta["modelreg.flags"] = flags
-        return command(*args, **kwargs)
 
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
+def _settings_options(names):
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            flags = overrides_of({name: kwargs.pop(name) for name in names})
+            click.get_current_context().meta["modelreg.flags"] = flags
+            return command(*args, **kwargs)
+
+        for name in reversed(names):
+            wrapper = _FLAGS[name](wrapper)
+        return wrapper
+
+    return decorate
+
+
+# Commands that write: every setting, the signer's included.
+connection_options = _settings_options([s.name for s in SETTINGS])
+# Commands that only read: the chain and IPFS, no signer.
+read_options = _settings_options([s.name for s in SETTINGS if s.name not in _SIGNER_FLAGS])
 
 
 def config_of(ctx: click.Context | None = None):

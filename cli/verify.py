@@ -2,7 +2,7 @@
 
 import click
 
-from modelreg.cli.options import connection_options, json_option, open_registry, print_json
+from modelreg.cli.options import json_option, open_registry, print_json, read_options
 from modelreg.errors import VersionNotFound
 from modelreg.service import audit as audit_lib
 from modelreg.service.verify import MISMATCH, REVOKED
@@ -14,7 +14,7 @@ from modelreg.service.verify import MISMATCH, REVOKED
 @click.option("--version", "version", type=int, help="Version to compare with; default: find which version it is.")
 @click.option("--tensor", "tensors", multiple=True,
               help="Also prove this tensor on-chain with a Merkle proof checked by the contract (repeatable).")
-@connection_options
+@read_options
 @json_option
 def verify(target, model, version, tensors, as_json):
     """Verify TARGET (a safetensors path or an IPFS CID) against MODEL's on-chain record.

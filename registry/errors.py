@@ -6,6 +6,11 @@ class ModelregError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str = "", **context):
+        """`context` holds the names a hint may need (`model="gpt"`): facts, never advice."""
+        super().__init__(message)
+        self.context = context
+
 
 class VerificationFailed(ModelregError):
     """The thing checked is not what the record says. Exit code 1, distinct from usage errors."""

@@ -7,12 +7,12 @@ come back as the project's exceptions, decoded from the contract's custom errors
 
 import ast
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from eth_tester.exceptions import TransactionFailed as _TesterTransactionFailed
 from eth_utils import ValidationError as _NodeValidationError
 from eth_utils import keccak
 from web3 import Web3
@@ -59,7 +59,15 @@ _STALE_NONCE = ("nonce too low", "already known", "known transaction", "invalid 
 _NO_FUNDS = ("insufficient funds", "enough balance", "cannot afford")
 _NONCE_TRIES = 8
 _CONNECTION_ERRORS = (requests.ConnectionError, requests.Timeout, ProviderConnectionError)
-_REVERTS = (ContractLogicError, _TesterTransactionFailed)
+
+
+def _reverts() -> tuple[type[BaseException], ...]:
+    """What a revert raises: web3's error, or eth-tester's when the chain is in-process. eth-tester
+    is looked up, not imported: importing it costs a second, and only an in-process chain loads it."""
+    tester = sys.modules.get("eth_tester.exceptions")
+    return (ContractLogicError, tester.TransactionFailed) if tester else (ContractLogicError,)
+
+
 _PANIC = keccak(text="Panic(uint256)")[:4]
 # geth says "exceed maximum block range 3"; public endpoints built on it add a colon.
 _RANGE_LIMIT = re.compile(r"exceed maximum block range:? (\d+)")
@@ -112,11 +120,11 @@ def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
     try:
         chain_id = w3.eth.chain_id
     except (*_CONNECTION_ERRORS, Web3RPCError, ValueError) as e:
-        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(e).__name__}); "
-                               "start the node or check --rpc-url") from None
+        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(e).__name__})",
+                               endpoint=rpc_url) from None
     if expected_chain_id is not None and chain_id != expected_chain_id:
         raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain "
-                              f"{expected_chain_id}; point --rpc-url at the right node")
+                              f"{expected_chain_id}")
     return w3
 
 
@@ -488,7 +496,7 @@ class RegistryClient:
     def _call(self, fn):
         try:
             return _rpc_call(fn.call)
-        except _REVERTS as e:
+        except _reverts() as e:
             raise self._error(_revert_data(e)) from None
 
     def _transact(self, fn, action: str):
@@ -587,7 +595,7 @@ class _Sender:
             try:
                 # Estimating gas runs the call: a revert surfaces here, before anything is spent.
                 tx = _rpc_call(lambda: fn.build_transaction({"from": sender, "nonce": nonce}))  # noqa: B023
-            except _REVERTS:
+            except _reverts():
                 raise self._revert(fn, action) from None
             except (Web3RPCError, _NodeValidationError) as e:
                 raise self._send_error(e, action) from None
@@ -613,7 +621,7 @@ class _Sender:
     def _revert(self, fn, action: str, mined: str | None = None) -> ModelregError:
         try:
             _rpc_call(lambda: fn.call({"from": self.signer.address}))
-        except _REVERTS as e:
+        except _reverts() as e:
             return self.error_for(_revert_data(e))
         where = f"transaction {mined} reverted" if mined else "the call reverts"
         return TransactionFailed(f"cannot {action}: {where}, and replaying it now succeeds; retry")

@@ -138,7 +138,7 @@ class Blockstore:
     def unpin(self, cid: CID) -> None:
         pins = self.pins()
         if str(cid) not in pins:
-            raise BlockNotFound(f"{cid} is not pinned; `modelreg ipfs ls` lists the pins")
+            raise BlockNotFound(f"{cid} is not pinned")
         self._save_pins([p for p in pins if p != str(cid)])
 
     def walk(self, root: CID) -> Iterator[tuple[CID, bytes]]:

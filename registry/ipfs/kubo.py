@@ -68,7 +68,7 @@ class KuboIpfs:
             return fn()
         except (rpc.ConnectionError, rpc.TimeoutError) as e:
             raise IpfsUnavailable(f"cannot reach the Kubo daemon at {self.api} ({what}): "
-                                  f"{type(e).__name__}; start `ipfs daemon` or fix --ipfs-api") from None
+                                  f"{type(e).__name__}", api=self.api) from None
         except rpc.ErrorResponse as e:
             raise IpfsUnavailable(f"the Kubo daemon at {self.api} refused {what}: {e}") from None
         except (rpc.Error, AssertionError, KeyError, TypeError, ValueError) as e:

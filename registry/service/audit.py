@@ -13,7 +13,6 @@ from pathlib import Path
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
-from modelreg.formats.manifest import DATASET_MANIFEST, load_manifest, load_model
 from modelreg.records import VersionRef
 
 INDEX_FORMAT = "modelreg-event-index-v1"
@@ -28,30 +27,43 @@ def normalize(event) -> dict:
 
 
 class EventIndex:
-    """The contract's event log, cached in <home>/index/<chain id>-<address>.json."""
+    """The contract's event log, cached in <home>/index/<chain id>-<address>.json.
 
-    def __init__(self, home: Path, client):
-        self.client = client
+    `head()` and `block_hash(n)` say what the chain holds now; `fetch(first, last)` decodes the
+    contract's logs in a block range. Only new blocks are fetched, so a read against an
+    unchanged chain costs two quick RPC calls.
+    """
+
+    def __init__(self, home: Path, *, chain_id: int, address: str, from_block: int,
+                 head: Callable[[], int], block_hash: Callable[[int], str],
+                 fetch: Callable[[int, int], list]):
+        self.path = Path(home) / "index" / f"{chain_id}-{address.lower()}.json"
+        self.from_block, self.head, self.block_hash, self.fetch = from_block, head, block_hash, fetch
         self.last_block: int | None = None  # the block `events()` read up to
-        self.path = Path(home) / "index" / f"{client.chain_id}-{client.address.lower()}.json"
+
+    @classmethod
+    def of(cls, home: Path, client) -> "EventIndex":
+        """The index of a `RegistryClient`'s contract, read through its web3."""
+        return cls(home, chain_id=client.chain_id, address=client.address, from_block=client.from_block,
+                   head=lambda: client.w3.eth.block_number,
+                   block_hash=lambda n: to_hex(client.w3.eth.get_block(n)["hash"]),
+                   fetch=lambda first, last: client.events(from_block=first, to_block=last))
 
     def events(self) -> list[dict]:
         """Every event up to the latest block, fetching only what the cache lacks."""
         cached = self._load()
-        w3 = self.client.w3
-        latest = w3.eth.block_number
-        start = self.client.from_block
-        if cached and cached["last_block"] <= latest:
-            seen = w3.eth.get_block(cached["last_block"])
-            if to_hex(seen["hash"]) == cached["last_hash"]:
-                start = cached["last_block"] + 1
-        events = list(cached["events"]) if cached and start > self.client.from_block else []
+        latest = self.head()
+        self.last_block = latest
+        start = self.from_block
+        if cached and cached["last_block"] <= latest and self.block_hash(cached["last_block"]) == cached["last_hash"]:
+            if cached["last_block"] == latest:
+                return cached["events"]
+            start = cached["last_block"] + 1
+        events = list(cached["events"]) if cached and start > self.from_block else []
         for first in range(start, latest + 1, LOG_RANGE):  # public nodes cap eth_getLogs ranges
             last = min(first + LOG_RANGE - 1, latest)
-            events += [normalize(e) for e in self.client.events(from_block=first, to_block=last)]
-        tip = w3.eth.get_block(latest)
-        self.last_block = latest
-        self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": to_hex(tip["hash"]),
+            events += [normalize(e) for e in self.fetch(first, last)]
+        self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": self.block_hash(latest),
                     "events": events})
         return events
 
@@ -69,6 +81,14 @@ class EventIndex:
     def _save(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(data))
+
+
+def _manifests():
+    """The manifest module, loaded when a manifest is read: it brings the Merkle code (eth_abi), which a
+    plain history or lineage read does without."""
+    from modelreg.formats import manifest
+
+    return manifest
 
 
 def models(events: list[dict]) -> list[dict]:
@@ -200,7 +220,7 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
     version committed: a manifest is used only once it is shown to be the version's.
     """
     try:
-        manifest, model = load_model(fetch(version["manifest_cid"]))
+        manifest, model = _manifests().load_model(fetch(version["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # a missing block or an unreachable daemon is a finding, not a crash
@@ -219,12 +239,12 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
 def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:
     """Fetch a dataset record's manifest and check that its leaves give the record's root."""
     try:
-        manifest = load_manifest(fetch(dataset["manifest_cid"]))
+        manifest = _manifests().load_manifest(fetch(dataset["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # as for versions: a finding, not a crash
         return f"manifest unavailable: {e}", None
-    if manifest.get("manifest") != DATASET_MANIFEST or manifest["root"] != dataset["root"]:
+    if manifest.get("manifest") != _manifests().DATASET_MANIFEST or manifest["root"] != dataset["root"]:
         return "MISMATCH: the manifest is not of this dataset root", None
     return "manifest verified", manifest
 

@@ -3,13 +3,11 @@
 import getpass
 import os
 import tempfile
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from modelreg.chain import deployments
-from modelreg.chain.client import RegistryClient, deployment_block
-from modelreg.chain.client import connect as connect_chain
-from modelreg.chain.signer import Signer
+from modelreg.chain.rpc import JsonRpc
 from modelreg.errors import (
     ChainIdMismatch,
     CidInvalid,
@@ -19,43 +17,78 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.ipfs.store import open_ipfs
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import EventIndex, find_model, history
-from modelreg.service.commit import commit_checkpoint
 from modelreg.service.config import Config
-from modelreg.service.verify import Verdict, verify_checkpoint
 
 
-@dataclass
 class Registry:
-    """A connected registry: chain client, IPFS and the local event index of one data directory."""
+    """A connected registry: the chain, the contract, IPFS and the local event index of one data directory.
 
-    home: Path
-    config: Config
-    client: RegistryClient
-    ipfs: object
-    embedded_chain: bool
-    read_up_to: int | None = None  # the block the last `events()` read up to
+    The contract client (web3) and the IPFS store are built on first use: a read whose event
+    index is up to date needs neither, and answers with two quick JSON-RPC calls.
+    """
+
+    def __init__(self, home: Path, config: Config, *, rpc_url: str, chain_id: int, embedded_chain: bool,
+                 client=None, signer=None):
+        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, rpc_url, chain_id
+        self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(rpc_url), signer
+        self.read_up_to: int | None = None  # the block the last `events()` read up to
+        if client is not None:
+            self.client = client
+
+    @cached_property
+    def client(self):
+        """The `RegistryClient` of the configured (`--registry`) or recorded contract, checked before
+        use (web3 is imported here, on first use)."""
+        from modelreg.chain.client import RegistryClient
+        from modelreg.chain.client import connect as connect_chain
+
+        w3 = connect_chain(self.rpc_url)
+        if self.config.chain.registry:
+            return _client_at(w3, self._signer, self.home, self.config.chain.registry)
+        return RegistryClient.from_home(w3, self._signer, self.home)
+
+    @cached_property
+    def ipfs(self):
+        from modelreg.ipfs.store import open_ipfs
+
+        return open_ipfs(self.home, api=self.config.ipfs.api or None, profile=self.config.ipfs.profile)
+
+    def _index(self) -> EventIndex:
+        deployment = None if "client" in self.__dict__ else self._recorded()
+        if deployment is None:
+            return EventIndex.of(self.home, self.client)
+        return EventIndex(self.home, chain_id=self.chain_id, address=deployment.address,
+                          from_block=deployment.block, head=self.rpc.block_number, block_hash=self.rpc.block_hash,
+                          fetch=lambda first, last: self.client.events(from_block=first, to_block=last))
+
+    def _recorded(self):
+        """The recorded deployment of the contract in use, if its address and first block are known
+        without web3; else None."""
+        if not self.config.chain.registry:
+            return deployments.lookup(self.home, self.chain_id)
+        wanted = self.config.chain.registry.lower()
+        return next((d for d in deployments.recorded(self.home, self.chain_id) if d.address.lower() == wanted), None)
 
     def events(self) -> list[dict]:
-        index = EventIndex(self.home, self.client)
+        index = self._index()
         events = index.events()
         self.read_up_to = index.last_block
         return events
 
     def rebuild_index(self) -> list[dict]:
-        return EventIndex(self.home, self.client).rebuild()
+        return self._index().rebuild()
 
     def chain_info(self) -> dict:
-        return {"chain_id": self.client.chain_id, "contract": self.client.address,
-                "deployment_block": self.client.from_block,
-                "latest_block": self.read_up_to if self.read_up_to is not None else self.client.w3.eth.block_number,
+        latest = self.read_up_to if self.read_up_to is not None else self.rpc.block_number()
+        return {"chain_id": self.chain_id, "contract": self.client.address,
+                "deployment_block": self.client.from_block, "latest_block": latest,
                 "rpc": self.config.chain.rpc_url or "embedded devnet"}
 
     def block_time(self, block: int) -> int:
         """The timestamp (seconds since 1970, UTC) of block `block`."""
-        return int(self.client.w3.eth.get_block(block)["timestamp"])
+        return int(self.rpc.call("eth_getBlockByNumber", hex(block), False)["timestamp"], 16)
 
     def model_id(self, model: str | int) -> int:
         """The id of a model given by name or id, as the chain's events know it."""
@@ -87,6 +120,8 @@ class Registry:
             model_id, _ = self.client.register_model(model, "")
         if isinstance(parent, int):
             parent = VersionRef(model_id, parent)
+        from modelreg.service.commit import commit_checkpoint
+
         return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                  parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
                                  config=config)
@@ -96,12 +131,14 @@ class Registry:
         return history(self.events(), self.model_id(model))
 
     def verify(self, target: str, model: str | int, *, version: int | None = None,
-               tensors: tuple[str, ...] = ()) -> Verdict:
+               tensors: tuple[str, ...] = ()):
         """Verify a file path, or a CID fetched from IPFS into a temporary file first.
 
         Returns a `Verdict`: `verdict.ok` is True when `target` is exactly a registered,
         unrevoked version of `model`; otherwise it names the differing tensors.
         """
+        from modelreg.service.verify import verify_checkpoint
+
         model_id = self.model_id(model)
         kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat}
         if Path(target).exists():
@@ -130,27 +167,35 @@ def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
 
     With `config.chain.registry` set, that contract is used and nothing needs to be recorded in
     `home`: an RPC URL and an address are enough to read, and no signer is made unless `write`.
+    With `write`, the signer is made and the contract checked now; a read-only registry whose
+    contract is recorded builds its client only when a read needs more than the event index.
     """
-    w3, rpc_url, embedded = _web3(home, config)
-    signer = make_signer(config, rpc_url) if write else None
+    rpc_url, chain_id, embedded = _endpoint(home, config)
+    registry = Registry(home, config, rpc_url=rpc_url, chain_id=chain_id, embedded_chain=embedded,
+                        signer=make_signer(config, rpc_url) if write else None)
     if config.chain.registry:
-        client = _client_at(w3, signer, home, config.chain.registry)
-    else:
-        try:
-            client = RegistryClient.from_home(w3, signer, home)
-        except ContractNotDeployed:
-            if not embedded:
-                raise
-            # The embedded devnet is this data directory's own chain: deploying is part of starting it.
-            # A devnet account pays, so that a read, or a signer the devnet never funded, still works.
-            RegistryClient.deploy(w3, _dev_signer(0), home)
-            client = RegistryClient.from_home(w3, signer, home)
-    ipfs = open_ipfs(home, api=config.ipfs.api or None, profile=config.ipfs.profile)
-    return Registry(home=Path(home), config=config, client=client, ipfs=ipfs, embedded_chain=embedded)
+        registry.client  # noqa: B018  (an address given by hand is checked before anything is read)
+        return registry
+    try:
+        deployments.lookup(home, chain_id)
+    except ContractNotDeployed:
+        if not embedded:
+            raise
+        # The embedded devnet is this data directory's own chain: deploying is part of starting it.
+        # A devnet account pays, so that a read, or a signer the devnet never funded, still works.
+        from modelreg.chain.client import RegistryClient
+        from modelreg.chain.client import connect as connect_chain
+
+        RegistryClient.deploy(connect_chain(rpc_url), _dev_signer(0), home)
+    if write:
+        registry.client  # noqa: B018  (check the contract now, before any work is done)
+    return registry
 
 
-def _client_at(w3, signer: Signer | None, home: Path, address: str) -> RegistryClient:
+def _client_at(w3, signer, home: Path, address: str):
     """The registry at `address`, its logs read from its deployment block: recorded, or found on the node."""
+    from modelreg.chain.client import RegistryClient, deployment_block
+
     chain_id = w3.eth.chain_id
     known = {d.address.lower(): d.block for d in deployments.recorded(home, chain_id)}
     block = known.get(address.lower())
@@ -163,13 +208,17 @@ def _client_at(w3, signer: Signer | None, home: Path, address: str) -> RegistryC
                                   "registry on this chain") from None
 
 
-def deploy(home: Path, config: Config, *, force: bool = False) -> RegistryClient:
+def deploy(home: Path, config: Config, *, force: bool = False):
     """Deploy a new ModelRegistry on the configured chain and record it in the data directory.
 
     Refused (DeploymentExists) while the registry recorded for the chain still has code, unless
     `force`: a new registry starts an empty history. The replaced address stays recorded.
     """
-    w3, rpc_url, _ = _web3(home, config)
+    from modelreg.chain.client import RegistryClient
+    from modelreg.chain.client import connect as connect_chain
+
+    rpc_url, _, _ = _endpoint(home, config)
+    w3 = connect_chain(rpc_url)
     if not force:
         try:
             existing = RegistryClient.from_home(w3, None, home)
@@ -182,8 +231,8 @@ def deploy(home: Path, config: Config, *, force: bool = False) -> RegistryClient
     return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 
-def _web3(home: Path, config: Config):
-    """The configured chain (the embedded devnet, started if needed): web3, its URL, and whether embedded."""
+def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:
+    """The configured chain (the embedded devnet, started if needed): its URL, chain id, and whether embedded."""
     embedded = not config.chain.rpc_url
     if embedded:
         from modelreg.devnet.manager import ensure_running
@@ -191,27 +240,25 @@ def _web3(home: Path, config: Config):
         rpc_url = ensure_running(home, port=0)
     else:
         rpc_url = config.chain.rpc_url
-    try:
-        w3 = connect_chain(rpc_url, config.chain.chain_id or None)
-    except ChainIdMismatch:
-        if not embedded:
-            raise
-        from modelreg.devnet.chain import CHAIN_ID
-
-        raise ChainIdMismatch(f"the embedded devnet is chain {CHAIN_ID}, not the configured chain "
-                              f"{config.chain.chain_id}; pass --rpc-url for a node of chain "
-                              f"{config.chain.chain_id}, or drop --chain-id") from None
-    return w3, rpc_url, embedded
+    chain_id = JsonRpc(rpc_url).chain_id()
+    expected = config.chain.chain_id or None
+    if expected is not None and chain_id != expected:
+        if embedded:
+            raise ChainIdMismatch(f"the embedded devnet is chain {chain_id}, not the configured chain {expected}")
+        raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain {expected}")
+    return rpc_url, chain_id, embedded
 
 
-def make_signer(config: Config, rpc_url: str) -> Signer:
+def make_signer(config: Config, rpc_url: str):
+    from modelreg.chain.signer import Signer
+
     s = config.signer
     if s.kind == "dev":
         return _dev_signer(s.dev_account)
     if s.kind == "env":
         return Signer.from_env(s.key_env)
     if not s.keystore:
-        raise SignerInvalid("signer is 'keystore' but no keystore file is configured; pass --keystore PATH")
+        raise SignerInvalid("signer is 'keystore' but no keystore file is configured")
     password = os.environ.get(s.password_env)
     if password is None:
         try:
@@ -222,7 +269,8 @@ def make_signer(config: Config, rpc_url: str) -> Signer:
     return Signer.from_keystore(s.keystore, password)
 
 
-def _dev_signer(index: int) -> Signer:
+def _dev_signer(index: int):
+    from modelreg.chain.signer import Signer
     from modelreg.devnet.accounts import dev_accounts
 
     accounts = dev_accounts()

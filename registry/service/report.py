@@ -10,8 +10,6 @@ import json
 import shlex
 from datetime import datetime, timezone
 
-from modelreg.formats.manifest import canonical_json
-
 # Explorers of public networks, by chain id: where a tx or address link goes when none is configured.
 EXPLORERS = {
     1: "https://etherscan.io/{path}",
@@ -27,6 +25,8 @@ MANIFEST_CHECK = ("manifest check: the version's manifest was fetched by its CID
 
 def render(report: dict, fmt: str) -> str:
     if fmt == "json":
+        from modelreg.formats.manifest import canonical_json  # (loads the Merkle code: for JSON reports only)
+
         return canonical_json(report).decode("utf-8")
     if fmt == "md":
         return render_markdown(report)

@@ -86,7 +86,7 @@ def test_an_unknown_model_is_named(demo, stored):
 
 
 def test_an_unknown_version_is_named(demo, stored):
-    fails(demo, "audit", "show", "demo", "9", match=r"has no version 9 \(it has 1; `modelreg audit history demo` lists them\)$")
+    fails(demo, "audit", "show", "demo", "9", match=r"has no version 9 \(it has 1\); `modelreg audit history demo` lists its versions$")
     fails(demo, "verify", demo.checkpoint, "--model", "demo", "--version", "9", match=r"has no version 9$")
     fails(demo, "model", "revoke", "demo", "9", "--reason", "r", match=r"has no version 9$")
 
@@ -296,15 +296,17 @@ def test_a_keystore_that_is_not_a_keystore_is_named(demo, stored, tmp_path, monk
 
 def test_a_read_on_a_new_data_directory_needs_no_funded_signer(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELREG_TEST_KEY", "0x" + os.urandom(32).hex())
+    monkeypatch.setenv("MODELREG_SIGNER", "env")
+    monkeypatch.setenv("MODELREG_KEY_ENV", "MODELREG_TEST_KEY")
     for run in _home(tmp_path / "home"):
-        result = run("audit", "models", "--json", "--signer", "env", "--key-env", "MODELREG_TEST_KEY")
+        result = run("audit", "models", "--json")
         assert json.loads(result.output) == []
 
 
 # ------------------------------------------------------------------ configuration
 
 def test_an_unknown_signer_kind_is_named(fresh, monkeypatch):
-    fails(fresh, "audit", "models", "--signer", "hsm", match=r"Invalid value for '--signer': 'hsm' is not one of")
+    fails(fresh, "model", "register", "x", "--signer", "hsm", match=r"Invalid value for '--signer': 'hsm' is not one of")
     monkeypatch.setenv("MODELREG_SIGNER", "hsm")
     fails(fresh, "audit", "models",
           match=r"^Error: \$MODELREG_SIGNER: signer.kind must be one of dev, keystore, env, got 'hsm'$")

@@ -10,8 +10,9 @@ from modelreg.cli.main import cli
 def _walk(command: click.Command, path: tuple[str, ...] = ()):
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            yield from _walk(sub, (*path, name))
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):  # the root loads its commands on demand
+            yield from _walk(command.get_command(ctx, name), (*path, name))
 
 
 COMMANDS = list(_walk(cli))
@@ -52,3 +53,36 @@ def test_help_exits_0_and_prints_the_usage_and_the_help_text(path, command):
     assert result.output.startswith(f"Usage: modelreg {' '.join(path)}".rstrip())
     assert _words(command.help.strip().splitlines()[0]) in _words(result.output)  # help wraps lines
     assert "Traceback" not in result.output
+
+
+def test_help_and_read_commands_do_not_import_torch_or_web3(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom modelreg.cli.main import cli\n"
+            "for args in (['--help'], ['audit', '--help'], ['verify', '--help'], ['seal', '--help']):\n"
+            "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+            "print(sorted(m for m in ('torch', 'web3', 'eth_tester') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_home_may_come_after_the_subcommand(tmp_path):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli, ["init", "--home", str(tmp_path / "h"), "--rpc-url", "http://127.0.0.1:8545"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "h" / "config.toml").exists()
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "other"), "config", "show", "--home", str(tmp_path / "h"),
+                                      "--json"])
+    assert '"rpc_url": "http://127.0.0.1:8545"' in result.output
+
+
+@pytest.mark.parametrize("path", [("verify",), ("audit", "history"), ("audit", "report"), ("audit", "models")],
+                         ids=_id)
+def test_read_only_commands_offer_no_signer_options(path):
+    command = dict((p, c) for p, c in COMMANDS)[path]
+    flags = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert "--rpc-url" in flags
+    assert not flags & {"--signer", "--keystore", "--key-env", "--dev-account"}

@@ -22,7 +22,7 @@ def client():
 
 
 def test_the_index_fetches_only_new_blocks_and_keeps_what_it_had(client, tmp_path):
-    index = audit.EventIndex(tmp_path, client)
+    index = audit.EventIndex.of(tmp_path, client)
     client.register_model("a")
     assert [e["event"] for e in index.events()] == ["ModelRegistered"]
     client.register_model("b")
@@ -33,7 +33,7 @@ def test_the_index_fetches_only_new_blocks_and_keeps_what_it_had(client, tmp_pat
 
 
 def test_the_index_rebuilds_itself_when_the_block_it_saw_changed(client, tmp_path):
-    index = audit.EventIndex(tmp_path, client)
+    index = audit.EventIndex.of(tmp_path, client)
     client.register_model("a")
     index.events()
     cached = json.loads(index.path.read_text())
@@ -48,7 +48,7 @@ def test_logs_are_read_in_ranges(client, tmp_path, monkeypatch):
     monkeypatch.setattr(audit, "LOG_RANGE", 1)
     for name in "abc":
         client.register_model(name)
-    assert [m["name"] for m in audit.models(audit.EventIndex(tmp_path, client).events())] == ["a", "b", "c"]
+    assert [m["name"] for m in audit.models(audit.EventIndex.of(tmp_path, client).events())] == ["a", "b", "c"]
 
 
 def test_lineage_follows_parents_across_models_and_links_datasets(client, tmp_path):
@@ -59,7 +59,7 @@ def test_lineage_follows_parents_across_models_and_links_datasets(client, tmp_pa
     client.commit_version(base, ROOTS[1], tensor_count=1, dataset_root=ROOTS[4], parent=(base, 1),
                           manifest_cid="cid2")
     client.commit_version(tuned, ROOTS[2], tensor_count=1, parent=(base, 2), manifest_cid="cid3")  # a fine-tune of base v2
-    events = audit.EventIndex(tmp_path, client).events()
+    events = audit.EventIndex.of(tmp_path, client).events()
     graph = audit.lineage(events, tuned)
     edges = {tuple(e) for e in graph["edges"]}
     assert {("base:1", "base:2"), ("base:2", "tuned:1")} <= edges
@@ -74,7 +74,7 @@ def test_a_forged_cache_entry_cannot_make_a_file_verify(client, tmp_path):
     client.commit_version(model, seal_checkpoint(real).root, tensor_count=1, manifest_cid="cid")
     forged = tmp_path / "forged.safetensors"
     save_file({"w": np.ones(4, dtype=np.float32)}, str(forged))
-    events = audit.EventIndex(tmp_path, client).events()
+    events = audit.EventIndex.of(tmp_path, client).events()
     assert verify_checkpoint(real, client, events, model).status == VERIFIED
     lie = json.loads(json.dumps(events))
     lie[-1]["args"]["weightsRoot"] = seal_checkpoint(forged).root  # the local cache claims the forged root

@@ -1,0 +1,27 @@
+"""What to type next, for each kind of library error: CLI advice lives here, not in the library."""
+
+from modelreg import errors
+
+# Looked up along the error's class hierarchy, most specific first.
+HINTS: dict[type, str] = {
+    errors.ChainUnavailable: "start the node at {endpoint}, or fix --rpc-url ($MODELREG_RPC_URL)",
+    errors.ChainIdMismatch: "point --rpc-url at a node of the configured chain, or drop --chain-id",
+    errors.ContractNotDeployed: ("pass --registry ADDRESS to read a registry deployed elsewhere, or deploy "
+                                 "one with `modelreg deploy` (with the same --rpc-url)"),
+    errors.IpfsUnavailable: "start `ipfs daemon` for {api}, or fix --ipfs-api ($MODELREG_IPFS_API)",
+    errors.ModelNotFound: "`modelreg audit models` lists the registered models",
+    errors.VersionNotFound: "`modelreg audit history {model}` lists its versions",
+    errors.BlockNotFound: "`modelreg ipfs ls` lists the pins",
+    errors.InsufficientFunds: "fund the signer's account, or choose another signer",
+}
+
+
+def hint_for(error: errors.ModelregError) -> str | None:
+    """The hint for `error`, its `{names}` filled from the error's context; None if there is none."""
+    for cls in type(error).__mro__:
+        if cls in HINTS:
+            try:
+                return HINTS[cls].format(**getattr(error, "context", {}))
+            except KeyError:  # raised for another reason than the hint is about: its message says it all
+                return None
+    return None
