@@ -59,7 +59,7 @@ def history_cmd(model, as_json):
 
 @audit.command("find-root")
 @click.argument("root")
-@connection_options
+@read_options
 @json_option
 def find_root_cmd(root, as_json):
     """List every version, across models, that committed weights root ROOT, earliest first."""

@@ -6,8 +6,9 @@ from modelreg import errors
 HINTS: dict[type, str] = {
     errors.ChainUnavailable: "start the node at {endpoint}, or fix --rpc-url ($MODELREG_RPC_URL)",
     errors.ChainIdMismatch: "point --rpc-url at a node of the configured chain, or drop --chain-id",
-    errors.ContractNotDeployed: ("pass --registry ADDRESS to read a registry deployed elsewhere, or deploy "
-                                 "one with `modelreg deploy` (with the same --rpc-url)"),
+    errors.DeploymentNotRecorded: ("to read an existing registry pass --registry ADDRESS (or set "
+                                   "MODELREG_REGISTRY), to start a new one run `modelreg deploy` with the "
+                                   "same --rpc-url"),
     errors.IpfsUnavailable: "start `ipfs daemon` for {api}, or fix --ipfs-api ($MODELREG_IPFS_API)",
     errors.ModelNotFound: "`modelreg audit models` lists the registered models",
     errors.VersionNotFound: "`modelreg audit history {model}` lists its versions",

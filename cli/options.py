@@ -112,18 +112,14 @@ def config_of(ctx: click.Context | None = None):
 def open_registry(ctx: click.Context | None = None, *, write: bool = False):
     """Connect to the configured chain and IPFS (starting the embedded devnet if needed)."""
     from modelreg.errors import ContractNotDeployed, DeploymentNotRecorded
-    from modelreg.service.connect import (
-        connect,  # imported late: web3 is slow to import, --help should not wait
-    )
+    from modelreg.service.connect import connect
 
     ctx = ctx or click.get_current_context()
     config = config_of(ctx)
     try:
         return connect(home_of(ctx), config, write=write)
-    except DeploymentNotRecorded as e:
-        raise DeploymentNotRecorded(f"{e}; to read an existing registry pass --registry ADDRESS (or set "
-                                    "MODELREG_REGISTRY), to start a new one run `modelreg deploy` with the "
-                                    "same --rpc-url") from None
+    except DeploymentNotRecorded:
+        raise  # the CLI's hint says what to do
     except ContractNotDeployed as e:
         if not config.chain.registry:
             raise

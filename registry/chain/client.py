@@ -237,7 +237,7 @@ class RegistryClient:
                                       "the chain may have been reset: deploy the ModelRegistry again")
         try:
             found = _rpc_call(client.contract.functions.version().call)
-        except (*_REVERTS, BadFunctionCallOutput, ValueError):
+        except (*_reverts(), BadFunctionCallOutput, ValueError):
             found = None  # no version(): an older ModelRegistry, or another contract altogether
         if found != INTERFACE_VERSION:
             what = "has no version()" if found is None else f"reports interface version {found}"
