@@ -123,8 +123,7 @@ def find_model(events: list[dict], name_or_id: str) -> dict:
     for model in models(events):
         if model["name"] == name_or_id or str(model["id"]) == str(name_or_id):
             return model
-    raise ModelNotFound(f"no model named {name_or_id!r} is registered on this chain "
-                        "(`modelreg audit models` lists them)")
+    raise ModelNotFound(f"no model named {name_or_id!r} is registered on this chain", model=name_or_id)
 
 
 def history(events: list[dict], model_id: int) -> list[dict]:
@@ -157,8 +156,8 @@ def find_version(events: list[dict], model: dict, version: int) -> dict:
     for v in history(events, model["id"]):
         if v["version"] == version:
             return v
-    raise VersionNotFound(f"model {model['name']!r} has no version {version} "
-                          f"(it has {model['versions']}; `modelreg audit history {model['name']}` lists them)")
+    raise VersionNotFound(f"model {model['name']!r} has no version {version} (it has {model['versions']})",
+                          model=model["name"])
 
 
 def datasets(events: list[dict]) -> dict[int, dict]:
