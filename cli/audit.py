@@ -189,7 +189,7 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
               help="Tolerance mode, for runs trained on a GPU: each tensor within ATOL + RTOL * its largest "
                    "value passes; the verdict says it is tolerance-based.")
 @click.option("--device", default="cpu", show_default=True, help="torch device to replay on.")
-@connection_options
+@read_options
 @json_option
 def replay_cmd(model, version, sample, tolerance, device, as_json):
     """Re-execute a committed stretch of MODEL's training and compare the weights with the chain's.
