@@ -1,6 +1,7 @@
 """The data directory: where every piece of local state lives."""
 
 import os
+import tempfile
 from pathlib import Path
 
 from modelreg.errors import ConfigInvalid
@@ -15,6 +16,9 @@ def resolve_home(flag: str | os.PathLike | None = None) -> Path:
     home = Path(chosen).expanduser().resolve()
     try:
         home.mkdir(parents=True, exist_ok=True)
+        # Every command may write here (the devnet, the event index, IPFS blocks): find out now, not
+        # halfway through. Permissions alone do not tell (root in /proc, a read-only mount).
+        os.rmdir(tempfile.mkdtemp(prefix=".writable-", dir=home))
     except OSError as e:
         raise ConfigInvalid(f"cannot use {home} as the data directory: {e.strerror or e}") from None
     return home

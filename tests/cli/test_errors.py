@@ -344,6 +344,11 @@ def test_a_data_directory_that_cannot_be_made_is_named(tmp_path):
                                        r"directory you can write$")
 
 
+def test_a_data_directory_that_cannot_be_written_is_named():
+    fails(Modelreg(Path("/proc")), "audit", "models",
+          match=r"^Error: cannot use /proc as the data directory: No such file or directory; pass --home")
+
+
 def test_verify_against_a_model_without_versions_says_so(tmp_path, demo):
     for run in _home(tmp_path / "home"):
         run("model", "register", "empty")
