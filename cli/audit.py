@@ -8,8 +8,14 @@ from rich.table import Table
 from modelreg.cli.options import console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
-from modelreg.service import replay as replay_lib
 from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render
+
+
+def _replays(home, client) -> dict:
+    """Recorded replays; their module (diffs, seals, eth_abi) is loaded only by the commands that show them."""
+    from modelreg.service import replay
+
+    return replay.recorded(home, client)
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:
@@ -85,7 +91,7 @@ def show_cmd(model, version, as_json):
     events = registry.events()
     entry = audit_lib.find_version(events, audit_lib.find_model(events, model), version)
     status, manifest = audit_lib.check_manifest(entry, registry.ipfs.cat)
-    replayed = replay_lib.recorded(registry.home, registry.client).get((entry["model"], version))
+    replayed = _replays(registry.home, registry.client).get((entry["model"], version))
     shown = {**entry, "verification": status, "manifest": manifest, "replay": replayed}
     if as_json:
         return print_json(shown)
@@ -169,7 +175,7 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
     links = {"gateway": gateway_url, "explorer": explorer_url or EXPLORERS.get(chain["chain_id"])}
     report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"], chain, registry.ipfs.cat,
                                     block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
-                                    links=links, replays=replay_lib.recorded(registry.home, registry.client))
+                                    links=links, replays=_replays(registry.home, registry.client))
     text = render(report, fmt)
     if output is None:
         return click.echo(text)
