@@ -75,7 +75,7 @@ def main() -> None:
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         try:
-            for name, cmd in commands.items():  # warm-up: page cache, .pyc files
+            for cmd in commands.values():  # warm-up: page cache, .pyc files
                 _wall(cmd)
             for _ in range(args.runs):
                 for name, cmd in commands.items():

@@ -206,6 +206,7 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     """
     if device != "cpu" and not tolerance:
         raise click.UsageError("a replay on a GPU is never bit-exact; pass --tolerance ATOL RTOL")
+    from modelreg.service import replay as replay_lib
     from modelreg.training.replay import execute  # torch is slow to import
 
     tol = replay_lib.Tolerance(*tolerance) if tolerance else None
