@@ -27,7 +27,7 @@ def render(report: dict, fmt: str) -> str:
     if fmt == "json":
         from modelreg.formats.manifest import canonical_json  # (loads the Merkle code: for JSON reports only)
 
-        return canonical_json(report).decode("utf-8")
+        return canonical_json({**report, "how_to_check": check_commands(report)}).decode("utf-8")
     if fmt == "md":
         return render_markdown(report)
     if fmt == "html":

@@ -78,7 +78,7 @@ def test_html_escapes_a_revocation_reason_and_shows_it_whole(made):
 def test_the_three_formats_carry_the_same_facts(made):
     report, _ = made
     md, page, data = render(report, "md"), render(report, "html"), json.loads(render(report, "json"))
-    assert data == json.loads(json.dumps(report))
+    assert data == {**json.loads(json.dumps(report)), "how_to_check": check_commands(report)}
     text = " ".join(_html_text(page).split())
     facts = [v["tx"] for v in report["versions"]] + [v["manifest_cid"] for v in report["versions"]]
     facts += [r["tx"] for r in report["roles"]] + [report["versions"][1]["revoked"]["revoker"], "modelreg test"]
