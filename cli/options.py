@@ -7,8 +7,8 @@ import json
 import click
 
 from modelreg.errors import SymlinkRefused
+from modelreg.home import resolve_home
 from modelreg.service.config import PROFILES, SETTINGS, SIGNER_KINDS, load_config, overrides_of
-from modelreg.service.home import resolve_home
 
 
 def home_of(ctx: click.Context | None = None):

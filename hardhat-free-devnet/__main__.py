@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from modelreg.service.home import resolve_home
+from modelreg.home import resolve_home
 
 from . import manager
 from .accounts import HD_PATH, MNEMONIC

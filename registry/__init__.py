@@ -71,9 +71,9 @@ def connect(home: str | os.PathLike | None = None, *, write: bool = True, **sett
     Example:
         >>> registry = modelreg.connect(rpc_url="http://127.0.0.1:8545", signer="env")
     """
+    from modelreg.home import resolve_home
     from modelreg.service.config import load_config, overrides_of
     from modelreg.service.connect import connect as connect_registry
-    from modelreg.service.home import resolve_home
 
     resolved = resolve_home(home)
     return connect_registry(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
