@@ -11,8 +11,9 @@ from pathlib import Path
 from modelreg._hex import to_hex
 from modelreg.errors import DuplicateRoot, ModelregError
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
-from modelreg.formats.seal import SealedCheckpoint, seal_checkpoint
+from modelreg.formats.seal import SealedCheckpoint
 from modelreg.records import Commit, VersionRef
+from modelreg.service.ingest import seal_and_add
 
 
 def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, model_name: str,
@@ -36,8 +37,11 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         The `Commit`. A root the model already holds is not committed again: the existing version
         comes back with `existing=True`.
     """
-    sealed = sealed or seal_checkpoint(path)
-    checkpoint_cid = ipfs.add(str(path))
+    if sealed is None:  # one read of the file gives both the seal and the blocks
+        model, checkpoint_cid = seal_and_add(path, ipfs)
+        sealed = model.tensors
+    else:
+        checkpoint_cid = ipfs.add(str(path))
     metrics = dict(metrics or {})
     artifacts = {**(artifacts or {}), "weights": {"cid": checkpoint_cid}}  # where a replay fetches them
     lineage = {"transcript": transcript} if transcript is not None else {}

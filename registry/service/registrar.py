@@ -15,6 +15,7 @@ from modelreg.formats.seal import seal_checkpoint
 from modelreg.formats.transcript import TRANSCRIPT_FORMAT, load_batches
 from modelreg.records import Commit, VersionRef
 from modelreg.service.commit import code_revision_of, commit_checkpoint
+from modelreg.service.ingest import seal_and_add
 from modelreg.service.journal import Journal
 
 _STOP = object()
@@ -101,7 +102,8 @@ class Registrar:
         optimizer = record.get("optimizer_path")
         if optimizer and Path(optimizer).exists():
             # Pinned so that the next version's transcript, which starts from this state, can be replayed.
-            artifacts["optimizer"] = {"cid": self.ipfs.add(optimizer), "root": seal_checkpoint(optimizer).root}
+            sealed, cid = seal_and_add(optimizer, self.ipfs)  # one read for both
+            artifacts["optimizer"] = {"cid": cid, "root": sealed.root}
         transcript = self._transcript(record["transcript"]) if record.get("transcript") else None
         commit = commit_checkpoint(
             self.client, self.ipfs, record["path"], model_id=self.model_id, model_name=self.model_name,
