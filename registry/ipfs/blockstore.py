@@ -51,8 +51,9 @@ class Blockstore:
         path.parent.mkdir(exist_ok=True)
         write_atomic(path, data)
 
-    def put_all(self, blocks: Iterable[Block]) -> Block:
-        """Store a DAG's blocks, children first, as one batch; return the last (the root).
+    def put_all(self, blocks: Iterable[Block]) -> Block | None:
+        """Store a DAG's blocks, children first, as one batch; return the last (the root), or
+        None when there were none.
 
         Each new block is written to a temp file without waiting for the disk; once all are
         written, each is fsynced, renamed to its CID, and the directories holding the new names
@@ -82,8 +83,6 @@ class Blockstore:
             raise
         # The new names, and the shard directories made for them.
         _fsync_all({path.parent for path in staged} | ({self.blocks_dir} if staged else set()))
-        if last is None:
-            raise ValueError("put_all was given no blocks")
         return last
 
     def get(self, cid: CID) -> bytes:
@@ -115,10 +114,15 @@ class Blockstore:
         write_atomic(self.pins_path, body.encode())
 
     def pin(self, cid: CID) -> None:
-        """Pin a DAG recursively; every block of it must be present (BlockNotFound otherwise).
+        """Pin a DAG recursively; every block of it must be present (BlockNotFound otherwise)."""
+        self.check_complete(cid)
+        self._save_pins([*self.pins(), str(cid)])
+
+    def check_complete(self, cid: CID) -> None:
+        """BlockNotFound unless every block of the DAG under `cid` is present.
 
         Nodes are read (and verified) for their links; raw leaves, which link nowhere and are
-        nearly all of a file's bytes, are only checked to be there, so pinning a fresh 1 GiB
+        nearly all of a file's bytes, are only checked to be there, so checking a fresh 1 GiB
         DAG reads kilobytes, not a gigabyte. `get` and `gc` verify every block they read.
         """
         seen, stack = set(), [bytes(cid)]
@@ -133,7 +137,6 @@ class Blockstore:
                 continue
             node = unixfs.cid_from_bytes(raw)
             stack.extend(unixfs.link_bytes_of(node, self.get(node)))
-        self._save_pins([*self.pins(), str(cid)])
 
     def unpin(self, cid: CID) -> None:
         pins = self.pins()

@@ -14,6 +14,7 @@ from modelreg.errors import BlockNotFound, CarInvalid, InputInvalid
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.blockstore import Blockstore
 from modelreg.ipfs.car import encode_car, read_car
+from modelreg.ipfs.unixfs import Block
 
 
 def write_atomically_from(chunks, out_path: str | os.PathLike) -> None:
@@ -121,19 +122,17 @@ class EmbeddedIpfs:
     def import_car(self, path, pin=True) -> list[str]:
         """Import a CARv1 file: every block checked against its CID, every root's DAG complete.
 
-        Blocks are stored as they are verified; if the file turns out bad, the ones already
-        stored are unpinned and the next gc removes them.
+        The blocks are stored as one batch (see `Blockstore.put_all`): a file that turns out
+        bad part-way leaves none of its blocks behind.
         """
         with open_regular(path) as f:
             roots, blocks = read_car(f)
             if not roots:
                 raise CarInvalid(f"CAR file {path} names no root")
-            for cid, data in blocks:
-                self.store.put(cid, data)
+            self.store.put_all(Block(bytes(cid), data) for cid, data in blocks)
         for root in roots:
             try:
-                for _ in self.store.walk(root):
-                    pass
+                self.store.check_complete(root)
             except BlockNotFound as e:
                 raise CarInvalid(f"CAR file {path} is missing blocks of root {root}: {e}") from None
             if pin:

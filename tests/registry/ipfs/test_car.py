@@ -74,6 +74,7 @@ def test_import_refuses_a_block_with_a_flipped_byte_and_names_it(tmp_path):
     with pytest.raises(CarInvalid, match=f"CAR block {last} does not match its CID"):
         other.import_car(tmp_path / "bad.car")
     assert other.pins() == []
+    assert not list(other.store.cids())  # the good blocks before it were not kept either
 
 
 def test_import_refuses_a_dag_with_missing_blocks(tmp_path):
