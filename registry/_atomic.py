@@ -8,6 +8,26 @@ from pathlib import Path
 TMP_PREFIX = ".tmp-"  # every temp file starts so; a store's cleanup finds leftovers by it
 
 
+def temp_prefix(name: str = "") -> str:
+    """The prefix of a temp file this process writes: TMP_PREFIX, the writer's pid, then `name`, so a
+    cleanup can tell a killed writer's leftover from a live writer's file in flight."""
+    return f"{TMP_PREFIX}{os.getpid()}.{name}"
+
+
+def writer_gone(temp_name: str) -> bool:
+    """True when the process that wrote temp file `temp_name` no longer runs (or the name holds no pid)."""
+    pid = temp_name[len(TMP_PREFIX):].split(".", 1)[0]
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -> None:
     """Write `data` (bytes, text as UTF-8, or an iterator of byte chunks) to `path` durably.
 
@@ -16,7 +36,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
     chunks raise part-way (a block that fails its hash, say), `path` is left untouched.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(f"{path.name}."), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             if isinstance(data, str):

@@ -2,8 +2,9 @@
 
 Durability, and what a crash leaves: a file under a CID's name always holds that block's
 complete bytes, made durable before it got the name; a pin names only DAGs whose every block
-is durable. A crash can leave unnamed temp files (gc removes them) and unpinned blocks (gc
-removes those too), never a pin that names a missing or torn block.
+is durable. A crash can leave unnamed temp files (the next start and gc remove them; they are
+never counted as blocks) and unpinned blocks (gc removes those), never a pin that names a
+missing or torn block.
 """
 
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from multiformats import CID
 
-from modelreg._atomic import TMP_PREFIX, write_atomic
+from modelreg._atomic import TMP_PREFIX, temp_prefix, write_atomic, writer_gone
 from modelreg.errors import BlockCorrupted, BlockNotFound
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.unixfs import Block
@@ -33,6 +34,17 @@ class Blockstore:
         self.blocks_dir = self.root / "blocks"
         self.pins_path = self.root / "pins.json"
         self.blocks_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_leftover_temp_files()
+
+    def remove_leftover_temp_files(self) -> int:
+        """Delete the temp files of writers that are gone (killed mid-write), in the shards and beside
+        pins.json; their count. A live writer's files, another process's add in flight, are left."""
+        removed = 0
+        for path in [*self.root.glob(f"{TMP_PREFIX}*"), *self.blocks_dir.glob(f"*/{TMP_PREFIX}*")]:
+            if writer_gone(path.name):
+                path.unlink(missing_ok=True)  # missing: another process swept it first
+                removed += 1
+        return removed
 
     def _path(self, cid: CID | bytes) -> Path:
         name = unixfs.cid_text(cid if isinstance(cid, bytes) else bytes(cid))
@@ -70,7 +82,7 @@ class Blockstore:
                 if path in staged or path.is_file():
                     continue
                 path.parent.mkdir(exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=path.parent)
                 with os.fdopen(fd, "wb") as f:
                     f.write(block.data)
                 staged[path] = tmp
@@ -157,7 +169,7 @@ class Blockstore:
             stack.extend(reversed(unixfs.links_of(cid, data)))
 
     def gc(self) -> int:
-        """Remove every block no pin reaches (and temp files a crash left); return the count.
+        """Remove every block no pin reaches, and temp files killed writers left; the count of blocks.
 
         A pinned DAG that is corrupted stops the collection (BlockCorrupted) rather than
         losing the blocks below the bad one.
@@ -165,10 +177,11 @@ class Blockstore:
         keep = set()
         for pin in self.pins():
             keep.update(cid for cid, _ in self.walk(unixfs.parse_cid(pin)))
+        self.remove_leftover_temp_files()
         removed = 0
         for shard in self.blocks_dir.iterdir():
             for path in shard.iterdir():
-                if path.name.startswith(TMP_PREFIX) or unixfs.parse_cid(path.name) not in keep:
+                if not path.name.startswith(TMP_PREFIX) and unixfs.parse_cid(path.name) not in keep:
                     path.unlink()
                     removed += 1
         return removed

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from modelreg._atomic import TMP_PREFIX
 from modelreg.errors import BlockCorrupted, BlockNotFound, InputInvalid
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.blockstore import Blockstore
@@ -73,10 +74,7 @@ def test_gc_removes_only_blocks_no_pin_reaches(tmp_path):
     ipfs = EmbeddedIpfs(tmp_path)
     kept = ipfs.add_bytes(pattern_bytes(2 * MiB + 1, seed=1))
     dropped = ipfs.add_bytes(pattern_bytes(2 * MiB + 1, seed=2), pin=False)
-    crash_leftover = ipfs.store.blocks_dir / "aa" / ".tmp-crashed"
-    crash_leftover.parent.mkdir(exist_ok=True)
-    crash_leftover.write_bytes(b"half a bl")
-    assert ipfs.gc() == 4 + 1  # three leaves and a root, and the temp file
+    assert ipfs.gc() == 4  # three leaves and a root
     assert ipfs.pins() == [kept]
     assert ipfs.cat(kept) == pattern_bytes(2 * MiB + 1, seed=1)
     with pytest.raises(BlockNotFound, match="is not in the store"):
@@ -142,3 +140,38 @@ def test_a_killed_add_never_leaves_a_torn_block_or_a_pin_to_a_missing_one(tmp_pa
                 pass
         EmbeddedIpfs(home).gc()  # and gc clears what the kill left
         assert not list(home.rglob(".tmp-*"))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _leftover(path, pid: int):
+    path = path.parent / f"{TMP_PREFIX}{pid}.{path.name}"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"half a bl")
+    return path
+
+
+def test_a_killed_writers_temp_files_go_at_the_next_start_and_are_never_blocks(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    cid = ipfs.add_bytes(b"kept")
+    dead = _dead_pid()
+    in_shard = _leftover(ipfs.store.blocks_dir / "2a" / "bafkreiabc", dead)
+    beside_pins = _leftover(ipfs.store.root / "pins.json.456", dead)
+    in_flight = _leftover(ipfs.store.blocks_dir / "2b" / "bafkreidef", os.getpid())  # a live writer's
+    assert [str(c) for c in ipfs.store.cids()] == [cid]
+    EmbeddedIpfs(tmp_path)  # the next start
+    assert not in_shard.exists() and not beside_pins.exists()
+    assert in_flight.exists()
+    assert ipfs.gc() == 0 and ipfs.cat(cid) == b"kept" and in_flight.exists()
+
+
+def test_gc_removes_a_killed_writers_temp_files_without_counting_them(tmp_path):
+    ipfs = EmbeddedIpfs(tmp_path)
+    ipfs.add_bytes(b"kept")
+    ipfs.add_bytes(b"dropped", pin=False)
+    leftover = _leftover(ipfs.store.blocks_dir / "aa" / "crashed", _dead_pid())
+    assert ipfs.gc() == 1 and not leftover.exists()
