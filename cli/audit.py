@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from modelreg.cli.options import console, json_option, open_registry, print_json, read_options, short
+from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
 from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render
@@ -82,7 +82,7 @@ def find_root_cmd(root, as_json):
 
 @audit.command("show")
 @click.argument("model")
-@click.argument("version", type=int)
+@click.argument("version", type=VERSION)
 @read_options
 @json_option
 def show_cmd(model, version, as_json):
@@ -188,7 +188,7 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
 
 @audit.command("replay")
 @click.argument("model")
-@click.option("--version", type=int, help="The version whose training segment to replay [default: the newest].")
+@click.option("--version", type=VERSION, help="The version whose training segment to replay [default: the newest].")
 @click.option("--sample", is_flag=True, help="Replay one segment up to VERSION, chosen by the hash of the "
                                              "first block mined after VERSION was committed.")
 @click.option("--tolerance", nargs=2, type=float, metavar="ATOL RTOL",

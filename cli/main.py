@@ -7,6 +7,7 @@ that need them.
 
 import importlib
 import os
+import sys
 
 import click
 
@@ -66,6 +67,12 @@ class Group(click.Group):
     def format_commands(self, ctx, formatter):
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
+
+    args: list[str] = []  # the command line as typed, so an error can show the command to run next
+
+    def main(self, args=None, *rest, **kwargs):
+        self.args = list(sys.argv[1:] if args is None else args)
+        return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx):
         try:

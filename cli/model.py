@@ -4,6 +4,7 @@ import click
 
 from modelreg._hex import to_hex
 from modelreg.cli.options import (
+    VERSION,
     config_of,
     connection_options,
     home_of,
@@ -112,9 +113,9 @@ def accept(model_name, as_json):
 
 @model.command("revoke")
 @click.argument("model_name", metavar="MODEL")
-@click.argument("version", type=int)
+@click.argument("version", type=VERSION)
 @click.option("--reason", required=True, help="Why the version must not be used; stored on-chain.")
-@click.option("--replacement", type=int, default=0, help="The version to use instead (optional).")
+@click.option("--replacement", type=click.IntRange(0, VERSION.max), default=0, help="The version to use instead (optional).")
 @connection_options
 @json_option
 def revoke(model_name, version, reason, replacement, as_json):

@@ -22,6 +22,10 @@ def home_of(ctx: click.Context | None = None):
         raise ConfigInvalid(f"{e}; pass --home (or set MODELREG_HOME to) a directory you can write") from None
 
 
+# Versions count from 1; the contract stores them as uint32.
+VERSION = click.IntRange(1, 2**32 - 1)
+UINT256 = 2**256 - 1
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of text.")
 
 
@@ -62,7 +66,7 @@ def symlink_advice():
 _FLAGS = {
     "rpc_url": click.option("--rpc-url", help="EVM JSON-RPC endpoint [env MODELREG_RPC_URL; default: the "
                                               "embedded devnet]."),
-    "chain_id": click.option("--chain-id", type=int, help="Refuse an endpoint serving another chain "
+    "chain_id": click.option("--chain-id", type=click.IntRange(1, UINT256), help="Refuse an endpoint serving another chain "
                                                           "[env MODELREG_CHAIN_ID]."),
     "registry": click.option("--registry", metavar="ADDRESS",
                              help="ModelRegistry contract to use [env MODELREG_REGISTRY; default: the one recorded "
@@ -73,7 +77,7 @@ _FLAGS = {
                             help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
     "signer": click.option("--signer", type=click.Choice(SIGNER_KINDS),
                            help="Where the signing key comes from [env MODELREG_SIGNER; default dev]."),
-    "dev_account": click.option("--dev-account", type=int, help="Index of the devnet dev account to sign with."),
+    "dev_account": click.option("--dev-account", type=click.IntRange(0), help="Index of the devnet dev account to sign with."),
     "keystore": click.option("--keystore", type=click.Path(dir_okay=False),
                              help="Encrypted keystore file (signer keystore); password from "
                                   "$MODELREG_KEYSTORE_PASSWORD or a prompt."),

@@ -2,7 +2,7 @@
 
 import click
 
-from modelreg.cli.options import json_option, open_registry, print_json, read_options
+from modelreg.cli.options import VERSION, json_option, open_registry, print_json, read_options
 from modelreg.errors import VersionNotFound
 from modelreg.service import audit as audit_lib
 from modelreg.service.verify import MISMATCH, REVOKED
@@ -11,7 +11,7 @@ from modelreg.service.verify import MISMATCH, REVOKED
 @click.command()
 @click.argument("target")
 @click.option("--model", "model", required=True, help="Model name (or id) to verify against.")
-@click.option("--version", "version", type=int, help="Version to compare with; default: find which version it is.")
+@click.option("--version", "version", type=VERSION, help="Version to compare with; default: find which version it is.")
 @click.option("--tensor", "tensors", multiple=True,
               help="Also prove this tensor on-chain with a Merkle proof checked by the contract (repeatable).")
 @read_options

@@ -1,7 +1,10 @@
 """The data directory: where every piece of local state lives."""
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from modelreg.errors import ConfigInvalid
@@ -22,3 +25,16 @@ def resolve_home(flag: str | os.PathLike | None = None) -> Path:
     except OSError as e:
         raise ConfigInvalid(f"cannot use {home} as the data directory: {e.strerror or e}") from None
     return home
+
+
+LOCK_FILE = "setup.lock"
+
+
+@contextlib.contextmanager
+def setup_lock(home: str | os.PathLike) -> Iterator[None]:
+    """Held around first-time setup in a data directory (deploying its registry, registering a
+    dataset or a model), across processes: two commands started at once on a fresh directory then
+    share one registry and one registration instead of each sending its own."""
+    with open(Path(home) / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        yield

@@ -191,6 +191,7 @@ def train(
     on_checkpoint: Callable[[CheckpointEvent], None] | None = None,
     resume: bool = False,
     device: str | None = None,
+    before_first_step: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train config on the verified dataset in data_dir, writing checkpoints to out_dir.
 
@@ -199,18 +200,22 @@ def train(
     dataset_root, when given, must be the manifest's root. on_checkpoint is called on
     rank 0 after every checkpoint, in the training thread: it must hand slow work (the
     network) elsewhere and return. An exception from it stops training, leaving the
-    checkpoints written so far resumable with resume=True.
+    checkpoints written so far resumable with resume=True. before_first_step is called on
+    rank 0 once the data is verified and tokenized into enough tokens for a batch and the model
+    is built, before the first step: what must not happen for bad data (registering it) waits
+    for it, and an exception from it stops training before any step.
     """
     t0 = time.time()
     env = distributed.setup(device)
     try:
         return _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
-                      on_checkpoint, resume, env, t0)
+                      on_checkpoint, resume, env, t0, before_first_step)
     finally:
         distributed.teardown(env)
 
 
-def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0):
+def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0,
+           before_first_step=None):
     manifest = manifest if manifest is not None else seal_directory(data_dir)
     dataset = load_dataset(data_dir, manifest, expected_root)  # raises before any step on a bad file
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +241,8 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
                    "dtype": "bfloat16-autocast" if cuda else "float32"}
     tokens_per_step = config.batch_size * config.block_size * env.world_size
     splits = {"train": train_data, "val": val_data}
+    if before_first_step is not None and env.is_main:
+        before_first_step()
     evals, step_losses, written = [], [], []
     if step == 0 and env.is_main:
         losses = estimate_loss(raw_model, splits, config, env.device, autocast)

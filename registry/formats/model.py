@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from modelreg.errors import CheckpointInvalid, ModelInvalid, SymlinkRefused
+from modelreg._files import open_regular
+from modelreg.errors import CheckpointInvalid, InputInvalid, ModelInvalid, SymlinkRefused
 from modelreg.formats.seal import (
     FileLeaf,
     SealedCheckpoint,
@@ -124,9 +125,9 @@ def seal_weights_file(path: Path) -> SealedCheckpoint:
 
 def _is_pickle(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(4)
-    except OSError:
+    except InputInvalid:  # missing, unreadable, or a FIFO that would block
         return False
     return head.startswith(_PICKLE_MAGIC)
 

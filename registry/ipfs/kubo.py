@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import ipfshttpclient
 from ipfshttpclient import exceptions as rpc
+from ipfshttpclient.http_common import multiaddr_to_url_data
 
 from modelreg._files import open_regular
 from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
@@ -22,17 +23,27 @@ T = TypeVar("T")
 
 
 def api_multiaddr(api: str) -> str:
-    """ipfshttpclient wants a multiaddr; accept the URL form people type too."""
-    if api.startswith("/"):
-        return api
-    url = urlsplit(api if "://" in api else f"http://{api}")
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise InputInvalid(f"--ipfs-api {api!r} is not an http(s) URL or a multiaddr; "
-                           "use e.g. http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001")
-    host = url.hostname
-    proto = "ip6" if ":" in host else "ip4" if host.replace(".", "").isdigit() else "dns"
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return f"/{proto}/{host}/tcp/{port}/{url.scheme}"
+    """ipfshttpclient wants a multiaddr; accept the URL form people type too. InputInvalid unless
+    the result is an address the client can use (checked here, before anything is opened)."""
+    problem = (f"IPFS API address {api!r} is not an http(s) URL or a multiaddr; "
+               "use e.g. http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001")
+    addr = api
+    if not api.startswith("/"):
+        try:
+            url = urlsplit(api if "://" in api else f"http://{api}")
+            port = url.port or (443 if url.scheme == "https" else 80)
+        except ValueError:  # an unclosed [ipv6], a port that is not a number or out of range
+            raise InputInvalid(problem) from None
+        host = url.hostname
+        if url.scheme not in ("http", "https") or not host:
+            raise InputInvalid(problem)
+        proto = "ip6" if ":" in host else "ip4" if host.replace(".", "").isdigit() else "dns"
+        addr = f"/{proto}/{host}/tcp/{port}/{url.scheme}"
+    try:
+        multiaddr_to_url_data(addr, "api/v0")
+    except (rpc.AddressError, ValueError):  # the multiaddr library raises ValueError subclasses
+        raise InputInvalid(problem) from None
+    return addr
 
 
 def _root_of(reply, source) -> dict:
@@ -54,6 +65,7 @@ class KuboIpfs:
     def __init__(self, api: str, home: str | os.PathLike,
                  profile: unixfs.Profile = unixfs.V1_2025, timeout: float = 120):
         self.api = api
+        address = api_multiaddr(api)  # before the local store is created: a bad address writes nothing
         self.profile = profile
         # Fetched DAGs land unpinned in the local store, where they are verified and then
         # read; gc clears them.
@@ -61,7 +73,7 @@ class KuboIpfs:
         # ipfshttpclient 0.7's connect() refuses every Kubo >= 0.8 (its VERSION_MAXIMUM),
         # though the RPC endpoints used here are unchanged since; building the Client
         # directly skips only that version gate.
-        self.client = ipfshttpclient.Client(api_multiaddr(api), timeout=timeout)
+        self.client = ipfshttpclient.Client(address, timeout=timeout)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:

@@ -17,6 +17,7 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
+from modelreg.home import setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import EventIndex, find_model, history
 from modelreg.service.config import Config
@@ -114,10 +115,7 @@ class Registry:
             >>> registry.commit("ckpt.safetensors", "my-gpt", metrics={"val_loss": 2.1}).version
             1
         """
-        try:
-            model_id = self.client.model_id(model)
-        except ModelNotFound:
-            model_id, _ = self.client.register_model(model, "")
+        model_id = self.model_id_or_register(model, "")
         if isinstance(parent, int):
             parent = VersionRef(model_id, parent)
         from modelreg.service.commit import commit_checkpoint
@@ -125,6 +123,31 @@ class Registry:
         return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                  parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
                                  config=config)
+
+    def model_id_or_register(self, name: str, metadata: str) -> int:
+        """The id of model `name`, registering it first if it is new; two processes doing this at
+        once in one data directory register it once."""
+        with setup_lock(self.home):
+            try:
+                return self.client.model_id(name)
+            except ModelNotFound:
+                return self.client.register_model(name, metadata)[0]
+
+    def register_dataset(self, manifest: dict) -> None:
+        """Pin a dataset manifest and register its root as the signer's, unless it is already."""
+        from modelreg.formats.manifest import canonical_json
+
+        cid = self.ipfs.add_bytes(canonical_json(manifest))
+        with setup_lock(self.home):
+            self.client.register_dataset(manifest["root"], cid)  # no transaction if it is registered
+
+    def embedded_chain_stopped(self) -> bool:
+        """True when this data directory's embedded devnet was in use and is no longer running."""
+        if not self.embedded_chain:
+            return False
+        from modelreg.devnet.manager import status
+
+        return not status(self.home).running
 
     def history(self, model: str | int) -> list[dict]:
         """Every version of `model` in commit order, with revocations, read from contract events."""
@@ -176,17 +199,18 @@ def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
     if config.chain.registry:
         registry.client  # noqa: B018  (an address given by hand is checked before anything is read)
         return registry
-    try:
-        deployments.lookup(home, chain_id)
-    except ContractNotDeployed:
-        if not embedded:
-            raise
-        # The embedded devnet is this data directory's own chain: deploying is part of starting it.
-        # A devnet account pays, so that a read, or a signer the devnet never funded, still works.
-        from modelreg.chain.client import RegistryClient
-        from modelreg.chain.client import connect as connect_chain
+    with setup_lock(home):  # a second command started at once waits, then finds this deployment
+        try:
+            deployments.lookup(home, chain_id)
+        except ContractNotDeployed:
+            if not embedded:
+                raise
+            # The embedded devnet is this data directory's own chain: deploying is part of starting
+            # it. A devnet account pays, so that a read, or a signer the devnet never funded, works.
+            from modelreg.chain.client import RegistryClient
+            from modelreg.chain.client import connect as connect_chain
 
-        RegistryClient.deploy(connect_chain(rpc_url), _dev_signer(0), home)
+            RegistryClient.deploy(connect_chain(rpc_url), _dev_signer(0), home)
     if write:
         registry.client  # noqa: B018  (check the contract now, before any work is done)
     return registry
@@ -219,16 +243,17 @@ def deploy(home: Path, config: Config, *, force: bool = False):
 
     rpc_url, _, _ = _endpoint(home, config)
     w3 = connect_chain(rpc_url)
-    if not force:
-        try:
-            existing = RegistryClient.from_home(w3, None, home)
-        except ContractNotDeployed:  # none recorded, or the chain was reset under it
-            pass
-        else:
-            raise DeploymentExists(f"a ModelRegistry is already recorded for chain {existing.chain_id}: "
-                                   f"{existing.address}, deployed in block {existing.from_block}; "
-                                   "a new one would start with an empty history")
-    return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
+    with setup_lock(home):  # two deploys at once: the second sees the first's record
+        if not force:
+            try:
+                existing = RegistryClient.from_home(w3, None, home)
+            except ContractNotDeployed:  # none recorded, or the chain was reset under it
+                pass
+            else:
+                raise DeploymentExists(f"a ModelRegistry is already recorded for chain {existing.chain_id}: "
+                                       f"{existing.address}, deployed in block {existing.from_block}; "
+                                       "a new one would start with an empty history")
+        return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 
 def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:

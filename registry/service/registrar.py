@@ -6,6 +6,7 @@ again with --resume registers each checkpoint exactly once: pending ones are red
 root the contract already holds is taken as done.
 """
 
+import contextlib
 import json
 import queue
 import threading
@@ -25,12 +26,15 @@ class Registrar:
     """A background worker with a queue; `submit` never blocks on hashing, IPFS or the chain."""
 
     def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
-                 dataset_root: str, parent: VersionRef | None = None, prepare=None, on_commit=None):
+                 dataset_root: str, parent: VersionRef | None = None, prepare=None, on_commit=None,
+                 on_error=None):
         """`prepare()`, when given, runs first on the worker and returns the model id: registering the
-        dataset and the model there keeps those transactions off the training thread too."""
+        dataset and the model there keeps those transactions off the training thread too.
+        `on_error(e)` is called on the worker the moment a registration fails; what is queued after
+        that stays pending in the journal."""
         self.client, self.ipfs, self.journal = client, ipfs, journal
         self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
-        self.on_commit = on_commit
+        self.on_commit, self.on_error = on_commit, on_error
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
         self._revision = code_revision_of()
@@ -84,14 +88,20 @@ class Registrar:
             if self._last_version is not None:  # a resumed run continues the chain of parents
                 self._parent = VersionRef(self.model_id, self._last_version)
         except BaseException as e:  # kept for close(); every checkpoint stays pending
-            self.error = e
+            self._failed(e)
         while (record := self._queue.get()) is not _STOP:
             if self.error is not None:
                 continue  # drain: what is left stays pending in the journal for --resume
             try:
                 self._register(record)
             except BaseException as e:  # kept for close(); the journal keeps the work pending
-                self.error = e
+                self._failed(e)
+
+    def _failed(self, e: BaseException) -> None:
+        self.error = e
+        if self.on_error is not None:
+            with contextlib.suppress(Exception):  # reporting must not hide the error, which close() raises
+                self.on_error(e)
 
     def _register(self, record: dict) -> None:
         artifacts = {}

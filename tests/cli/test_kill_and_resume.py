@@ -106,13 +106,39 @@ def test_resumed_weights_equal_an_uninterrupted_run(tmp_path, small_data):
         manager.down(clean_home)
 
 
-def test_a_registration_refused_mid_run_is_registered_later_with_resume(modelreg, small_data):
-    modelreg("model", "register", "gpt-tiny")  # owned by dev account 0
-    args = ["train-and-register", "--data", small_data, "--model", "gpt-tiny", "--steps", "6", "--eval-interval", "3"]
-    refused = modelreg(*args, "--dev-account", "1", expect=2)  # a stranger: training runs, commits are refused
-    (line,) = [x for x in refused.output.splitlines() if x.startswith("Error: ")]
-    assert "2 checkpoint(s) are saved but not registered" in line and "--resume" in line
-    assert sorted(p.name for p in (modelreg.home / "runs" / "gpt-tiny").glob("ckpt-*[0-9].safetensors")) == [
-        "ckpt-000003.safetensors", "ckpt-000006.safetensors"]
-    done = json.loads(modelreg(*args, "--resume", "--json").output)
-    assert [(v["step"], v["version"]) for v in done["versions"]] == [(3, 1), (6, 2)]
+@pytest.mark.parametrize("keep_training", [False, True], ids=["stops", "keeps-training"])
+def test_a_devnet_that_dies_mid_run_is_named_and_resume_restarts_it(tmp_path, small_data, keep_training):
+    """Registration fails once the chain is gone: by default training stops at the next checkpoint and
+    names the exact command to resume; with --keep-training it trains to the end, journaling."""
+    from modelreg.devnet import manager
+
+    home = tmp_path / "home"
+    run_dir = home / "runs" / "gpt-tiny"
+    long_run = ["--steps", "12", "--eval-interval", "3"]
+    try:
+        Modelreg(home)("audit", "models")
+        cmd = [sys.executable, "-m", "modelreg.cli", "--home", str(home), "train-and-register", "--data",
+               str(small_data), "--model", "gpt-tiny", *long_run, *(["--keep-training"] if keep_training else [])]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 300
+        while _count("committed")(run_dir) < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(manager.status(home).pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 2, err.decode()[-3000:]
+        (line,) = [x for x in err.decode().splitlines() if x.startswith("Error: ")]
+        assert f"the embedded devnet of {home} stopped during the run" in line
+        written = sorted(p.name for p in run_dir.glob("ckpt-*[0-9].safetensors"))
+        if keep_training:
+            assert written[-1] == "ckpt-000012.safetensors" and "3 checkpoint(s) are saved but not registered" in line
+        else:
+            assert "ckpt-000012.safetensors" not in written and "training stopped at step" in line
+        resume = line.split("then run: ")[1]
+        assert resume.startswith("modelreg --home ") and resume.endswith(" --resume")
+        resumed = subprocess.run([sys.executable, "-m", "modelreg.cli", *resume.split()[1:]], capture_output=True,
+                                 timeout=600)
+        assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
+        history = json.loads(Modelreg(home)("audit", "history", "gpt-tiny", "--json").output)
+        assert [v["version"] for v in history] == [1, 2, 3, 4]
+    finally:
+        manager.down(home)
