@@ -130,5 +130,6 @@ def test_api_accepts_urls_and_multiaddrs_and_names_a_bad_one():
     assert api_multiaddr("http://127.0.0.1:5001") == "/ip4/127.0.0.1/tcp/5001/http"
     assert api_multiaddr("https://ipfs.example:443") == "/dns/ipfs.example/tcp/443/https"
     assert api_multiaddr("/ip4/10.0.0.1/tcp/5001") == "/ip4/10.0.0.1/tcp/5001"
-    with pytest.raises(InputInvalid, match="--ipfs-api 'ftp://x' is not an http"):
-        api_multiaddr("ftp://x")
+    for bad in ("ftp://x", "not a url", "/ip4/1.2.3", "/garbage", "http://[::1", "http://127.0.0.1:99999"):
+        with pytest.raises(InputInvalid, match="IPFS API address .* is not an http"):
+            api_multiaddr(bad)
