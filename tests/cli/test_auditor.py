@@ -41,16 +41,15 @@ def test_the_auditor_reads_what_the_owner_reads(world):
 def test_the_auditor_data_directory_holds_no_record_no_config_and_starts_no_devnet(world):
     _, auditor, flags, _ = world
     auditor("audit", "models", *flags)
-    # The event cache and an empty IPFS store: no deployments.json, no config.toml, no devnet.
-    assert sorted(p.name for p in auditor.home.iterdir()) == ["index", "ipfs"]
+    # The event cache alone: no deployments.json, no config.toml, no devnet.
+    assert sorted(p.name for p in auditor.home.iterdir()) == ["index"]
 
 
-def test_reading_never_asks_for_a_signer(world):
+def test_reading_never_asks_for_a_signer(world, monkeypatch):
     _, auditor, flags, _ = world
-    # A keystore signer with no keystore file could sign nothing: reads do not need one.
-    assert len(_json(auditor, "audit", "models", *flags, "--signer", "keystore")) == 2
-    fails(auditor, "model", "register", "mine", *flags, "--signer", "keystore",
-          match=r"no keystore file is configured; pass --keystore PATH")
+    monkeypatch.setenv("MODELREG_SIGNER", "keystore")  # with no keystore file it could sign nothing
+    assert len(_json(auditor, "audit", "models", *flags)) == 2
+    fails(auditor, "model", "register", "mine", *flags, match=r"no keystore file is configured")
 
 
 def test_the_registry_address_can_come_from_the_environment(world, monkeypatch):
