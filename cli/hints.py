@@ -9,6 +9,8 @@ HINTS: dict[type, str] = {
     errors.DeploymentNotRecorded: ("to read an existing registry pass --registry ADDRESS (or set "
                                    "MODELREG_REGISTRY), to start a new one run `modelreg deploy` with the "
                                    "same --rpc-url"),
+    errors.ContractIncompatible: ("run `modelreg deploy --force` for a current registry on this chain (the old "
+                                  "address stays in deployments.json), or pass --registry with the address of one"),
     errors.IpfsUnavailable: "start `ipfs daemon` for {api}, or fix --ipfs-api ($MODELREG_IPFS_API)",
     errors.ModelNotFound: "`modelreg audit models` lists the registered models",
     errors.VersionNotFound: "`modelreg audit history {model}` lists its versions",

@@ -62,6 +62,11 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
                 if version is None else "")
         return Verdict(MISMATCH, model_id, candidate, sealed.root, chain_root, len(sealed.leaves),
                        differences=_differences(path, versions, candidate, chain_root, fetch), note=note)
+    if record.tensor_count != len(sealed.leaves):
+        # Same root, another count: the committer's tree is not what modelreg seals (a name twice?).
+        return Verdict(MISMATCH, model_id, candidate, sealed.root, chain_root, len(sealed.leaves),
+                       note=f"the root matches but version {candidate} says {record.tensor_count} tensors, "
+                            f"the file has {len(sealed.leaves)}")
     proofs = {}
     for name in tensors:
         leaf, proof = sealed.proof(name)

@@ -3,7 +3,9 @@
 Every test runs on each chain in tests/conftest.py (eth-tester, anvil, the devnet, geth).
 """
 
+import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from modelreg.chain.client import RegistryClient
 from modelreg.errors import (
@@ -17,7 +19,9 @@ from modelreg.errors import (
 )
 from modelreg.formats.manifest import canonical_json
 from modelreg.formats.merkle import StandardMerkleTree
+from modelreg.formats.seal import seal_checkpoint
 from modelreg.service import audit
+from modelreg.service.verify import MISMATCH, verify_checkpoint
 from tests.registry.chain.test_client import as_signer
 
 ROOT_A = "0x" + "a1" * 32
@@ -218,3 +222,13 @@ def test_roots_that_are_not_the_committed_ones_are_refused_by_the_verify_functio
     leaf = ("w", "F32", [1], bytes(32))
     with pytest.raises(RootMismatch, match=f"not those committed for version {version} of model {model}"):
         registry._call(registry.contract.functions.verifyTensor(model, version, content, leaf, []))
+
+
+def test_a_file_whose_root_matches_a_version_with_another_tensor_count_does_not_verify(registry, model, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_file({"a": np.zeros(2, dtype=np.float32), "b": np.ones(2, dtype=np.float32)}, str(path))
+    sealed = seal_checkpoint(path)
+    version = commit(registry, model, sealed.root, tensor_count=3)  # a committer claiming a third tensor
+    verdict = verify_checkpoint(path, registry, [], model, version=version)
+    assert verdict.status == MISMATCH and not verdict.ok
+    assert verdict.note == f"the root matches but version {version} says 3 tensors, the file has 2"
