@@ -125,7 +125,7 @@ def test_a_first_registrant_cannot_poison_a_dataset(registry, model, owner, insi
     version = commit(registry, model, ROOT_A, dataset_root=DATA)
     record = registry.get_version(model, version)
     assert (record.dataset_root, record.dataset_id) == (DATA, 2)
-    events = audit.EventIndex(tmp_path, registry).events()
+    events = audit.EventIndex.of(tmp_path, registry).events()
     (entry,) = audit.history(events, model)
     assert audit.datasets(events)[entry["dataset_id"]]["registrant"] == owner.address
     assert audit.datasets(events)[entry["dataset_id"]]["manifest_cid"] == "bafyhonestmanifest"

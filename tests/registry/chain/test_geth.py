@@ -86,6 +86,6 @@ def test_logs_wider_than_the_nodes_range_limit_are_read_in_pieces(geth, registry
 def test_the_audit_index_reads_the_whole_chain_through_the_range_limit(geth, registry, tmp_path):
     model, _ = registry.register_model("audited")
     registry.commit_version(model, root(200), tensor_count=1, manifest_cid=CID)
-    events = EventIndex(tmp_path, registry).events()
+    events = EventIndex.of(tmp_path, registry).events()
     assert [e["event"] for e in events if e["args"].get("modelId") == model] == \
         ["ModelRegistered", "VersionCommitted"]
