@@ -123,16 +123,18 @@ def timed_runs(repeat: int, files: list[Path], work: Path, runs: dict):
     return times, cpu, results
 
 
-def tree_build(count: int, repeat: int) -> float:
+def tree_build(count: int, repeat: int) -> tuple[float, float]:
+    """The fastest build of a `count`-leaf tensor tree: wall and CPU seconds."""
     values = [TensorLeaf(f"model.layers.{i // 128}.mlp.experts.{i % 128}.weight", "BF16", (4096, 1024),
                          "0x" + hashlib.sha256(i.to_bytes(8, "big")).hexdigest()).values()
               for i in range(count)]
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         StandardMerkleTree.of(values, TensorLeaf.TYPES)
         best = min(best, time.perf_counter() - start)
-    return best
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    return best, best_cpu
 
 
 def main() -> None:
@@ -159,7 +161,7 @@ def main() -> None:
             "seal_then_pin": lambda out: seal_then_pin(model, out, profile),
         }
         times, cpu, results = timed_runs(args.repeat, files, work, runs)
-    tree_seconds = tree_build(args.tensors, args.repeat)
+    tree_seconds, tree_cpu = tree_build(args.tensors, args.repeat)
 
     best = {name: min(t) for name, t in times.items()}
     base = best["durable_copy"]
@@ -174,7 +176,8 @@ def main() -> None:
                            "mib_per_s": round(size / best[name] / MiB, 1),
                            "time_vs_durable_copy": round(best[name] / base, 3)}
                     for name in runs},
-        "tree": {"tensors": args.tensors, "seconds": round(tree_seconds, 3), "target_seconds": 1.0,
+        "tree": {"tensors": args.tensors, "seconds": round(tree_seconds, 3), "cpu_seconds": round(tree_cpu, 3),
+                 "target_seconds": 1.0,
                  "target_met": tree_seconds <= 1.0},
         "target_seal_and_pin_vs_durable_copy": 1.5,
     }
@@ -188,7 +191,8 @@ def main() -> None:
         print(f"  {name:<14} {r['seconds']:8.3f} s {r['mib_per_s']:8.1f} MiB/s "
               f"{r['time_vs_durable_copy']:6.3f}x the durable copy  (CPU s: {r['cpu_seconds']})")
     print(f"  seal_and_pin <= 1.5x the durable copy: {report['target_met']}; CIDs agree: {report['cids_agree']}")
-    print(f"  tree of {args.tensors} tensors: {tree_seconds:.3f} s (<= 1 s: {report['tree']['target_met']})")
+    print(f"  tree of {args.tensors} tensors: {tree_seconds:.3f} s, {tree_cpu:.3f} s CPU "
+          f"(<= 1 s: {report['tree']['target_met']})")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@ one byte of hash per level; a bucket holding one entry links it under the bucket
 label followed by its name, a bucket holding several links a sub-shard under the bare
 label. Everything under the directory is included, hidden files too (`ipfs add -r
 --hidden`), and empty directories; nothing carries a mode or mtime.
+
+Every link counts towards the threshold at its final size, subdirectories included, as in
+Kubo: its adder builds the tree in MFS, whose directories re-add a subdirectory's link each
+time the subdirectory changes (boxo, read rather than run: no Kubo binary could be built
+here). The JavaScript importer (17.1.1) decides before building subdirectories and counts
+their links as nothing, so a directory that is over the threshold only through thousands of
+subdirectory links stays one node there; that is the one shape where the two differ.
 """
 
 import os

@@ -137,6 +137,17 @@ def test_a_directory_exactly_at_the_threshold_stays_basic_and_one_byte_over_shar
                                                                     named_profile=False)
 
 
+def test_subdirectory_links_count_towards_the_threshold_at_their_final_size(tmp_path):
+    # 40 subdirectories and one file: over 1,000 bytes only with the subdirectories' links.
+    for i in range(10, 50):
+        write(tmp_path / "d" / f"d{i}" / "f", f"{i}\n".encode())
+    write(tmp_path / "d" / "file", b"x\n")
+    *_, root = directory.build_tree(tmp_path / "d", unixfs.V1_2025)
+    assert len(root.data) > 1000
+    assert root_type(small_threshold(unixfs.V1_2025, "block", 1000), tmp_path / "d") == (
+        dagpb.UNIXFS_HAMT_SHARD)
+
+
 @needs_node
 @pytest.mark.slow
 def test_the_profiles_estimate_size_differently_and_both_equal_the_js_importer(tmp_path):
