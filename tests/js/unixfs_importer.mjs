@@ -2,10 +2,12 @@
 // from JSON on stdin.
 // in:  {"options": {cidVersion, rawLeaves, chunkSize, maxChildrenPerNode, shardSplitStrategy,
 //                   shardSplitThresholdBytes} | {"profile": name},
-//       "files": [{"path": "/abs/file"} | {"size": n, "seed": s} | {"dir": "/abs/dir"}]}
+//       "files": [{"path": "/abs/file"} | {"size": n, "seed": s} | {"dir": "/abs/dir", "wrap"?: true}]}
 // out: {"cids": ["bafk...", ...]}  one CID per input, in order
 // A {dir} is imported as `ipfs add -r --hidden` does: every entry under it, hidden files and
-// empty directories included, the CID being the one the importer gives the directory itself.
+// empty directories included, the CID being the one the importer gives the directory itself;
+// with "wrap", its entries are imported by their relative paths with wrapWithDirectory, and the
+// CID is the wrapping directory's (null when there is nothing to wrap).
 // {size, seed} files are the xorshift32 pattern of tests/registry/patterns.py, generated here
 // so a 1 GiB file never crosses a pipe or touches the disk.
 import { createReadStream, readdirSync } from "node:fs";
@@ -72,18 +74,21 @@ function* tree(dir, prefix) {
 
 const cids = [];
 for (const f of input.files) {
-  let candidates, wanted;
-  if (f.dir) {
+  let candidates, wanted, options = importerOptions(input.options);
+  if (f.dir && f.wrap) {
+    wanted = "";
+    candidates = [...tree(f.dir, "")].filter((e) => e.path !== "").map((e) => ({ ...e, path: e.path.slice(1) }));
+    options = { ...options, wrapWithDirectory: true };
+  } else if (f.dir) {
     wanted = basename(f.dir);
     candidates = tree(f.dir, wanted);
   } else {
     candidates = [{ content: f.path ? createReadStream(f.path) : pattern(f.size, f.seed) }];
   }
   let last;
-  for await (const entry of importer(candidates, new BlackHoleBlockstore(),
-    importerOptions(input.options))) {
+  for await (const entry of importer(candidates, new BlackHoleBlockstore(), options)) {
     if (wanted === undefined || entry.path === wanted) last = entry;
   }
-  cids.push(last.cid.toString());
+  cids.push(last ? last.cid.toString() : null);
 }
 process.stdout.write(JSON.stringify({ cids }));

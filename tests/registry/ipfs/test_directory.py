@@ -16,7 +16,8 @@ PROFILES = [unixfs.V1_2025, unixfs.V0_2015]
 by_name = {"ids": lambda p: p.name}
 
 
-def js_dir_cids(profile: unixfs.Profile, dirs, named_profile: bool = True) -> list[str]:
+def js_dir_cids(profile: unixfs.Profile, dirs, named_profile: bool = True,
+                wrap: bool = False) -> list[str]:
     if named_profile:
         options = {"profile": profile.name}
     else:
@@ -24,7 +25,7 @@ def js_dir_cids(profile: unixfs.Profile, dirs, named_profile: bool = True) -> li
                    "chunkSize": profile.chunk_size, "maxChildrenPerNode": profile.max_links,
                    "shardSplitStrategy": f"{profile.hamt_estimate}-bytes",
                    "shardSplitThresholdBytes": profile.hamt_threshold}
-    files = [{"dir": str(d)} for d in dirs]
+    files = [{"dir": str(d), "wrap": wrap} for d in dirs]
     return run_node("unixfs_importer.mjs", {"options": options, "files": files})["cids"]
 
 
@@ -90,7 +91,11 @@ def shapes(tmp_path_factory):
 @needs_node
 @pytest.mark.parametrize("profile", PROFILES, **by_name)
 def test_directory_cids_equal_the_js_importer_across_shapes(shapes, profile):
-    assert [py_dir_cid(profile, d) for d in shapes] == js_dir_cids(profile, shapes)
+    ours = [py_dir_cid(profile, d) for d in shapes]
+    assert ours == js_dir_cids(profile, shapes)
+    # The same CIDs as the importer's wrapWithDirectory output over the entries' relative paths
+    # (an empty directory has nothing to wrap).
+    assert ours[:-1] == js_dir_cids(profile, shapes[:-1], wrap=True)
 
 
 def test_an_empty_directory_has_the_cids_kubo_gives_it(tmp_path):
