@@ -11,6 +11,8 @@ HINTS: dict[type, str] = {
                                    "same --rpc-url"),
     errors.ContractIncompatible: ("run `modelreg deploy --force` for a current registry on this chain (the old "
                                   "address stays in deployments.json), or pass --registry with the address of one"),
+    errors.DeploymentExists: ("use it as it is, or pass --force to deploy a new one (the old address stays "
+                              "in deployments.json)"),
     errors.IpfsUnavailable: "start `ipfs daemon` for {api}, or fix --ipfs-api ($MODELREG_IPFS_API)",
     errors.ModelNotFound: "`modelreg audit models` lists the registered models",
     errors.VersionNotFound: "`modelreg audit history {model}` lists its versions",

@@ -132,13 +132,8 @@ def revoke(model_name, version, reason, replacement, as_json):
 @json_option
 def deploy(force, as_json):
     """Deploy a ModelRegistry on the configured chain and record it for later commands."""
-    from modelreg.errors import DeploymentExists
     from modelreg.service.connect import deploy as deploy_registry  # web3 is slow to import
 
-    try:
-        client = deploy_registry(home_of(), config_of(), force=force)
-    except DeploymentExists as e:
-        raise DeploymentExists(f"{e}; use it as it is, or pass --force to deploy a new one (the old "
-                               "address stays in deployments.json)") from None
+    client = deploy_registry(home_of(), config_of(), force=force)
     _done(as_json, f"Deployed ModelRegistry at {client.address} on chain {client.chain_id}",
           address=client.address, chain_id=client.chain_id, block=client.from_block)
