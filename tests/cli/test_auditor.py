@@ -4,6 +4,7 @@ from one data directory, and audited from a second one that holds no record, no 
 import json
 
 import pytest
+from web3 import Web3
 
 from tests.cli import audit_scenario
 from tests.cli.audit_scenario import ALICE, BOB, REASON
@@ -98,6 +99,17 @@ def test_a_wrong_registry_address_is_named(world):
     stranger = "0x" + "ab" * 20
     fails(auditor, "audit", "models", *flags[:2], "--registry", stranger,
           match=r"^Error: no contract code at 0x[aA][bB]")
+
+
+def test_a_contract_that_is_no_registry_is_refused(world):
+    _, auditor, flags, _ = world
+    w3 = Web3(Web3.HTTPProvider(flags[1]))
+    # Init code that deploys a one-byte runtime (STOP): code is there, but no version() answers.
+    tx = w3.eth.send_transaction({"from": w3.eth.accounts[0], "data": "0x6001600c60003960016000f300"})
+    other = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+    fails(auditor, "audit", "models", *flags[:2], "--registry", other,
+          match=f"^Error: the contract at {other} has no version\\(\\); this modelreg speaks ModelRegistry "
+                "interface version \\d+.*pass --registry")
 
 
 def test_a_second_deploy_is_refused_and_a_forced_one_keeps_the_first_address(world):

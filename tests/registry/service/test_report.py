@@ -50,7 +50,9 @@ def made(tmp_path_factory):
                                       block_time=lambda b: int(chain.w3.eth.get_block(b)["timestamp"]),
                                       tool="modelreg test", links=links)
 
-        yield build(LINKS), build({})
+        empty, _ = client.register_model("empty")
+        bare = audit.build_report([audit.normalize(e) for e in client.events()], empty, chain_info, ipfs.cat)
+        yield build(LINKS), build({}), bare
 
 
 def _html_text(page: str) -> str:
@@ -60,7 +62,7 @@ def _html_text(page: str) -> str:
 
 
 def test_markdown_escapes_a_revocation_reason_so_it_stays_text(made):
-    report, _ = made
+    report, *_ = made
     md = render(report, "md")
     assert REASON not in md and "<script>" not in md
     assert r"leaked \*data\* \| see \<script\>alert\(1\)\</script\> & \[link\]\(x\) second line" in md
@@ -69,14 +71,14 @@ def test_markdown_escapes_a_revocation_reason_so_it_stays_text(made):
 
 
 def test_html_escapes_a_revocation_reason_and_shows_it_whole(made):
-    report, _ = made
+    report, *_ = made
     page = render(report, "html")
     assert "<script>alert(1)</script>" not in page
     assert " ".join(REASON.split()) in " ".join(_html_text(page).split())
 
 
 def test_the_three_formats_carry_the_same_facts(made):
-    report, _ = made
+    report, *_ = made
     md, page, data = render(report, "md"), render(report, "html"), json.loads(render(report, "json"))
     assert data == {**json.loads(json.dumps(report)), "how_to_check": check_commands(report)}
     text = " ".join(_html_text(page).split())
@@ -91,7 +93,7 @@ def test_the_three_formats_carry_the_same_facts(made):
 
 
 def test_every_block_named_has_its_time(made):
-    report, _ = made
+    report, *_ = made
     blocks = {v["block"] for v in report["versions"]} | {r["block"] for r in report["roles"]}
     blocks |= {report["versions"][1]["revoked"]["block"], report["chain"]["latest_block"]}
     assert blocks <= {int(b) for b in report["times"]}
@@ -99,7 +101,7 @@ def test_every_block_named_has_its_time(made):
 
 
 def test_links_follow_the_templates_and_are_absent_without_them(made):
-    report, bare = made
+    report, bare, _ = made
     page = render(report, "html")
     cid = report["versions"][0]["manifest_cid"]
     assert f'href="https://gw.example/ipfs/{cid}"' in page
@@ -109,7 +111,16 @@ def test_links_follow_the_templates_and_are_absent_without_them(made):
 
 
 def test_check_commands_quote_a_model_name_for_the_shell(made):
-    report, _ = made
+    report, *_ = made
     commands = check_commands({**report, "model": {**report["model"], "name": "n m"}})
     assert commands[0] == (f"modelreg verify CHECKPOINT.safetensors --model 'n m' --version 1 "
                            f"--rpc-url http://node.example:8545 --registry {report['chain']['contract']}")
+
+
+def test_a_model_without_versions_gets_a_report_that_says_so(made):
+    *_, empty = made
+    for fmt in ("md", "json", "html"):
+        assert "empty" in render(empty, fmt)
+    page = render(empty, "html")
+    assert "No versions." in page and "No loss values in the manifests." in page
+    assert "0 versions, 0 revoked" in render(empty, "md")
