@@ -175,12 +175,25 @@ CHAIN_FACTORIES: dict[str, Callable[[], contextlib.AbstractContextManager[Chain]
 }
 # geth seals a block every 2 s, so each transaction there takes ~2 s: its run is slow.
 SLOW_CHAINS = {"geth"}
+# The session's geth caps eth_getLogs at 3-block ranges, as public endpoints cap them at thousands:
+# every suite run on it must read logs in pieces.
+GETH_RANGE_LIMIT = 3
+
+
+@pytest.fixture(scope="session")
+def geth() -> Iterator[Chain]:
+    """One real geth --dev for the whole session (its blocks are slow; starting more gains nothing)."""
+    with geth_chain("--rpc.rangelimit", str(GETH_RANGE_LIMIT)) as c:
+        yield c
 
 
 @pytest.fixture(scope="session", params=[
     pytest.param(name, marks=pytest.mark.slow) if name in SLOW_CHAINS else name for name in CHAIN_FACTORIES])
 def chain(request) -> Iterator[Chain]:
     """Each chain in CHAIN_FACTORIES, started once per session."""
+    if request.param == "geth":
+        yield request.getfixturevalue("geth")
+        return
     with CHAIN_FACTORIES[request.param]() as c:
         yield c
 

@@ -20,14 +20,17 @@ FORTY_TWO = "0x" + "00" * 31 + "2a"
 
 
 @pytest.fixture(scope="module")
-def answers() -> dict:
+def answers(geth) -> dict:
     """Each library's step results on each chain: {chain: {library: {step: result}}}."""
     artifact = load_artifact()
-    results = {}
-    for name in CHAINS:
-        with CHAIN_FACTORIES[name]() as chain:  # each chain funds DEV_KEYS
-            results[name] = run_node("rpc_clients.mjs", {"url": chain.rpc_url, "key": "0x" + DEV_KEYS[0].hex(),
-                                                         "abi": artifact["abi"], "bytecode": artifact["bytecode"]})
+
+    def run(chain):  # every chain funds DEV_KEYS
+        return run_node("rpc_clients.mjs", {"url": chain.rpc_url, "key": "0x" + DEV_KEYS[0].hex(),
+                                            "abi": artifact["abi"], "bytecode": artifact["bytecode"]})
+    results = {"geth": run(geth)}
+    for name in ("devnet", "anvil"):
+        with CHAIN_FACTORIES[name]() as chain:
+            results[name] = run(chain)
     return results
 
 

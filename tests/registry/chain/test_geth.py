@@ -1,5 +1,5 @@
 """What only a real node shows: geth --dev seals a block every 2 s, prices gas by EIP-1559 and caps
-eth_getLogs ranges (here to 3 blocks, as public endpoints cap them to thousands)."""
+eth_getLogs ranges (the session's geth, to 3 blocks, as public endpoints cap them to thousands)."""
 
 import time
 
@@ -8,22 +8,15 @@ import pytest
 from modelreg.chain.client import RegistryClient
 from modelreg.errors import TransactionFailed
 from modelreg.service.audit import EventIndex
-from tests.conftest import geth_chain
+from tests.conftest import GETH_RANGE_LIMIT as RANGE_LIMIT
 
 pytestmark = pytest.mark.slow
 
-RANGE_LIMIT = 3
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
 def root(n: int) -> str:
     return "0x" + n.to_bytes(32, "big").hex()
-
-
-@pytest.fixture(scope="module")
-def geth():
-    with geth_chain("--rpc.rangelimit", str(RANGE_LIMIT)) as chain:
-        yield chain
 
 
 @pytest.fixture(scope="module")
