@@ -46,6 +46,13 @@ def test_the_auditor_data_directory_holds_no_record_no_config_and_starts_no_devn
     assert sorted(p.name for p in auditor.home.iterdir()) == ["index"]
 
 
+def test_init_records_the_registry_for_every_later_command(world, tmp_path):
+    owner, _, flags, _ = world
+    auditor = Modelreg(tmp_path / "auditor")
+    auditor("init", *flags)
+    assert _json(auditor, "audit", "history", "base") == _json(owner, "audit", "history", "base", *flags[:2])
+
+
 def test_reading_never_asks_for_a_signer(world, monkeypatch):
     _, auditor, flags, _ = world
     monkeypatch.setenv("MODELREG_SIGNER", "keystore")  # with no keystore file it could sign nothing
