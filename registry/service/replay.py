@@ -273,7 +273,8 @@ def _parent(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[str | No
 def _dataset(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[dict, Path]:
     """The dataset manifest registered for the version's dataset root, and its files fetched and checked."""
     root = entry["dataset_root"]
-    registered = audit.datasets(events).get(root) if root else None
+    # The record the version named by id: another account's record of the same root is not it.
+    registered = audit.datasets(events).get(entry["dataset_id"]) if root else None
     if registered is None:
         raise ReplayUnavailable(f"the version's dataset root {root} is not registered on this chain")
     dataset_manifest = load_manifest(_cat(registry, registered["manifest_cid"], "the dataset manifest"))
