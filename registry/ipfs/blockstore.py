@@ -9,7 +9,9 @@ missing or torn block.
 
 import json
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,34 +69,32 @@ class Blockstore:
         """Store a DAG's blocks, children first, as one batch; return the last (the root), or
         None when there were none.
 
-        Each new block is written to a temp file without waiting for the disk; once all are
-        written, each is fsynced, renamed to its CID, and the directories holding the new names
-        are fsynced once each. So the disk is waited on once per batch, not once per block,
-        and every name still only ever points at durable bytes. If the blocks raise part-way
-        (an unreadable input file), the temp files are removed and nothing is named.
+        Each new block is written to a temp file without waiting for the disk, by a second
+        thread, so the writes overlap the reading and hashing that produce the blocks; once all
+        are written, each is fsynced, renamed to its CID, and the directories holding the new
+        names are fsynced once each. So the disk is waited on once per batch, not once per
+        block, and every name still only ever points at durable bytes. If the blocks raise
+        part-way (an unreadable input file), the temp files are removed and nothing is named.
         """
-        staged: dict[Path, str] = {}
+        writer = _StagingWriter()
         last = None
         try:
-            for block in blocks:
-                last = block
-                path = self._path(block.cid_bytes)
-                if path in staged or path.is_file():
-                    continue
-                path.parent.mkdir(exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=path.parent)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(block.data)
-                staged[path] = tmp
-            _fsync_all(staged.values())
-            for path, tmp in staged.items():
+            with writer:
+                for block in blocks:
+                    last = block
+                    path = self._path(block.cid_bytes)
+                    if not path.is_file():
+                        writer.stage(path, block.data)
+            _fsync_all(writer.staged.values())
+            for path, tmp in writer.staged.items():
                 os.replace(tmp, path)
         except BaseException:
-            for tmp in staged.values():
-                Path(tmp).unlink(missing_ok=True)
+            for tmp in writer.staged.values():
+                if tmp:  # empty: claimed, never written
+                    Path(tmp).unlink(missing_ok=True)
             raise
         # The new names, and the shard directories made for them.
-        _fsync_all({path.parent for path in staged} | ({self.blocks_dir} if staged else set()))
+        _fsync_all({p.parent for p in writer.staged} | ({self.blocks_dir} if writer.staged else set()))
         return last
 
     def get(self, cid: CID) -> bytes:
@@ -185,6 +185,48 @@ class Blockstore:
                     path.unlink()
                     removed += 1
         return removed
+
+
+class _StagingWriter:
+    """Writes blocks to temp files beside their final names on its own thread, a bounded
+    queue ahead of the caller; `staged` maps each final path to its temp file."""
+
+    def __init__(self):
+        self.staged: dict[Path, str] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=16)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def stage(self, path: Path, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if path not in self.staged:
+            self.staged[path] = ""  # claimed now, so a repeated block is written once
+            self._queue.put((path, data))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            path, data = item
+            try:
+                path.parent.mkdir(exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=path.parent)
+                self.staged[path] = tmp
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            except BaseException as e:  # raised in the caller's thread
+                self._error = e
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 def _fsync(path) -> None:
