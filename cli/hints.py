@@ -18,6 +18,7 @@ HINTS: dict[type, str] = {
     errors.VersionNotFound: "`modelreg audit history {model}` lists its versions",
     errors.BlockNotFound: "`modelreg ipfs ls` lists the pins",
     errors.InsufficientFunds: "fund the signer's account, or choose another signer",
+    errors.SymlinkRefused: "pass --follow-symlinks to follow links",
 }
 
 

@@ -11,7 +11,6 @@ from modelreg.cli.options import (
     home_of,
     json_option,
     print_json,
-    symlink_advice,
 )
 from modelreg.ipfs.store import Ipfs, open_ipfs
 from modelreg.ipfs.unixfs import DEFAULT_PROFILE, PROFILES
@@ -51,11 +50,10 @@ def ipfs(ctx, ipfs_api):
 def add(path, profile, only_hash, no_pin, follow_symlinks, as_json):
     """Add a file, or a directory with everything under it (as `ipfs add -r --hidden`), and print its CID."""
     store = _ipfs(profile)
-    with symlink_advice():
-        if only_hash:
-            cid = store.cid_of(path, follow_symlinks=follow_symlinks)
-        else:
-            cid = store.add(path, pin=not no_pin, follow_symlinks=follow_symlinks)
+    if only_hash:
+        cid = store.cid_of(path, follow_symlinks=follow_symlinks)
+    else:
+        cid = store.add(path, pin=not no_pin, follow_symlinks=follow_symlinks)
     if as_json:
         print_json({"cid": cid, "path": path, "profile": store.profile.name, "size": _size(Path(path)),
                     "directory": Path(path).is_dir(), "stored": not only_hash,

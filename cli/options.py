@@ -1,12 +1,10 @@
 """Options and output helpers shared by every command."""
 
-import contextlib
 import functools
 import json
 
 import click
 
-from modelreg.errors import SymlinkRefused
 from modelreg.home import resolve_home
 from modelreg.service.config import PROFILES, SETTINGS, SIGNER_KINDS, load_config, overrides_of
 
@@ -50,16 +48,7 @@ def short(value: str | None) -> str:
 
 follow_symlinks_option = click.option(
     "--follow-symlinks", is_flag=True,
-    help="Follow symbolic links in a model directory (a Hugging Face cache snapshot is made of them).")
-
-
-@contextlib.contextmanager
-def symlink_advice():
-    """A refused link in a model directory: say which flag follows it."""
-    try:
-        yield
-    except SymlinkRefused as e:
-        raise SymlinkRefused(f"{e}; pass --follow-symlinks to follow links") from None
+    help="Follow symbolic links in a directory (a Hugging Face cache snapshot is made of them).")
 
 
 # Each setting's flag, by setting name (modelreg.service.config.SETTINGS); the signer's are for writes.

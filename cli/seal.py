@@ -3,7 +3,14 @@
 import click
 from rich.table import Table
 
-from modelreg.cli.options import console, follow_symlinks_option, json_option, print_json, symlink_advice
+from modelreg.cli.options import (
+    connection_options,
+    console,
+    follow_symlinks_option,
+    json_option,
+    open_registry,
+    print_json,
+)
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import checkpoint_manifest, dataset_manifest
 from modelreg.formats.model import seal_model
@@ -24,8 +31,7 @@ def seal(path, follow_symlinks, as_json):
     bytes. With --json, print the whole sealed-only checkpoint manifest (every leaf).
     Nothing is loaded into torch and nothing is sent anywhere.
     """
-    with symlink_advice():
-        sealed = seal_model(path, follow_symlinks=follow_symlinks)
+    sealed = seal_model(path, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(checkpoint_manifest(sealed))
         return
@@ -37,7 +43,7 @@ def seal(path, follow_symlinks, as_json):
 
 @click.group()
 def dataset():
-    """Datasets: seal a directory of files into a modelreg-files-v1 Merkle tree."""
+    """Datasets: seal a directory of files into a modelreg-files-v1 Merkle tree, and register it."""
 
 
 @dataset.command("seal")
@@ -58,6 +64,23 @@ def dataset_seal(directory, as_json):
                    f"({size:,} bytes)")
 
 
+@dataset.command("register")
+@click.argument("directory", type=click.Path(exists=False, file_okay=False))
+@connection_options
+@json_option
+def dataset_register(directory, as_json):
+    """Seal every file under DIRECTORY, pin its manifest to IPFS and register its root on-chain.
+
+    The record is your signer's; registering a root you already have sends no transaction.
+    Pass the root, or the directory, to `modelreg commit --dataset`.
+    """
+    sealed, manifest_cid = open_registry(write=True).register_dataset_dir(directory)
+    if as_json:
+        print_json({"root": sealed.root, "files": len(sealed.leaves), "manifest_cid": manifest_cid})
+    else:
+        click.echo(f"Registered dataset {sealed.root}\n  files     {len(sealed.leaves)}\n  manifest  {manifest_cid}")
+
+
 @click.command()
 @click.argument("a", type=_path)
 @click.argument("b", type=_path)
@@ -71,8 +94,7 @@ def diff(ctx, a, b, follow_symlinks, as_json):
     manifests nothing is hashed. A tensor moved to another shard is no change.
     Exit codes: 0 identical, 1 different, 2 usage or input error.
     """
-    with symlink_advice():
-        result = diff_tensors(a, b, follow_symlinks=follow_symlinks)
+    result = diff_tensors(a, b, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(result.as_dict())
     elif result.identical:

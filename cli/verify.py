@@ -1,9 +1,17 @@
-"""`modelreg verify`: is this weights file (or IPFS CID) exactly a registered version?"""
+"""`modelreg verify`: is this model (a file, a directory, or an IPFS CID) exactly a registered version?"""
 
 import click
 
-from modelreg.cli.options import VERSION, json_option, open_registry, print_json, read_options
+from modelreg.cli.options import (
+    VERSION,
+    follow_symlinks_option,
+    json_option,
+    open_registry,
+    print_json,
+    read_options,
+)
 from modelreg.errors import VersionNotFound
+from modelreg.formats.model import ZERO_ROOT
 from modelreg.service import audit as audit_lib
 from modelreg.service.verify import MISMATCH, REVOKED
 
@@ -14,12 +22,15 @@ from modelreg.service.verify import MISMATCH, REVOKED
 @click.option("--version", "version", type=VERSION, help="Version to compare with; default: find which version it is.")
 @click.option("--tensor", "tensors", multiple=True,
               help="Also prove this tensor on-chain with a Merkle proof checked by the contract (repeatable).")
+@follow_symlinks_option
 @read_options
 @json_option
-def verify(target, model, version, tensors, as_json):
-    """Verify TARGET (a safetensors path or an IPFS CID) against MODEL's on-chain record.
+def verify(target, model, version, tensors, follow_symlinks, as_json):
+    """Verify TARGET against MODEL's on-chain record: a safetensors file, a model directory, or the
+    IPFS CID of either.
 
-    Exit codes: 0 verified, 1 mismatch or revoked, 2 usage or input error.
+    The weights root, the tensor count and the files root (config, tokenizer, every other file
+    of a directory) must all match. Exit codes: 0 verified, 1 mismatch or revoked, 2 usage or input error.
     """
     registry = open_registry()
     events = registry.events()
@@ -27,8 +38,8 @@ def verify(target, model, version, tensors, as_json):
     if not found["versions"]:
         raise VersionNotFound(f"model {model!r} has no versions yet, so no file can match it; commit one "
                               "first, or check the name (`modelreg audit models` lists each model's versions)")
-    model_id = found["id"]
-    verdict = registry.verify(target, model_id, version=version, tensors=tensors)
+    verdict = registry.verify(target, found["id"], version=version, tensors=tensors,
+                              follow_symlinks=follow_symlinks)
     if as_json:
         print_json(verdict.to_dict())
     else:
@@ -39,24 +50,40 @@ def verify(target, model, version, tensors, as_json):
 
 def _print(model: str, v) -> None:
     where = f"{model} version {v.version}" if v.version else model
+    what = "the file" if v.files_root == ZERO_ROOT else "the directory"
     if v.status == MISMATCH:
-        click.echo(f"MISMATCH: the file (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
+        if v.file_root != v.chain_root:
+            click.echo(f"MISMATCH: {what} (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
+        else:
+            click.echo(f"MISMATCH: {what} has the tensors of {where} but not its files (files root "
+                       f"{v.files_root}, on-chain {v.chain_files_root})")
         if v.note:
             click.echo(f"  {v.note}")
-        diff = v.differences
-        if "unavailable" in diff:
-            click.echo(f"  tensors that differ: unknown ({diff['unavailable']})")
-        for name, parts in diff.get("changed", {}).items():
-            click.echo(f"  changed: {name} ({', '.join(parts)})")
-        for name in diff.get("added", []):
-            click.echo(f"  added:   {name}")
-        for name in diff.get("removed", []):
-            click.echo(f"  removed: {name}")
+        _print_differences(v.differences)
     elif v.status == REVOKED:
         r = v.revocation
-        click.echo(f"REVOKED: the file is {where} (root {v.file_root}), revoked by {r['revoker']}: "
+        click.echo(f"REVOKED: {what} is {where} (root {v.file_root}), revoked by {r['revoker']}: "
                    f"{r['reason']!r}" + (f"; replacement version {r['replacement']}" if r["replacement"] else ""))
     else:
-        click.echo(f"VERIFIED: the file is {where} (root {v.file_root}, {v.tensors} tensors)")
+        files = f", files root {v.files_root}" if v.files_root != ZERO_ROOT else ""
+        click.echo(f"VERIFIED: {what} is {where} (root {v.file_root}, {v.tensors} tensors{files})")
     for name, ok in v.tensor_proofs.items():
         click.echo(f"  tensor {name}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
+
+
+def _print_differences(diff: dict) -> None:
+    if "unavailable" in diff:
+        click.echo(f"  what differs: unknown ({diff['unavailable']})")
+    for name, parts in diff.get("changed", {}).items():
+        click.echo(f"  changed: {name} ({', '.join(parts)})")
+    for name in diff.get("added", []):
+        click.echo(f"  added:   {name}")
+    for name in diff.get("removed", []):
+        click.echo(f"  removed: {name}")
+    files = diff.get("files", {})
+    for path, parts in files.get("changed", {}).items():
+        click.echo(f"  changed file: {path} ({', '.join(parts)})")
+    for path in files.get("added", []):
+        click.echo(f"  added file:   {path}")
+    for path in files.get("removed", []):
+        click.echo(f"  removed file: {path}")

@@ -2,8 +2,9 @@
 
 The pipeline, in the order data flows through it, one subpackage a layer:
 
-- `modelreg.formats`: a safetensors checkpoint (or a dataset directory) is sealed into a Merkle
-  tree (OpenZeppelin StandardMerkleTree layout) and described by a canonical manifest.
+- `modelreg.formats`: a model (a safetensors file, or a directory of shards, config and
+  tokenizer files) or a dataset directory is sealed into Merkle trees (OpenZeppelin
+  StandardMerkleTree layout) and described by a canonical manifest.
 - `modelreg.ipfs`: the checkpoint and its manifest are pinned as UnixFS files, in the embedded
   blockstore or a Kubo daemon, with the CIDs Kubo gives.
 - `modelreg.chain`: the roots, the parent and the manifest CID are committed through the
@@ -16,11 +17,14 @@ This API is stable:
 
     import modelreg
 
-    sealed = modelreg.seal("ckpt.safetensors")           # sealed.root: the weights root
+    sealed = modelreg.seal("ckpt.safetensors")           # sealed.root: the weights root; or a directory
     registry = modelreg.connect()                          # the embedded devnet and IPFS store
     commit = registry.commit("ckpt.safetensors", "my-gpt") # commit.version, commit.tx
     assert registry.verify("ckpt.safetensors", "my-gpt").ok
     registry.history("my-gpt")                             # every version, with revocations
+
+In a training loop, `modelreg.BackgroundCommitter` commits each saved checkpoint while training
+goes on; for `transformers.Trainer`, `modelreg.integrations.transformers.RegistryCallback`.
 
 Every error is a `modelreg.ModelregError`; `VerificationFailed` and its subclasses mean the
 thing checked is not what the record says. Nothing here imports `modelreg.training` or
@@ -34,23 +38,25 @@ from modelreg.errors import ModelregError, VerificationFailed  # noqa: F401
 from modelreg.records import Commit, VersionRef  # noqa: F401
 
 
-def seal(path: str | os.PathLike):
-    """Seal a safetensors checkpoint into its `modelreg-tensors-v1` Merkle tree.
+def seal(path: str | os.PathLike, *, follow_symlinks: bool = False):
+    """Seal a model: a safetensors file, or a directory of shards and other files.
 
     Args:
-        path: a `.safetensors` file. It is read, never loaded as code.
+        path: a `.safetensors` file or a model directory. Files are read, never loaded as code.
+        follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
 
     Returns:
-        A `SealedCheckpoint`: `.root` (0x-hex weights root), `.leaves` (one per tensor:
-        name, dtype, shape, sha256), `.proof(name)` for one tensor.
+        A `SealedModel`: `.root` (0x-hex weights root), `.tensor_count`, `.files_root` (zero for
+        a single file), `.tensors` (leaves: name, dtype, shape, sha256; `.proof(name)` for one
+        tensor) and `.files` (leaves: path, size, sha256), None for a single file.
 
     Example:
-        >>> modelreg.seal("ckpt.safetensors").root
+        >>> modelreg.seal("checkpoint-500").root
         '0x4019e728…'
     """
-    from modelreg.formats.seal import seal_checkpoint
+    from modelreg.formats.model import seal_model
 
-    return seal_checkpoint(path)
+    return seal_model(path, follow_symlinks=follow_symlinks)
 
 
 def connect(home: str | os.PathLike | None = None, *, write: bool = True, **settings):
@@ -90,3 +96,12 @@ def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | Non
         2
     """
     return connect(home).commit(path, model, **kwargs)
+
+
+def __getattr__(name: str):
+    # Loaded on first use, like the submodules, so that `import modelreg` stays fast.
+    if name == "BackgroundCommitter":
+        from modelreg.service.background import BackgroundCommitter
+
+        return BackgroundCommitter
+    raise AttributeError(f"module 'modelreg' has no attribute {name!r}")

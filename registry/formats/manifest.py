@@ -11,7 +11,8 @@ its IPFS CID is stable. Two shapes:
   "sha256"}, ...]} plus the lineage keys (LINEAGE_KEYS), all of them or, for
   a manifest of the sealed weights alone, none. A model directory with files besides its
   weights adds "files": {"format": "modelreg-files-v1", "root", "leaves": [{"path", "size",
-  "sha256"}, ...]}; a single file has no "files" key (its files root is zero).
+  "sha256"}, ...]}; a single file has no "files" key (its files root is zero). An optional
+  "note" holds the committer's free text.
 - `modelreg-checkpoint-manifest-v2`: v1 plus the lineage key "transcript", a
   `modelreg-training-transcript-v1` (formats.transcript): what `audit replay`
   re-executes. v1 manifests stay readable; they have no transcript.
@@ -100,7 +101,7 @@ def _check_lineage(manifest: dict) -> None:
     v2 = manifest["manifest"] == CHECKPOINT_MANIFEST_V2
     keys = (*LINEAGE_KEYS, "transcript") if v2 else LINEAGE_KEYS
     present = [k for k in keys if k in manifest]
-    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files"})
+    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files", "note"})
     if unknown:
         raise ManifestInvalid(f"{manifest['manifest']} has unknown keys {unknown}; lineage keys are "
                               f"{', '.join(keys)}")
@@ -108,6 +109,8 @@ def _check_lineage(manifest: dict) -> None:
         missing = [k for k in keys if k not in manifest]
         raise ManifestInvalid(f"checkpoint manifest lacks lineage keys {missing}; give all of "
                               f"{', '.join(keys)} or none")
+    if not isinstance(manifest.get("note", ""), str):
+        raise ManifestInvalid(f"note {manifest['note']!r} must be a string")
     if not present:
         return
     if v2:

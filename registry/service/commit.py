@@ -1,4 +1,5 @@
-"""Commit one checkpoint: seal it, pin it and its manifest, and commit the version on-chain.
+"""Commit one checkpoint, a safetensors file or a model directory: seal it, pin it (a directory as a
+UnixFS directory) and its manifest, and commit the version (weights root, tensor count, files root).
 
 The one commit pipeline: `Registry.commit`, `modelreg.commit` and the background registrar of
 `train-and-register` all call `commit_checkpoint`.
@@ -11,7 +12,7 @@ from pathlib import Path
 from modelreg._hex import to_hex
 from modelreg.errors import DuplicateRoot, ModelregError
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
-from modelreg.formats.seal import SealedCheckpoint
+from modelreg.formats.model import SealedModel
 from modelreg.records import Commit, VersionRef
 from modelreg.service.ingest import seal_and_add
 
@@ -20,56 +21,64 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
                       parent: VersionRef | None = None, dataset_root: str | None = None,
                       step: int | None = None, config: dict | None = None, metrics: dict | None = None,
                       environment: dict | None = None, artifacts: dict | None = None,
-                      code_revision: str | None = None, sealed: SealedCheckpoint | None = None,
-                      transcript: dict | None = None) -> Commit:
+                      code_revision: str | None = None, note: str | None = None,
+                      transcript: dict | None = None, follow_symlinks: bool = False,
+                      added: tuple[SealedModel, str] | None = None) -> Commit:
     """Seal `path`, pin it and its manifest, and commit it as the next version of `model_id`.
 
     Args:
         client: a `RegistryClient` with a signer that owns or maintains the model.
         ipfs: an IPFS store (`modelreg.ipfs.store.open_ipfs`).
-        path: a safetensors checkpoint.
+        path: a safetensors file or a model directory (see `modelreg.formats.model`).
         parent: the version this one was trained from, or None.
         dataset_root: a registered dataset root, or None.
-        sealed: the seal of `path` when the caller already has it (it is not recomputed).
+        note: free text recorded in the manifest.
         transcript: a `modelreg-training-transcript-v1` (formats.transcript); the manifest is then a v2.
+        follow_symlinks: follow symbolic links in a model directory (a Hugging Face cache snapshot).
+        added: the seal of `path` and its pinned CID (`seal_and_add`) when the caller has them already.
 
     Returns:
-        The `Commit`. A root the model already holds is not committed again: the existing version
+        The `Commit`. Content the model already holds is not committed again: the existing version
         comes back with `existing=True`.
     """
-    if sealed is None:  # one read of the file gives both the seal and the blocks
-        model, checkpoint_cid = seal_and_add(path, ipfs)
-        sealed = model.tensors
-    else:
-        checkpoint_cid = ipfs.add(str(path))
+    # One read of each file gives both the seal and the blocks.
+    sealed, checkpoint_cid = added or seal_and_add(path, ipfs, follow_symlinks=follow_symlinks)
     metrics = dict(metrics or {})
     artifacts = {**(artifacts or {}), "weights": {"cid": checkpoint_cid}}  # where a replay fetches them
-    lineage = {"transcript": transcript} if transcript is not None else {}
+    extra = {"transcript": transcript} if transcript is not None else {}
+    if note:
+        extra["note"] = note
     manifest = checkpoint_manifest(
         sealed, model=model_name, step=step, parent=parent.to_dict() if parent else None,
         dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),
-        metrics=metrics, environment=dict(environment or {}), artifacts=artifacts, **lineage)
+        metrics=metrics, environment=dict(environment or {}), artifacts=artifacts, **extra)
     manifest_cid = ipfs.add_bytes(canonical_json(manifest))
     try:
-        version, receipt = client.commit_version(model_id, sealed.root, tensor_count=len(sealed.leaves),
-                                                dataset_root=dataset_root, parent=parent, manifest_cid=manifest_cid)
+        version, receipt = client.commit_version(
+            model_id, sealed.root, tensor_count=sealed.tensor_count,
+            files_root=sealed.files.root if sealed.files is not None else None,
+            dataset_root=dataset_root, parent=parent, manifest_cid=manifest_cid)
     except DuplicateRoot:
-        # The model holds this root already (committed before, perhaps by a killed attempt that never
-        # recorded it): the chain has it, so it is done.
-        found = client.find_version_by_root(model_id, sealed.root)
-        if found is None:
-            raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no version "
-                                f"of model {model_id} has it") from None
-        return _existing(found, model_id, sealed.root, checkpoint_cid, step, metrics)
+        # The model holds this content already (committed before, perhaps by a killed attempt that
+        # never recorded it): the chain has it, so it is done.
+        return _existing(client, model_id, sealed, checkpoint_cid, step, metrics)
     return Commit(model_id=model_id, version=version, root=sealed.root, checkpoint_cid=checkpoint_cid,
                   manifest_cid=manifest_cid, tx=to_hex(receipt["transactionHash"]),
                   block=receipt["blockNumber"], step=step, val_loss=metrics.get("val_loss"))
 
 
-def _existing(found: dict, model_id: int, root: str, checkpoint_cid: str, step, metrics: dict) -> Commit:
-    return Commit(model_id=model_id, version=found["version"], root=root, checkpoint_cid=checkpoint_cid,
-                  manifest_cid=found["manifest_cid"], tx=found["tx"], block=found["block"], step=step,
-                  val_loss=metrics.get("val_loss"), existing=True)
+def _existing(client, model_id: int, sealed: SealedModel, checkpoint_cid: str, step, metrics: dict) -> Commit:
+    """The live version of `model_id` with exactly this content (weights root, tensor count, files root)."""
+    for log in reversed(client.commits_of_root(sealed.root)):
+        a = log["args"]
+        same = (a["modelId"] == model_id and a["tensorCount"] == sealed.tensor_count
+                and to_hex(a["filesRoot"]) == sealed.files_root)
+        if same and not client.get_version(model_id, a["version"]).revoked:
+            return Commit(model_id=model_id, version=a["version"], root=sealed.root, checkpoint_cid=checkpoint_cid,
+                          manifest_cid=a["manifestCid"], tx=to_hex(log["transactionHash"]),
+                          block=log["blockNumber"], step=step, val_loss=metrics.get("val_loss"), existing=True)
+    raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no live version "
+                        f"of model {model_id} has this content") from None
 
 
 def code_revision_of(start: Path | None = None) -> str:

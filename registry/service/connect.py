@@ -97,32 +97,36 @@ class Registry:
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
-               config: dict | None = None) -> Commit:
-        """Commit a checkpoint as the next version of `model`, registering the model if it is new.
+               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False) -> Commit:
+        """Commit a model as the next version of `model`, registering the model if it is new.
 
         Args:
-            path: a safetensors checkpoint.
+            path: a safetensors file, or a model directory (shards, index, config, tokenizer, ...).
             model: the model's name.
             parent: the version it was trained from: a `VersionRef`, or a version number of `model`.
-            dataset_root: the root of a registered dataset it was trained on.
-            step, metrics, config: recorded in the version's manifest.
+            dataset_root: the root of a registered dataset it was trained on (see `register_dataset`).
+            step, metrics, config, note: recorded in the version's manifest.
+            follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
 
         Returns:
-            The `Commit` (`existing=True` when the model already held these weights).
+            The `Commit` (`existing=True` when the model already held exactly this content).
 
         Example:
             >>> registry = modelreg.connect()
-            >>> registry.commit("ckpt.safetensors", "my-gpt", metrics={"val_loss": 2.1}).version
+            >>> registry.commit("checkpoint-500", "my-gpt", metrics={"val_loss": 2.1}).version
             1
         """
+        from modelreg.service.commit import commit_checkpoint
+        from modelreg.service.ingest import seal_and_add
+
+        # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
+        sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
         model_id = self.model_id_or_register(model, "")
         if isinstance(parent, int):
             parent = VersionRef(model_id, parent)
-        from modelreg.service.commit import commit_checkpoint
-
         return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                  parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                 config=config)
+                                 config=config, note=note, added=(sealed, checkpoint_cid))
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
@@ -133,13 +137,24 @@ class Registry:
             except ModelNotFound:
                 return self.client.register_model(name, metadata)[0]
 
-    def register_dataset(self, manifest: dict) -> None:
-        """Pin a dataset manifest and register its root as the signer's, unless it is already."""
+    def register_dataset(self, manifest: dict) -> str:
+        """Pin a dataset manifest and register its root as the signer's, unless it is already; the
+        manifest's CID."""
         from modelreg.formats.manifest import canonical_json
 
         cid = self.ipfs.add_bytes(canonical_json(manifest))
         with setup_lock(self.home):
             self.client.register_dataset(manifest["root"], cid)  # no transaction if it is registered
+        return cid
+
+    def register_dataset_dir(self, directory: str | os.PathLike):
+        """Seal a dataset directory and register it (`register_dataset`); the `SealedDataset` and the
+        manifest's CID."""
+        from modelreg.formats.manifest import dataset_manifest
+        from modelreg.formats.seal import seal_dataset
+
+        sealed = seal_dataset(directory)
+        return sealed, self.register_dataset(dataset_manifest(sealed))
 
     def embedded_chain_stopped(self) -> bool:
         """True when this data directory's embedded devnet was in use and is no longer running."""
@@ -154,21 +169,22 @@ class Registry:
         return history(self.events(), self.model_id(model))
 
     def verify(self, target: str, model: str | int, *, version: int | None = None,
-               tensors: tuple[str, ...] = ()):
-        """Verify a file path, or a CID fetched from IPFS into a temporary file first.
+               tensors: tuple[str, ...] = (), follow_symlinks: bool = False):
+        """Verify a file or model directory, or a file or directory CID fetched from IPFS first.
 
         Returns a `Verdict`: `verdict.ok` is True when `target` is exactly a registered,
-        unrevoked version of `model`; otherwise it names the differing tensors.
+        unrevoked version of `model`; otherwise it names the differing tensors and files.
         """
         from modelreg.service.verify import verify_checkpoint
 
         model_id = self.model_id(model)
-        kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat}
+        kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat,
+                  "follow_symlinks": follow_symlinks}
         if Path(target).exists():
             return verify_checkpoint(target, self.client, self.events(), model_id, **kwargs)
         _check_cid(target)
         with tempfile.TemporaryDirectory(dir=self.home) as tmp:
-            path = Path(tmp) / "checkpoint.safetensors"
+            path = Path(tmp) / "model"  # a file or a directory, as the CID holds it
             self.ipfs.get(target, path)
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
 

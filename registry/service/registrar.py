@@ -1,6 +1,6 @@
 """The registrar: seals, pins and commits each checkpoint in a background worker, in order.
 
-Training hands it checkpoint events and goes on; the worker does the hashing, the IPFS writes and
+A checkpoint is a safetensors file or a model directory. Training hands it checkpoint events and goes on; the worker does the hashing, the IPFS writes and
 the chain transactions. Every step is journaled first, so a run killed at any moment and started
 again with --resume registers each checkpoint exactly once: pending ones are redone, and a weights
 root the contract already holds is taken as done.
@@ -26,8 +26,8 @@ class Registrar:
     """A background worker with a queue; `submit` never blocks on hashing, IPFS or the chain."""
 
     def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
-                 dataset_root: str, parent: VersionRef | None = None, prepare=None, on_commit=None,
-                 on_error=None):
+                 dataset_root: str | None, parent: VersionRef | None = None, prepare=None, on_commit=None,
+                 on_error=None, follow_symlinks: bool = False):
         """`prepare()`, when given, runs first on the worker and returns the model id: registering the
         dataset and the model there keeps those transactions off the training thread too.
         `on_error(e)` is called on the worker the moment a registration fails; what is queued after
@@ -35,6 +35,7 @@ class Registrar:
         self.client, self.ipfs, self.journal = client, ipfs, journal
         self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
         self.on_commit, self.on_error = on_commit, on_error
+        self.follow_symlinks = follow_symlinks
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
         self._revision = code_revision_of()
@@ -54,11 +55,12 @@ class Registrar:
         self.journal.append("seen", **record)
         self._queue.put(record)
 
-    def recover(self, out_dir: Path) -> int:
-        """Queue, in step order, what a killed run left unregistered: journaled or only on disk."""
+    def recover(self, out_dir: Path | None = None) -> int:
+        """Queue, in step order, what a killed run left unregistered: journaled, or only on disk as
+        `out_dir`'s `ckpt-*.safetensors` (what modelreg's trainer writes)."""
         state = self.journal.state()
         records = {step: state.seen[step] for step in state.pending_steps()}
-        for path in Path(out_dir).glob("ckpt-*.safetensors"):
+        for path in Path(out_dir).glob("ckpt-*.safetensors") if out_dir is not None else ():
             if path.name.endswith(".optim.safetensors"):
                 continue
             step = int(path.stem.split("-")[1])
@@ -71,6 +73,12 @@ class Registrar:
         for step in sorted(records):
             self._queue.put(records[step])
         return len(records)
+
+    def drain(self) -> None:
+        """Wait until every checkpoint queued so far is done; re-raise the worker's error, if any."""
+        self._queue.join()
+        if self.error is not None:
+            raise self.error
 
     def close(self) -> list[Commit]:
         """Wait for every queued checkpoint; re-raise the worker's error, if any."""
@@ -90,12 +98,14 @@ class Registrar:
         except BaseException as e:  # kept for close(); every checkpoint stays pending
             self._failed(e)
         while (record := self._queue.get()) is not _STOP:
-            if self.error is not None:
-                continue  # drain: what is left stays pending in the journal for --resume
             try:
-                self._register(record)
+                if self.error is None:  # after an error, what is left stays pending for --resume
+                    self._register(record)
             except BaseException as e:  # kept for close(); the journal keeps the work pending
                 self._failed(e)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
 
     def _failed(self, e: BaseException) -> None:
         self.error = e
@@ -120,7 +130,7 @@ class Registrar:
             parent=self._parent, dataset_root=self.dataset_root, step=record["step"],
             config=record.get("config"), metrics=record.get("metrics"),
             environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision,
-            transcript=transcript)
+            transcript=transcript, follow_symlinks=self.follow_symlinks)
         self.journal.append("committed", **commit.to_dict())
         self._parent = commit.ref
         self.commits.append(commit)
@@ -151,9 +161,13 @@ class Registrar:
 
 
 def _event_record(event) -> dict:
-    return {"step": event.step, "path": str(event.path), "metrics": dict(event.metrics),
-            "config": dict(event.config), "environment": dict(event.environment),
-            "tokenizer_path": str(event.tokenizer_path), "tokenizer_sha256": event.tokenizer_sha256,
-            "optimizer_path": str(event.optimizer_path) if getattr(event, "optimizer_path", None) else None,
+    """An event's fields as journaled; only path and step are required (the rest is modelreg's trainer's)."""
+    tokenizer = getattr(event, "tokenizer_path", None)
+    optimizer = getattr(event, "optimizer_path", None)
+    return {"step": event.step, "path": str(event.path), "metrics": dict(getattr(event, "metrics", {})),
+            "config": dict(getattr(event, "config", {})), "environment": dict(getattr(event, "environment", {})),
+            "tokenizer_path": str(tokenizer) if tokenizer else None,
+            "tokenizer_sha256": getattr(event, "tokenizer_sha256", None),
+            "optimizer_path": str(optimizer) if optimizer else None,
             "transcript": getattr(event, "transcript", None)}
 

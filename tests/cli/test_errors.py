@@ -119,7 +119,8 @@ def test_a_file_that_is_not_safetensors_is_named(demo, stored, tmp_path):
     text = tmp_path / "notes.safetensors"
     text.write_text("these are my notes, not a checkpoint\n" * 4)
     fails(demo, "verify", text, "--model", "demo", match=f"^Error: {re.escape(str(text))}: header length .* not safetensors")
-    fails(demo, "verify", tmp_path, "--model", "demo", match=r"is a directory, not a regular file")
+    (tmp_path / "empty").mkdir()
+    fails(demo, "verify", tmp_path / "empty", "--model", "demo", match=r"holds no \*\.safetensors file")
 
 
 @pytest.mark.parametrize(("cid", "problem"), [

@@ -28,7 +28,7 @@ def registry(tmp_path_factory):
 def test_seal_gives_the_weights_root_and_a_proof_per_tensor(tmp_path):
     sealed = modelreg.seal(_checkpoint(tmp_path / "a.safetensors", 1.0))
     assert sealed.root.startswith("0x") and len(sealed.root) == 66
-    assert sorted(leaf.name for leaf in sealed.leaves) == ["b", "w"]
+    assert sorted(leaf.name for leaf in sealed.tensors.leaves) == ["b", "w"] and sealed.files is None
     assert modelreg.seal(_checkpoint(tmp_path / "b.safetensors", 2.0)).root != sealed.root
 
 

@@ -1,0 +1,102 @@
+"""Background commits for any training loop: each saved checkpoint is committed while training goes on.
+
+    with modelreg.BackgroundCommitter("my-gpt", journal="out/commits.jsonl") as committer:
+        for step in ...:
+            model.save_pretrained(f"out/checkpoint-{step}")   # or save_file(...) of one file
+            committer.submit(f"out/checkpoint-{step}", step=step, metrics={"loss": loss})
+
+It is the registrar of `train-and-register`, for checkpoints another trainer writes: journaled
+before `submit` returns (a local fsync, nothing else), committed in order by one worker thread,
+each version with the previous one as its parent. Started again with the same journal after a
+kill, it commits what is pending and continues the chain of parents. Under torchrun or
+accelerate only rank 0 commits; on every other rank it does nothing, so the same script runs
+everywhere.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelreg.records import Commit, VersionRef
+from modelreg.service.journal import Journal
+from modelreg.service.registrar import Registrar
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """One checkpoint as `submit` hands it to the registrar: a file or a model directory and its step."""
+
+    path: Path
+    step: int
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
+
+
+def rank() -> int:
+    """This process's rank under torchrun or accelerate (both set RANK); 0 when run alone."""
+    return int(os.environ.get("RANK", "0"))
+
+
+class BackgroundCommitter:
+    """Commit checkpoints of `model` in the background; `close()` waits and returns the commits."""
+
+    def __init__(self, model: str, *, journal: str | os.PathLike, registry=None, dataset=None,
+                 parent: VersionRef | None = None, follow_symlinks: bool = False,
+                 home: str | os.PathLike | None = None, **settings):
+        """
+        Args:
+            model: the model's name; registered, with the signer as owner, if new.
+            journal: the journal file; the same one resumes an interrupted run.
+            registry: a connected `Registry`; by default `modelreg.connect(home, **settings)`.
+            dataset: what the model is trained on: a dataset directory (sealed and registered
+                first) or the root of a registered dataset, or None.
+            parent: the version the first checkpoint continues from, or None.
+            follow_symlinks: follow symbolic links in checkpoint directories.
+        """
+        self.commits: list[Commit] = []
+        self._registrar = None
+        if rank() != 0:
+            return
+        if registry is None:
+            import modelreg
+
+            registry = modelreg.connect(home, **settings)
+
+        self.registry, self.model = registry, model
+        # Before training starts, on the caller's thread: at most two transactions, once.
+        dataset_root = registry.register_dataset_dir(dataset)[0].root if _is_dir(dataset) else dataset
+        self._registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(Path(journal)),
+                                    model_name=model, model_id=registry.model_id_or_register(model, ""),
+                                    dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks)
+        self._registrar.recover()
+
+    def submit(self, path: str | os.PathLike, *, step: int, metrics: dict | None = None,
+               config: dict | None = None, environment: dict | None = None) -> None:
+        """Journal the checkpoint at `path` and queue its commit; returns at once. A no-op off rank 0."""
+        if self._registrar is None:
+            return
+        self._registrar.submit(SavedCheckpoint(Path(path), step, dict(metrics or {}), dict(config or {}),
+                                               dict(environment or {})))
+
+    def wait(self) -> None:
+        """Block until every checkpoint submitted so far is committed; raise the worker's error, if any."""
+        if self._registrar is not None:
+            self._registrar.drain()
+
+    def close(self) -> list[Commit]:
+        """Wait for every queued checkpoint and stop the worker; the commits of this run, in order."""
+        if self._registrar is not None:
+            self.commits = self._registrar.close()
+            self._registrar = None
+        return self.commits
+
+    def __enter__(self) -> "BackgroundCommitter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _is_dir(dataset) -> bool:
+    return dataset is not None and Path(str(dataset)).is_dir()
