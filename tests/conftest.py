@@ -122,6 +122,10 @@ def geth_chain(*extra: str) -> Iterator[Chain]:
                   for s in signers]
         for tx_hash in hashes:
             w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        # Just started, geth reports indexing progress from eth_syncing; tests expect a settled node.
+        deadline = time.monotonic() + 30
+        while w3.eth.syncing and time.monotonic() < deadline:
+            time.sleep(0.2)
         yield Chain("geth", lambda: Web3(Web3.HTTPProvider(url)), signers, rpc_url=url)
 
 
