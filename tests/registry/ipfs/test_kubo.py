@@ -133,3 +133,19 @@ def test_api_accepts_urls_and_multiaddrs_and_names_a_bad_one():
     for bad in ("ftp://x", "not a url", "/ip4/1.2.3", "/garbage", "http://[::1", "http://127.0.0.1:99999"):
         with pytest.raises(InputInvalid, match="IPFS API address .* is not an http"):
             api_multiaddr(bad)
+
+
+def test_paths_inside_a_directory_are_resolved_here_over_verified_blocks(tmp_path, kubo):
+    # The daemon only exports the directory's DAG; the path is walked locally, every block checked.
+    (tmp_path / "m" / "sub").mkdir(parents=True)
+    (tmp_path / "m" / "config.json").write_bytes(b'{"n_layer": 2}')
+    (tmp_path / "m" / "sub" / "w.bin").write_bytes(pattern_bytes(2 * MiB + 1, seed=4))
+    source = EmbeddedIpfs(tmp_path / "source")
+    cid = source.add(tmp_path / "m")
+    source.export_car(cid, tmp_path / "m.car")
+    ipfs = client(tmp_path, kubo.url)
+    assert ipfs.import_car(tmp_path / "m.car") == [cid]
+    assert ipfs.cat(f"{cid}/config.json") == b'{"n_layer": 2}'
+    assert [e.name for e in ipfs.ls(cid)] == ["config.json", "sub"]
+    ipfs.get(f"{cid}/sub", tmp_path / "out")
+    assert (tmp_path / "out" / "w.bin").read_bytes() == pattern_bytes(2 * MiB + 1, seed=4)
