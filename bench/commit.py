@@ -1,4 +1,4 @@
-"""Benchmark: sealing and pinning a model directory, each file read once, against a durable copy of it.
+"""Benchmark: committing a model directory, each file read once, against a durable copy of it.
 
     python bench/commit.py [--size-mib 1024] [--shards 4] [--repeat 3] [--tensors 100000] [--json]
 
@@ -8,13 +8,17 @@ tokenizer.json. Before every run the page cache is dropped for those files (fsyn
 posix_fadvise(POSIX_FADV_DONTNEED)), so every run reads them from the disk.
 
 Baseline: copy the same files once into a fresh directory on the data directory's disk, one
-fsync per file: the least a durable pin can cost. Measured, each into a fresh data directory:
+fsync per file: the least a durable pin can cost. Measured, each into a fresh blockstore:
 
-- seal_and_pin: `modelreg.service.ingest.seal_and_add`, what a commit does before its
-  transaction: every file read once, feeding the tensor hashes and the UnixFS blocks, the
-  blocks made durable as one batch, then pinned. Target: at most 1.5x the baseline.
+- commit: `modelreg.connect(home).commit(model, name)` on the embedded devnet (started and
+  deployed before timing, the model registered before each run): seal, pin, manifest,
+  transaction, receipt. Target: at most 1.5x the baseline.
+- seal_and_pin: `modelreg.service.ingest.seal_and_add`, the part of a commit before its
+  manifest and transaction: every file read once, feeding the tensor hashes and the UnixFS
+  blocks, the blocks made durable as one batch, then pinned.
 - seal_then_pin: `seal_model` and then `EmbeddedIpfs.add`, each reading the files: the two
-  reads a commit made before, for comparison.
+  reads a commit made before, for comparison (the second read finds the files in the page cache
+  when memory allows).
 
 Also timed: building the `modelreg-tensors-v1` tree of `--tensors` leaves (a mixture-of-experts
 checkpoint has 100,000), the fastest of `--repeat` builds. Target: at most 1 s.
@@ -35,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import modelreg
+from modelreg.devnet.manager import down
 from modelreg.formats.merkle import StandardMerkleTree
 from modelreg.formats.model import seal_model
 from modelreg.formats.seal import TensorLeaf
@@ -101,25 +107,45 @@ def copy_durably(files: list[Path], out: Path) -> None:
 
 
 def seal_then_pin(model: Path, home: Path, profile) -> str:
+    """The two reads: seal, then add."""
     seal_model(model)
     return EmbeddedIpfs(home, profile).add(model)
 
 
+def commit_runner(home: Path, model: Path):
+    """Connects (devnet started, contract deployed) now; each run then empties the blockstore and
+    registers a new model name, untimed, and returns the timed commit."""
+    registry = modelreg.connect(home)
+
+    def prepare(out: Path):
+        store = registry.ipfs.store
+        for shard in store.blocks_dir.iterdir():
+            shutil.rmtree(shard)
+        store.pins_path.unlink(missing_ok=True)
+        name = f"bench-{out.name}"
+        registry.model_id_or_register(name, "")
+        return lambda: registry.commit(model, name).checkpoint_cid
+
+    return prepare
+
+
 def timed_runs(repeat: int, files: list[Path], work: Path, runs: dict):
     """Each contender `repeat` times, interleaved, each from a cold cache into a fresh directory;
-    wall and CPU seconds (all threads) of every run."""
+    wall and CPU seconds (all threads) of every run. A contender is `prepare(out)`, untimed,
+    returning the timed call."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     results = {}
     for i in range(repeat):
-        for name, run in runs.items():
+        for name, prepare in runs.items():
             out = work / f"{name}-{i}"
+            run = prepare(out)
             drop_cache(files)
             start, start_cpu = time.perf_counter(), time.process_time()
-            results[name] = run(out)
+            results[name] = run()
             times[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
-            shutil.rmtree(out)
+            shutil.rmtree(out, ignore_errors=True)
     return times, cpu, results
 
 
@@ -156,21 +182,25 @@ def main() -> None:
         files = make_model(model, args.size_mib, args.shards)
         size = sum(f.stat().st_size for f in files)
         runs = {
-            "durable_copy": lambda out: copy_durably(files, out),
-            "seal_and_pin": lambda out: seal_and_add(model, EmbeddedIpfs(out, profile))[1],
-            "seal_then_pin": lambda out: seal_then_pin(model, out, profile),
+            "durable_copy": lambda out: lambda: copy_durably(files, out),
+            "commit": commit_runner(work / "home", model),
+            "seal_and_pin": lambda out: lambda: seal_and_add(model, EmbeddedIpfs(out, profile))[1],
+            "seal_then_pin": lambda out: lambda: seal_then_pin(model, out, profile),
         }
-        times, cpu, results = timed_runs(args.repeat, files, work, runs)
+        try:
+            times, cpu, results = timed_runs(args.repeat, files, work, runs)
+        finally:
+            down(work / "home")
     tree_seconds, tree_cpu = tree_build(args.tensors, args.repeat)
 
     best = {name: min(t) for name, t in times.items()}
     base = best["durable_copy"]
     report = {
-        "bench": "commit", "measures": "seal + pin of a model directory (the commit's work before its "
-        "transaction), every file read from a cold page cache", "profile": profile.name,
+        "bench": "commit", "measures": "modelreg commit of a model directory on the embedded devnet, "
+        "and its seal + pin alone, every file read from a cold page cache", "profile": profile.name,
         "model_bytes": size, "shards": args.shards, "repeat": args.repeat,
         "cpus": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
-        "cids_agree": results["seal_and_pin"] == results["seal_then_pin"],
+        "cids_agree": results["commit"] == results["seal_and_pin"] == results["seal_then_pin"],
         "results": {name: {"seconds": round(best[name], 3), "all_seconds": [round(t, 3) for t in times[name]],
                            "cpu_seconds": [round(t, 3) for t in cpu[name]],
                            "mib_per_s": round(size / best[name] / MiB, 1),
@@ -179,9 +209,9 @@ def main() -> None:
         "tree": {"tensors": args.tensors, "seconds": round(tree_seconds, 3), "cpu_seconds": round(tree_cpu, 3),
                  "target_seconds": 1.0,
                  "target_met": tree_seconds <= 1.0},
-        "target_seal_and_pin_vs_durable_copy": 1.5,
+        "target_commit_vs_durable_copy": 1.5,
     }
-    report["target_met"] = report["results"]["seal_and_pin"]["time_vs_durable_copy"] <= 1.5
+    report["target_met"] = report["results"]["commit"]["time_vs_durable_copy"] <= 1.5
     if args.json:
         print(json.dumps(report))
         return
@@ -190,7 +220,7 @@ def main() -> None:
     for name, r in report["results"].items():
         print(f"  {name:<14} {r['seconds']:8.3f} s {r['mib_per_s']:8.1f} MiB/s "
               f"{r['time_vs_durable_copy']:6.3f}x the durable copy  (CPU s: {r['cpu_seconds']})")
-    print(f"  seal_and_pin <= 1.5x the durable copy: {report['target_met']}; CIDs agree: {report['cids_agree']}")
+    print(f"  commit <= 1.5x the durable copy: {report['target_met']}; CIDs agree: {report['cids_agree']}")
     print(f"  tree of {args.tensors} tensors: {tree_seconds:.3f} s, {tree_cpu:.3f} s CPU "
           f"(<= 1 s: {report['tree']['target_met']})")
 
