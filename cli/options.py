@@ -102,6 +102,15 @@ def config_of(ctx: click.Context | None = None):
     return load_config(home_of(ctx), flags=ctx.meta.get("modelreg.flags", {}))
 
 
+def open_ipfs_store(ctx: click.Context | None = None):
+    """The IPFS store the configuration names: the embedded one in the data directory, or Kubo."""
+    from modelreg.ipfs.store import open_ipfs
+
+    ctx = ctx or click.get_current_context()
+    ipfs = config_of(ctx).ipfs
+    return open_ipfs(home_of(ctx), api=ipfs.api or None, profile=ipfs.profile)
+
+
 def open_registry(ctx: click.Context | None = None, *, write: bool = False):
     """Connect to the configured chain and IPFS (starting the embedded devnet if needed)."""
     from modelreg.errors import ContractNotDeployed, DeploymentNotRecorded

@@ -1,4 +1,5 @@
-"""`modelreg seal`, `modelreg dataset seal`, `modelreg diff`: Merkle roots and manifests of local files."""
+"""`modelreg seal`, `modelreg dataset seal | register`, `modelreg diff`: Merkle roots and manifests of models
+(local, or fetched from IPFS by CID) and datasets."""
 
 import click
 from rich.table import Table
@@ -8,6 +9,7 @@ from modelreg.cli.options import (
     console,
     follow_symlinks_option,
     json_option,
+    open_ipfs_store,
     open_registry,
     print_json,
 )
@@ -19,19 +21,27 @@ from modelreg.formats.seal import seal_dataset
 _path = click.Path(exists=False)
 
 
+def _local(target: str):
+    """The path itself, or what its CID names fetched from the configured IPFS store."""
+    from modelreg.service.connect import local_copy  # only a CID needs the store
+
+    return local_copy(target, open_ipfs_store)
+
+
 @click.command()
-@click.argument("path", type=_path)
+@click.argument("path", metavar="PATH_OR_CID", type=_path)
 @follow_symlinks_option
 @json_option
 def seal(path, follow_symlinks, as_json):
-    """Seal the model PATH, a safetensors file or a model directory: print its roots and counts.
+    """Seal the model PATH_OR_CID, a safetensors file or a model directory: print its roots and counts.
 
     In a directory every *.safetensors file's tensors feed the modelreg-tensors-v1 root and every
     other file (config, tokenizer, optimizer state) the modelreg-files-v1 files root, hashed as
-    bytes. With --json, print the whole sealed-only checkpoint manifest (every leaf).
-    Nothing is loaded into torch and nothing is sent anywhere.
+    bytes. A CID is fetched from the configured IPFS store first. With --json, print the whole
+    sealed-only checkpoint manifest (every leaf). Nothing is loaded into torch.
     """
-    sealed = seal_model(path, follow_symlinks=follow_symlinks)
+    with _local(path) as local:
+        sealed = seal_model(local, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(checkpoint_manifest(sealed))
         return
@@ -90,15 +100,16 @@ def dataset_register(directory, as_json):
 def diff(ctx, a, b, follow_symlinks, as_json):
     """Which tensors (by name) and files (by path) B adds to A, removes from A, or changes.
 
-    A and B are safetensors files, model directories or checkpoint manifests (JSON); with two
-    manifests nothing is hashed. A tensor moved to another shard is no change.
-    Exit codes: 0 identical, 1 different, 2 usage or input error.
+    A and B are safetensors files, model directories, checkpoint manifests (JSON), or CIDs of any of
+    them in the configured IPFS store; with two manifests nothing is hashed. A tensor moved to
+    another shard is no change. Exit codes: 0 identical, 1 different, 2 usage or input error.
     """
-    result = diff_tensors(a, b, follow_symlinks=follow_symlinks)
+    with _local(a) as local_a, _local(b) as local_b:
+        result = diff_tensors(local_a, local_b, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(result.as_dict())
     elif result.identical:
-        click.echo("identical: same tensors, dtypes, shapes and data")
+        click.echo("identical: same tensors (dtypes, shapes, data) and files")
     else:
         table = Table("change", "tensor or file", "what differs")
         for name in result.added:

@@ -3,6 +3,8 @@
 import getpass
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -180,13 +182,23 @@ class Registry:
         model_id = self.model_id(model)
         kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat,
                   "follow_symlinks": follow_symlinks}
-        if Path(target).exists():
-            return verify_checkpoint(target, self.client, self.events(), model_id, **kwargs)
-        _check_cid(target)
-        with tempfile.TemporaryDirectory(dir=self.home) as tmp:
-            path = Path(tmp) / "model"  # a file or a directory, as the CID holds it
-            self.ipfs.get(target, path)
+        with local_copy(target, lambda: self.ipfs, self.home) as path:
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
+
+
+@contextmanager
+def local_copy(target: str | os.PathLike, open_store, workdir: Path | None = None) -> Iterator[Path]:
+    """`target` itself when it exists here; else the file or directory its CID names, fetched (every
+    block checked) into a temporary directory under `workdir`, from the store `open_store()` opens."""
+    if Path(target).exists():
+        yield Path(target)
+        return
+    _check_cid(str(target))
+    store = open_store()
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        path = Path(tmp) / "model"  # a file or a directory, as the CID holds it
+        store.get(str(target), path)
+        yield path
 
 
 def _check_cid(target: str) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,3 +113,29 @@ def test_commit_refuses_bad_input_with_one_error_line(modelreg, model_dir, tmp_p
     assert "'one' is not V or MODEL:V" in parent.output
     dataset = modelreg("commit", model_dir, "--model", "cli-bad", "--dataset", tmp_path / "nowhere", expect=2)
     assert "is neither a directory nor a dataset root" in dataset.output
+
+
+def test_seal_and_diff_take_the_cid_of_a_committed_directory(modelreg, model_dir):
+    commit = json.loads(modelreg("commit", model_dir, "--model", "cli-cid", "--json").output)
+    cid = commit["checkpoint_cid"]
+    sealed = json.loads(modelreg("seal", cid, "--json").output)
+    assert (sealed["root"], sealed["files"]["root"]) == (seal_model(model_dir).root, seal_model(model_dir).files_root)
+    modelreg("diff", model_dir, cid)
+    (model_dir / "config.json").write_text("{}")
+    changed = modelreg("diff", cid, model_dir, expect=1)
+    assert "file config.json" in changed.output
+
+
+def test_a_hugging_face_cache_snapshot_commits_with_follow_symlinks(modelreg, model_dir, tmp_path):
+    snapshot = tmp_path / "hub" / "models--tiny" / "snapshots" / "abc123"
+    blobs = tmp_path / "hub" / "models--tiny" / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for path in model_dir.iterdir():
+        blob = blobs / path.name.replace(".", "-")
+        blob.write_bytes(path.read_bytes())
+        (snapshot / path.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    modelreg("commit", snapshot, "--model", "cli-snapshot", expect=2)
+    commit = json.loads(modelreg("commit", snapshot, "--model", "cli-snapshot", "--follow-symlinks", "--json").output)
+    assert commit["root"] == seal_model(model_dir).root
+    modelreg("verify", model_dir, "--model", "cli-snapshot")
