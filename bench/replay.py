@@ -30,8 +30,8 @@ from web3.providers.eth_tester import EthereumTesterProvider
 
 from modelreg.chain.client import RegistryClient
 from modelreg.chain.signer import Signer
-from modelreg.ipfs.store import open_ipfs
 from modelreg.service import replay as replay_lib
+from modelreg.service.config import Config
 from modelreg.service.connect import Registry
 from modelreg.training.config import preset
 from modelreg.training.data import CORPUS_DIR
@@ -55,7 +55,8 @@ def main() -> int:
         home.mkdir()
         w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
         client = RegistryClient.deploy(w3, Signer.from_key((1).to_bytes(32, "big")))
-        registry = Registry(home=home, config=None, client=client, ipfs=open_ipfs(home), embedded_chain=False)
+        registry = Registry(home, Config(), rpc_url="http://127.0.0.1:1", chain_id=client.chain_id,
+                            embedded_chain=False, client=client)  # in-process chain: the URL is never used
         stamps = {}
         t0 = time.perf_counter()
         run = TrainingRun(registry, model_name="bench", data_dir=CORPUS_DIR, run_dir=Path(tmp) / "run",

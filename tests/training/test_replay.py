@@ -12,10 +12,10 @@ from safetensors.numpy import save_file
 
 from modelreg.chain.client import RegistryClient
 from modelreg.errors import ReplayUnavailable
-from modelreg.formats.manifest import canonical_json, checkpoint_manifest, load_manifest
-from modelreg.formats.seal import seal_checkpoint
-from modelreg.ipfs.store import open_ipfs
+from modelreg.formats.manifest import load_manifest
 from modelreg.service import replay as replay_lib
+from modelreg.service.commit import commit_checkpoint
+from modelreg.service.config import Config
 from modelreg.service.connect import Registry
 from modelreg.service.registrar import Registrar
 from modelreg.training import numerics, trainer
@@ -37,12 +37,17 @@ def data(tmp_path) -> Path:
     return d
 
 
+def in_process(home: Path, client) -> Registry:
+    """A Registry over an in-process chain (no JSON-RPC URL is used) and the embedded IPFS store of `home`."""
+    return Registry(home, Config(), rpc_url="http://127.0.0.1:1", chain_id=client.chain_id, embedded_chain=False,
+                    client=client)
+
+
 @pytest.fixture
 def registry(tmp_path):
     with eth_tester_chain() as chain:
         client = RegistryClient.deploy(chain.w3, chain.signers[0])
-        yield Registry(home=tmp_path / "home", config=None, client=client, ipfs=open_ipfs(tmp_path / "home"),
-                       embedded_chain=False)
+        yield in_process(tmp_path / "home", client)
 
 
 @pytest.fixture
@@ -101,8 +106,7 @@ def test_a_secretly_swapped_file_diverges_at_the_first_step_that_read_it(
         registry, data, config, tmp_path, monkeypatch):
     honest = tmp_path / "honest"
     honest.mkdir()
-    honest_registry = Registry(home=honest / "home", config=None, client=registry.client,
-                               ipfs=open_ipfs(honest / "home"), embedded_chain=False)
+    honest_registry = in_process(honest / "home", registry.client)
     _train(honest_registry, data, config, honest, name="honest")
     starts = _starts(honest / "run-honest", data, config)
     names = sorted(p.name for p in data.iterdir())
@@ -218,10 +222,8 @@ def test_numerics_pin_a_portable_code_path_and_replay_records_it():
 def test_a_version_without_a_transcript_cannot_be_replayed(registry, tmp_path):
     path = tmp_path / "w.safetensors"
     save_file({"w": np.ones((2, 2), dtype=np.float32)}, str(path))
-    sealed = seal_checkpoint(path)
     model_id, _ = registry.client.register_model("m")
-    cid = registry.ipfs.add_bytes(canonical_json(checkpoint_manifest(sealed)))
-    registry.client.commit_version(model_id, sealed.root, None, None, cid)
+    commit_checkpoint(registry.client, registry.ipfs, path, model_id=model_id, model_name="m")  # modelreg commit's way
     with pytest.raises(ReplayUnavailable, match="carries no training transcript"):
         _replay(registry, 1)
 
