@@ -1,5 +1,11 @@
 """RegistryCallback with the real transformers.Trainer: a tiny GPT-2 trained on CPU, every checkpoint committed."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("transformers")
@@ -14,6 +20,8 @@ from modelreg.formats.model import seal_model  # noqa: E402
 from modelreg.formats.seal import seal_dataset  # noqa: E402
 from modelreg.integrations.transformers import RegistryCallback, logged_metrics  # noqa: E402
 from tests.hf import tiny_gpt2  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Tokens(torch.utils.data.Dataset):
@@ -93,3 +101,44 @@ def test_metrics_are_the_latest_finite_numbers_logged_up_to_the_step():
     history = [{"loss": 3.0, "learning_rate": 1e-3, "step": 1}, {"loss": 2.5, "grad_norm": float("nan"), "step": 2},
                {"eval_loss": 2.7, "step": 2}, {"loss": 2.0, "step": 3}]
     assert logged_metrics(history, 2) == {"loss": 2.5, "learning_rate": 1e-3, "eval_loss": 2.7}
+
+
+def _run(*argv, torchrun: bool = False):
+    launcher = [sys.executable, *(["-m", "torch.distributed.run", "--nproc_per_node=2"] if torchrun else [])]
+    proc = subprocess.run([*launcher, str(Path(__file__).parent / "trainer_run.py"), *map(str, argv)],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_under_torchrun_only_the_main_process_commits(tmp_path):
+    home, out = tmp_path / "home", tmp_path / "out"
+    try:
+        _run(home, out, "ddp-gpt2", 4, torchrun=True)
+        registry = modelreg.connect(home, write=False)
+        history = registry.history("ddp-gpt2")
+        assert [v["parent"] and v["parent"]["version"] for v in history] == [None, 1]
+        journal = [json.loads(line) for line in (out / "modelreg-commits.jsonl").read_text().splitlines()]
+        for kind in ("seen", "committed"):  # one record of each per checkpoint: one process journaled
+            assert [r["step"] for r in journal if r["kind"] == kind] == [2, 4]
+        for step, version in ((2, 1), (4, 2)):
+            verdict = registry.verify(str(out / f"checkpoint-{step}"), "ddp-gpt2")
+            assert verdict.ok and verdict.version == version
+        manifest, _ = load_model(registry.ipfs.cat(history[-1]["manifest_cid"]))
+        assert manifest["environment"]["world_size"] == 2
+    finally:
+        manager.down(home)
+
+
+@pytest.mark.slow
+def test_a_resumed_training_run_continues_the_chain_of_parents(tmp_path):
+    home, out = tmp_path / "home", tmp_path / "out"
+    try:
+        _run(home, out, "resumed-gpt2", 4)
+        _run(home, out, "resumed-gpt2", 6, "--resume")
+        history = modelreg.connect(home, write=False).history("resumed-gpt2")
+        assert [v["parent"] and v["parent"]["version"] for v in history] == [None, 1, 2]
+        assert len({v["weights_root"] for v in history}) == 3
+    finally:
+        manager.down(home)
