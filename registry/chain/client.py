@@ -398,6 +398,10 @@ class RegistryClient:
             revoked=revoked, revoker=revoker if revoked else None, revocation_reason=reason,
             replacement=replacement or None)
 
+    def is_revoked(self, model_id: int, version: int) -> bool:
+        """Whether the version is revoked, from storage alone (no log query)."""
+        return self._call(self.contract.functions.getVersion(model_id, version))[4]
+
     def find_version_by_root(self, model_id: int, weights_root) -> dict | None:
         """The latest version of `model_id` with this weights root, from its log, or None: how a
         retried commit finds what it committed. A dict: version, manifest_cid, block, tx."""

@@ -257,12 +257,11 @@ def find_root(client, weights_root) -> list[dict]:
         model_id = a["modelId"]
         if model_id not in names:
             names[model_id] = client.get_model(model_id).name
-        record = client.get_version(model_id, a["version"])
         found.append({"model": model_id, "name": names[model_id], "version": a["version"],
                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                       "committer": a["committer"], "manifest_cid": a["manifestCid"],
                       "block": int(e["blockNumber"]), "tx": to_hex(e["transactionHash"]),
-                      "revoked": record.revoked})
+                      "revoked": client.is_revoked(model_id, a["version"])})
     return found
 
 

@@ -14,19 +14,21 @@ CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 @pytest.fixture
 def copied(modelreg):
-    """`original` commits ROOT, `other` commits something else, then `copycat` commits ROOT too."""
+    """`original` commits ROOT, `other` commits something else, then `copycat` commits ROOT too and
+    revokes it."""
     for name in ("original", "other", "copycat"):
         modelreg("model", "register", name)
     client = connect(modelreg.home, load_config(modelreg.home), write=True).client
     for name, root in (("original", ROOT), ("other", "0x" + "77" * 32), ("copycat", ROOT)):
         client.commit_version(client.model_id(name), root, tensor_count=4, manifest_cid=CID)
+    client.revoke_version(client.model_id("copycat"), 1, "copied weights")
     return modelreg
 
 
 def test_find_root_lists_every_version_with_those_weights_earliest_first(copied):
     found = json.loads(copied("audit", "find-root", ROOT, "--json").output)
     assert [(v["name"], v["version"], v["tensor_count"], v["revoked"]) for v in found] == \
-        [("original", 1, 4, False), ("copycat", 1, 4, False)]
+        [("original", 1, 4, False), ("copycat", 1, 4, True)]
     assert found[0]["block"] < found[1]["block"]
     table = copied("audit", "find-root", ROOT).output
     assert table.index("original") < table.index("copycat")
