@@ -35,6 +35,19 @@ def _run_dir(home: Path, model_name: str, chosen: Path | None) -> Path:
     return run_dir
 
 
+def _check_device(device: str | None) -> None:
+    import torch
+
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise InputInvalid(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputInvalid(f"--device {device}, but torch sees no CUDA device here; use --device cpu")
+
+
 def _resume_command() -> str:
     """The command line as typed, with --resume: what to run once a failed registration is fixed."""
     args = click.get_current_context().find_root().command.args
@@ -82,6 +95,7 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     if not model_name:
         raise InputInvalid("--model is empty; give the model a name, or leave --model out for gpt-PRESET")
     check_model_name(model_name)  # the contract's rule, before anything is written
+    _check_device(device)
     run_dir = _run_dir(home_of(), model_name, run_dir)
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun: only rank 0 talks to IPFS and the chain
         return train_unregistered(config, data_dir, run_dir, resume=resume, device=device)

@@ -59,8 +59,9 @@ def test_a_version_below_one_is_refused_by_every_command(demo, stored):  # noqa:
     (["--steps", "0"], r"Invalid value for '--steps'"),
     (["--eval-interval", "-3"], r"Invalid value for '--eval-interval'"),
     (["--run-dir", "/tmp/outside-the-data-directory"], r"is not inside the data directory"),
+    (["--device", "quantum"], r"--device 'quantum' is not a torch device"),
 ], ids=["500-char-name", "empty-name", "path-in-name", "dot-dot-name", "huge-seed", "zero-steps",
-        "negative-interval", "run-dir-outside"])
+        "negative-interval", "run-dir-outside", "unknown-device"])
 def test_bad_training_values_are_refused_before_anything_is_written(demo, untouched, tmp_path, args, problem,  # noqa: F811
                                                                     small_data):
     fails(demo, "train-and-register", "--data", small_data, *FAST_RUN, *args, match=problem)
