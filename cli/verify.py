@@ -22,10 +22,12 @@ from modelreg.service.verify import MISMATCH, REVOKED
 @click.option("--version", "version", type=VERSION, help="Version to compare with; default: find which version it is.")
 @click.option("--tensor", "tensors", multiple=True,
               help="Also prove this tensor on-chain with a Merkle proof checked by the contract (repeatable).")
+@click.option("--file", "files", multiple=True, metavar="PATH",
+              help="Also prove this file of a model directory (config.json) on-chain, likewise (repeatable).")
 @follow_symlinks_option
 @read_options
 @json_option
-def verify(target, model, version, tensors, follow_symlinks, as_json):
+def verify(target, model, version, tensors, files, follow_symlinks, as_json):
     """Verify TARGET against MODEL's on-chain record: a safetensors file, a model directory, or the
     IPFS CID of either.
 
@@ -38,7 +40,7 @@ def verify(target, model, version, tensors, follow_symlinks, as_json):
     if not found["versions"]:
         raise VersionNotFound(f"model {model!r} has no versions yet, so no file can match it; commit one "
                               "first, or check the name (`modelreg audit models` lists each model's versions)")
-    verdict = registry.verify(target, found["id"], version=version, tensors=tensors,
+    verdict = registry.verify(target, found["id"], version=version, tensors=tensors, files=files,
                               follow_symlinks=follow_symlinks)
     if as_json:
         print_json(verdict.to_dict())
@@ -69,6 +71,8 @@ def _print(model: str, v) -> None:
         click.echo(f"VERIFIED: {what} is {where} (root {v.file_root}, {v.tensors} tensors{files})")
     for name, ok in v.tensor_proofs.items():
         click.echo(f"  tensor {name}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
+    for path, ok in v.file_proofs.items():
+        click.echo(f"  file {path}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
 
 
 def _print_differences(diff: dict) -> None:

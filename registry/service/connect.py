@@ -171,7 +171,7 @@ class Registry:
         return history(self.events(), self.model_id(model))
 
     def verify(self, target: str, model: str | int, *, version: int | None = None,
-               tensors: tuple[str, ...] = (), follow_symlinks: bool = False):
+               tensors: tuple[str, ...] = (), files: tuple[str, ...] = (), follow_symlinks: bool = False):
         """Verify a file or model directory, or a file or directory CID fetched from IPFS first.
 
         Returns a `Verdict`: `verdict.ok` is True when `target` is exactly a registered,
@@ -180,7 +180,7 @@ class Registry:
         from modelreg.service.verify import verify_checkpoint
 
         model_id = self.model_id(model)
-        kwargs = {"version": version, "tensors": tuple(tensors), "fetch": self.ipfs.cat,
+        kwargs = {"version": version, "tensors": tuple(tensors), "files": tuple(files), "fetch": self.ipfs.cat,
                   "follow_symlinks": follow_symlinks}
         with local_copy(target, lambda: self.ipfs, self.home) as path:
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)

@@ -12,7 +12,7 @@ hide one.
 
 from dataclasses import dataclass, field
 
-from modelreg.errors import VersionNotFound
+from modelreg.errors import InputInvalid, VersionNotFound
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_model
 from modelreg.formats.model import ZERO_ROOT, SealedModel, seal_model
@@ -32,20 +32,21 @@ class Verdict:
     differences: dict = field(default_factory=dict)  # added / removed / changed tensor names, and files
     revocation: dict | None = None
     tensor_proofs: dict = field(default_factory=dict)  # tensor name -> verifyTensor's answer
+    file_proofs: dict = field(default_factory=dict)  # file path -> verifyFile's answer
     note: str = ""
     files_root: str = ZERO_ROOT  # the files root of what was checked (zero: a single file)
     chain_files_root: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status == VERIFIED and all(self.tensor_proofs.values())
+        return self.status == VERIFIED and all(self.tensor_proofs.values()) and all(self.file_proofs.values())
 
     def to_dict(self) -> dict:
         return {"status": self.status, "model_id": self.model_id, "version": self.version,
                 "file_root": self.file_root, "chain_root": self.chain_root, "tensors": self.tensors,
                 "files_root": self.files_root, "chain_files_root": self.chain_files_root,
                 "differences": self.differences, "revocation": self.revocation,
-                "tensor_proofs": self.tensor_proofs, "note": self.note}
+                "tensor_proofs": self.tensor_proofs, "file_proofs": self.file_proofs, "note": self.note}
 
 
 def _content(record) -> tuple[str, int, str]:
@@ -53,9 +54,11 @@ def _content(record) -> tuple[str, int, str]:
 
 
 def verify_checkpoint(path, client, events: list[dict], model_id: int, *, version: int | None = None,
-                      tensors: tuple[str, ...] = (), fetch=None, follow_symlinks: bool = False) -> Verdict:
+                      tensors: tuple[str, ...] = (), files: tuple[str, ...] = (), fetch=None,
+                      follow_symlinks: bool = False) -> Verdict:
     """Seal `path` (a file or a model directory) and compare it with `version` of the model (or find
-    which version it is)."""
+    which version it is). Each of `tensors` (names) and `files` (paths in the directory) is then
+    proven on-chain too, by the contract's verifyTensor and verifyFile."""
     sealed = seal_model(path, follow_symlinks=follow_symlinks)
     content = (sealed.root, sealed.tensor_count, sealed.files_root)
     versions = history(events, model_id)
@@ -89,14 +92,21 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
         return Verdict(MISMATCH, **found, note=note,
                        differences=_differences(sealed, versions, candidate, record, fetch))
     proofs = {}
+    if files and sealed.files is None:
+        raise InputInvalid(f"{path} has no files tree (a single file, or a directory of shards alone); "
+                           "there is no file to prove")
+    file_proofs = {}
+    for name in files:
+        leaf, proof = sealed.files.proof(name)
+        file_proofs[name] = bool(client.verify_file(model_id, candidate, leaf.values(), proof))
     for name in tensors:
         leaf, proof = sealed.tensors.proof(name)
         proofs[name] = bool(client.verify_tensor(model_id, candidate, leaf.values(), proof))
     if record.revoked:
         revocation = {"reason": record.revocation_reason, "revoker": record.revoker,
                       "replacement": record.replacement or None}
-        return Verdict(REVOKED, **found, revocation=revocation, tensor_proofs=proofs)
-    return Verdict(VERIFIED, **found, tensor_proofs=proofs)
+        return Verdict(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
+    return Verdict(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs)
 
 
 def _differences(sealed: SealedModel, versions, candidate, record, fetch) -> dict:

@@ -74,6 +74,8 @@ def test_verify_a_directory_a_resharded_copy_and_its_cid(modelreg, model_dir, tm
     modelreg("verify", resharded, "--model", "cli-verify")
     by_cid = json.loads(modelreg("verify", commit["checkpoint_cid"], "--model", "cli-verify", "--json").output)
     assert by_cid["status"] == "VERIFIED"
+    proven = modelreg("verify", model_dir, "--model", "cli-verify", "--file", "config.json")
+    assert "  file config.json: proven on-chain\n" in proven.output
 
 
 def test_verify_of_a_directory_with_a_changed_config_names_config_json(modelreg, model_dir):

@@ -112,3 +112,20 @@ def test_a_single_file_commits_a_zero_files_root(registry, tmp_path):
     commit = registry.commit(model / "model.safetensors", "gpt2-file")
     assert registry.client.get_version(commit.model_id, commit.version).files_root is None
     assert registry.verify(str(model / "model.safetensors"), "gpt2-file").ok
+
+
+def test_a_file_and_a_tensor_of_a_directory_are_proven_on_chain(registry, committed):
+    model, _ = committed
+    verdict = registry.verify(str(model), "gpt2-dir", files=("config.json", "tokenizer_config.json"),
+                              tensors=("transformer.wte.weight",))
+    assert verdict.ok and verdict.file_proofs == {"config.json": True, "tokenizer_config.json": True}
+    assert verdict.tensor_proofs == {"transformer.wte.weight": True}
+    with pytest.raises(modelreg.InputInvalid, match="no file 'missing.json'"):
+        registry.verify(str(model), "gpt2-dir", files=("missing.json",))
+
+
+def test_a_single_file_has_no_file_to_prove(registry, tmp_path):
+    model = save_tiny_gpt2(tmp_path / "single")
+    registry.commit(model / "model.safetensors", "gpt2-one-file")
+    with pytest.raises(modelreg.InputInvalid, match="has no files tree"):
+        registry.verify(str(model / "model.safetensors"), "gpt2-one-file", files=("config.json",))
