@@ -145,14 +145,21 @@ interface IModelRegistry {
     /// @notice The interface version this contract implements: 2.
     function version() external pure returns (uint256);
 
+    /// @notice Register a model under a canonical name; the caller owns it.
     function registerModel(string calldata name, string calldata metadata) external returns (uint256 modelId);
+    /// @notice Let `account` commit versions and revoke its own, until removed or the model changes hands.
     function addMaintainer(uint256 modelId, address account) external;
+    /// @notice Withdraw a maintainer role. Owner only.
     function removeMaintainer(uint256 modelId, address account) external;
+    /// @notice Offer the model to `newOwner` (zero withdraws the offer). Owner only.
     function transferOwnership(uint256 modelId, address newOwner) external;
+    /// @notice Take the model offered to the caller; starts a new epoch, clearing every maintainer.
     function acceptOwnership(uint256 modelId) external;
 
+    /// @notice Record the caller's own record of dataset `root`; returns its id.
     function registerDataset(bytes32 root, string calldata manifestCid) external returns (uint256 datasetId);
 
+    /// @notice Append a version: its content, the dataset id used, its parent and its manifest CID.
     function commitVersion(
         uint256 modelId,
         VersionContent calldata content,
@@ -161,19 +168,31 @@ interface IModelRegistry {
         uint256 parentVersion,
         string calldata manifestCid
     ) external returns (uint256 version);
+    /// @notice Revoke a version: the owner any, a maintainer only its own; nothing is deleted.
     function revokeVersion(uint256 modelId, uint256 version, string calldata reason, uint256 replacement) external;
 
+    /// @notice The number of models; ids run from 1 to this.
     function modelCount() external view returns (uint256);
+    /// @notice The id of the model named `name`, or 0.
     function modelIdByName(string calldata name) external view returns (uint256);
+    /// @notice A model's name, metadata, owner, pending owner, version count and epoch.
     function getModel(uint256 modelId) external view returns (ModelInfo memory);
+    /// @notice Whether `account` is a maintainer of the model in its current epoch.
     function isMaintainer(uint256 modelId, address account) external view returns (bool);
+    /// @notice The number of dataset records; ids run from 1 to this.
     function datasetCount() external view returns (uint256);
+    /// @notice The id of `registrant`'s record of dataset `root`, or 0.
     function datasetIdOf(bytes32 root, address registrant) external view returns (uint256);
+    /// @notice A dataset record's root and registrant.
     function getDataset(uint256 datasetId) external view returns (bytes32 root, address registrant);
+    /// @notice The number of versions of a model.
     function versionCount(uint256 modelId) external view returns (uint256);
+    /// @notice What storage holds about a version, revoked or not.
     function getVersion(uint256 modelId, uint256 version) external view returns (VersionInfo memory);
+    /// @notice The hash a version stores for `content`.
     function contentHash(VersionContent calldata content) external pure returns (bytes32);
 
+    /// @notice Whether `proof` places tensor `leaf` in the version's weights tree.
     function verifyTensor(
         uint256 modelId,
         uint256 version,
@@ -181,6 +200,7 @@ interface IModelRegistry {
         TensorLeaf calldata leaf,
         bytes32[] calldata proof
     ) external view returns (bool);
+    /// @notice Whether a non-empty multiproof places every tensor of `leaves` in the version's weights tree.
     function verifyTensors(
         uint256 modelId,
         uint256 version,
@@ -189,6 +209,7 @@ interface IModelRegistry {
         bytes32[] calldata proof,
         bool[] calldata proofFlags
     ) external view returns (bool);
+    /// @notice Whether `proof` places file `leaf` in the version's files tree.
     function verifyFile(
         uint256 modelId,
         uint256 version,
