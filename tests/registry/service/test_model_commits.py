@@ -129,3 +129,20 @@ def test_a_single_file_has_no_file_to_prove(registry, tmp_path):
     registry.commit(model / "model.safetensors", "gpt2-one-file")
     with pytest.raises(modelreg.InputInvalid, match="has no files tree"):
         registry.verify(str(model / "model.safetensors"), "gpt2-one-file", files=("config.json",))
+
+
+@pytest.mark.slow
+def test_nested_unicode_empty_and_a_thousand_small_files_commit_and_verify_by_cid(registry, tmp_path):
+    model = save_tiny_gpt2(tmp_path / "odd")
+    (model / "a" / "b" / "c").mkdir(parents=True)
+    (model / "a" / "b" / "c" / "deep.txt").write_text("deep")
+    (model / "données 名前 🙂.json").write_text("{}")
+    (model / "empty").write_bytes(b"")
+    (model / "vocab").mkdir()
+    for i in range(1000):
+        (model / "vocab" / f"{i:04d}.txt").write_text(str(i))
+    commit = registry.commit(model, "gpt2-odd")
+    sealed = seal_model(model)
+    assert len(sealed.files.leaves) == 1005 and sealed.files.leaf("empty").size == 0
+    verdict = registry.verify(commit.checkpoint_cid, "gpt2-odd", files=("données 名前 🙂.json", "a/b/c/deep.txt"))
+    assert verdict.ok and verdict.files_root == sealed.files_root
