@@ -86,13 +86,14 @@ def connect(home: str | os.PathLike | None = None, *, write: bool = True, **sett
 
 
 def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | None = None, **kwargs) -> Commit:
-    """Commit a checkpoint as the next version of `model` on the configured registry.
+    """Commit a model, a safetensors file or a model directory, as the next version of `model` on
+    the configured registry.
 
     A shorthand for `modelreg.connect(home).commit(path, model, **kwargs)`; see `Registry.commit`
-    for parent, dataset_root, step, metrics and config.
+    for parent, dataset_root, step, metrics, config, note and follow_symlinks.
 
     Example:
-        >>> modelreg.commit("ckpt.safetensors", "my-gpt", parent=1).version
+        >>> modelreg.commit("out/checkpoint-500", "my-gpt", parent=1).version
         2
     """
     return connect(home).commit(path, model, **kwargs)
