@@ -243,3 +243,11 @@ def test_replaying_with_other_numerics_than_recorded_diverges(registry, data, co
     forge = lambda job: execute(replace(job, numerics={**job.numerics, **forged}))  # noqa: E731
     (verdict,) = replay_lib.replay(registry, "m", 2, forge).verdicts
     assert (verdict.status, verdict.step) == ("DIVERGED", 8)
+
+
+def test_a_step_without_a_committed_batch_diverges_there_as_skipped(registry, data, config, tmp_path):
+    _train(registry, data, config, tmp_path)
+    drop_step_6 = lambda job: execute(replace(job, batches=tuple(b for b in job.batches if b.step != 6)))  # noqa: E731
+    (verdict,) = replay_lib.replay(registry, "m", 2, drop_step_6).verdicts
+    assert (verdict.status, verdict.step, verdict.steps_run) == ("DIVERGED", 6, 1)
+    assert verdict.reason == "the run committed no batch for step 6: it skipped the step"
