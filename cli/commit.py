@@ -60,7 +60,9 @@ def commit(path, model, dataset, parent, metrics, note, follow_symlinks, as_json
         click.echo(f"{model} already holds this model as version {c.version} (weights root {c.root}); "
                    "nothing new committed")
     else:
-        click.echo(f"Committed {path} as {model} version {c.version}\n  weights root  {c.root}\n"
+        files = f"  files root    {c.files_root}\n" if c.files_root else ""
+        click.echo(f"Committed {path} as {model} version {c.version}\n"
+                   f"  weights root  {c.root} ({c.tensor_count} tensors)\n{files}"
                    f"  CID           {c.checkpoint_cid}\n  manifest      {c.manifest_cid}\n"
                    f"  tx            {c.tx} (block {c.block})")
 

@@ -41,7 +41,9 @@ class Commit:
     block: int
     step: int | None = None
     val_loss: float | None = None
-    existing: bool = False  # the model already held this root: nothing new was committed
+    existing: bool = False  # the model already held this content: nothing new was committed
+    tensor_count: int | None = None
+    files_root: str | None = None  # None: a single file, or a directory of shards alone
 
     @property
     def ref(self) -> VersionRef:

@@ -56,7 +56,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
     try:
         version, receipt = client.commit_version(
             model_id, sealed.root, tensor_count=sealed.tensor_count,
-            files_root=sealed.files.root if sealed.files is not None else None,
+            files_root=_files_root(sealed),
             dataset_root=dataset_root, parent=parent, manifest_cid=manifest_cid)
     except DuplicateRoot:
         # The model holds this content already (committed before, perhaps by a killed attempt that
@@ -64,7 +64,12 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         return _existing(client, model_id, sealed, checkpoint_cid, step, metrics)
     return Commit(model_id=model_id, version=version, root=sealed.root, checkpoint_cid=checkpoint_cid,
                   manifest_cid=manifest_cid, tx=to_hex(receipt["transactionHash"]),
-                  block=receipt["blockNumber"], step=step, val_loss=metrics.get("val_loss"))
+                  block=receipt["blockNumber"], step=step, val_loss=metrics.get("val_loss"),
+                  tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
+
+
+def _files_root(sealed: SealedModel) -> str | None:
+    return sealed.files.root if sealed.files is not None else None
 
 
 def _existing(client, model_id: int, sealed: SealedModel, checkpoint_cid: str, step, metrics: dict) -> Commit:
@@ -76,7 +81,8 @@ def _existing(client, model_id: int, sealed: SealedModel, checkpoint_cid: str, s
         if same and not client.get_version(model_id, a["version"]).revoked:
             return Commit(model_id=model_id, version=a["version"], root=sealed.root, checkpoint_cid=checkpoint_cid,
                           manifest_cid=a["manifestCid"], tx=to_hex(log["transactionHash"]),
-                          block=log["blockNumber"], step=step, val_loss=metrics.get("val_loss"), existing=True)
+                          block=log["blockNumber"], step=step, val_loss=metrics.get("val_loss"), existing=True,
+                          tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
     raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no live version "
                         f"of model {model_id} has this content") from None
 
