@@ -81,6 +81,8 @@ def main() -> int:
         "training_s": training_s, "run_with_registration_s": run_s,
         "segment_training_s": segment_s, "replay_s": replay_s,
         "ratio_replay_vs_segment": replay_s / segment_s, "ratio_replay_vs_run": replay_s / training_s,
+        # On a loaded machine one segment's time swings; the mean segment is the steadier yardstick.
+        "ratio_replay_vs_mean_segment": replay_s / (training_s / len(commits)),
         "sampling_block": report.sampling["block"],
     }
     if args.json:
@@ -90,7 +92,8 @@ def main() -> int:
         print(f"sampled segment v{verdict.version} (steps {verdict.first_step}..{verdict.last_step}, "
               f"{report.share:.1%} of the steps): {verdict.status}")
         print(f"replay {replay_s:.2f}s vs its original training {segment_s:.2f}s: "
-              f"{result['ratio_replay_vs_segment']:.2f}x (target <= 1.1)")
+              f"{result['ratio_replay_vs_segment']:.2f}x (target <= 1.1); vs the mean segment "
+              f"{result['ratio_replay_vs_mean_segment']:.2f}x")
         print(f"replay vs the run's training time: {result['ratio_replay_vs_run']:.1%} (target <= 6%)")
     return 0 if verdict.status == "REPRODUCED" else 1
 
