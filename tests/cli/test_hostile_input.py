@@ -124,6 +124,26 @@ def test_an_unreachable_ipfs_daemon_is_found_before_training(demo, untouched, sm
     assert not (demo.home / "runs" / "no-ipfs").exists()
 
 
+# ------------------------------------------------------------------ hostile checkpoints
+
+ZERO = '{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+
+
+@pytest.mark.parametrize("header, problem", [
+    ("{}", "holds no tensors"),
+    ('{"a":' + "[" * 5000 + "]" * 5000 + "}", "nests brackets more than 8 deep"),
+    ('{"a":{"dtype":"F32","shape":[0,' + "9" * 5000 + '],"data_offsets":[0,0]}}', "more than 20 digits"),
+    ('{"a":{"dtype":"F32","shape":[' + ",".join(["1"] * 1_000_000) + '],"data_offsets":[0,4]}}',
+     "at most 64 dimensions"),
+    ('{"__metadata__":{"k":"a","k":"b"},"a":' + ZERO + "}", "__metadata__ gives the key 'k' twice"),
+], ids=["empty", "deep", "huge-integer", "million-dimensions", "metadata-key-twice"])
+def test_seal_of_a_hostile_header_is_one_error_line(demo, tmp_path, header, problem):  # noqa: F811
+    raw = header.encode()
+    path = tmp_path / "hostile.safetensors"
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(4))
+    fails(demo, "seal", path, match=problem)
+
+
 # ------------------------------------------------------------------ special files
 
 
