@@ -48,3 +48,19 @@ def test_sampling_waits_for_a_block_after_the_newest_commit(trained):
 def test_a_gpu_replay_must_name_its_tolerance(trained):
     result = trained("audit", "replay", "gpt-tiny", "--device", "cuda", expect=2)
     assert "pass --tolerance ATOL RTOL" in result.output
+
+
+def test_a_divergence_exits_1_with_its_step_and_the_differing_part(trained, monkeypatch):
+    from modelreg.service.replay import ReplayOutcome
+    from modelreg.training import replay as training_replay
+
+    def executor_reporting_a_different_batch(job):  # the real divergences are tested in tests/training
+        leaf = job.batches[0].to_dict()
+        return ReplayOutcome(steps_run=1, step=leaf["step"], committed=leaf,
+                             replayed={**leaf, "tokens": "0x" + "00" * 32})
+
+    monkeypatch.setattr(training_replay, "execute", executor_reporting_a_different_batch)
+    result = trained("audit", "replay", "gpt-tiny", "--version", "2", expect=1)
+    assert result.output.startswith("DIVERGED at step 4: gpt-tiny v2, steps 4..6 (bit-exact): the batch of step 4 "
+                                    "differs from its commitment (tokens)")
+    assert "replay: DIVERGED at step 4" in trained("audit", "show", "gpt-tiny", "2").output
