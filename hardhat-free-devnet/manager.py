@@ -145,7 +145,14 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
-    return True
+    # So does anyone else's zombie: a killed devnet whose starter exited belongs to init, which may
+    # reap it only seconds later; until then it would look alive and block a restart.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:  # gone meanwhile, or no /proc (macOS), where the signal's answer stands
+        return not os.path.isdir("/proc")
+    return state != b"Z"
 
 
 def _block_number(url: str) -> int | None:

@@ -1,9 +1,12 @@
 """`modelreg devnet up|down|status|reset` and the manager behind them: pid and port files, on-demand start."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import click
 import pytest
@@ -58,6 +61,26 @@ def test_a_stale_server_file_after_a_crash_reads_as_not_running(tmp_path):
     assert manager.status(tmp_path).running is False
     assert manager.down(tmp_path) is False
     assert not (tmp_path / "devnet" / "server.json").exists()
+
+
+def _unreaped_orphan() -> int:
+    """The pid of a killed process that init has not reaped yet: a zombie that is not our child, as a
+    SIGKILLed devnet is once the command that started it has exited."""
+    starter = subprocess.run(["sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+    pid = int(starter.stdout)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.05)
+    return pid
+
+
+def test_a_killed_devnet_not_yet_reaped_is_restarted_not_reported_as_hung(tmp_path):
+    (tmp_path / "devnet").mkdir()
+    (tmp_path / "devnet" / "server.json").write_text(
+        json.dumps({"pid": _unreaped_orphan(), "port": 1, "url": "http://127.0.0.1:1"}))
+    try:
+        assert manager.up(tmp_path, port=0).running
+    finally:
+        manager.down(tmp_path)
 
 
 def test_up_on_a_busy_port_says_which_port_and_how_to_fix_it(tmp_path):
