@@ -103,7 +103,8 @@ def run_alone(config, tmp: Path) -> dict:
 
 def run_registered(config, tmp: Path) -> dict:
     """B: train-and-register in a subprocess, on a devnet started (and a contract deployed) beforehand."""
-    home, run_dir = tmp / "home", tmp / "run"
+    home = tmp / "home"
+    run_dir = home / "runs" / "bench"  # a run directory must lie inside the data directory
     t0 = time.perf_counter()
     devnet = json.loads(_modelreg(home, "devnet", "up", "--port", "0", "--json"))
     _modelreg(home, "audit", "models", "--json")  # connects, so deploys the contract
