@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from modelreg.errors import DatasetInvalid, DatasetTampered, ManifestInvalid
 from modelreg.formats.manifest import DATASET_MANIFEST, dataset_manifest, load_sealed
-from modelreg.formats.seal import FILES_FORMAT, FileLeaf, SealedDataset, seal_dataset
+from modelreg.formats.seal import FILES_FORMAT, FileLeaf, SealedDataset, dataset_paths, seal_dataset
 
 # The committed corpus (its README, license and digests sit one level up, outside the dataset).
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus" / "shakespeare"
@@ -54,6 +54,28 @@ def _resolve(data_dir: Path, rel: str) -> Path:
     return data_dir.joinpath(*p.parts)
 
 
+def seal_and_load(data_dir: str | os.PathLike) -> VerifiedDataset:
+    """Seal the dataset in data_dir and keep its text, from one read of each file.
+
+    The bytes hashed into the root are the bytes training reads, so there is no window in which a
+    file could change between sealing and training, and nothing is read twice.
+    """
+    files = {}
+    for name, path in dataset_paths(data_dir):
+        data = path.read_bytes()
+        files[name] = DatasetFile(name, len(data), "0x" + hashlib.sha256(data).hexdigest(), _text(name, data))
+    sealed = SealedDataset.of(FileLeaf(f.path, f.size, f.sha256) for f in files.values())
+    return VerifiedDataset(sealed.root, dataset_manifest(sealed), tuple(files[leaf.path] for leaf in sealed.leaves))
+
+
+def _text(name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetInvalid(f"dataset file {name} is not UTF-8 text ({e}); "
+                             "training reads text files only") from None
+
+
 def _read_checked(data_dir: Path, leaf: FileLeaf) -> DatasetFile:
     path = _resolve(data_dir, leaf.path)
     try:
@@ -68,12 +90,7 @@ def _read_checked(data_dir: Path, leaf: FileLeaf) -> DatasetFile:
             f"sha256 {digest}, the manifest records {leaf.size} bytes with sha256 {leaf.sha256}; "
             "restore the original file or seal the dataset again"
         )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetInvalid(f"dataset file {leaf.path} is not UTF-8 text ({e}); "
-                             "training reads text files only") from None
-    return DatasetFile(leaf.path, len(data), digest, text)
+    return DatasetFile(leaf.path, len(data), digest, _text(leaf.path, data))
 
 
 def load_dataset(data_dir: str | os.PathLike, manifest: dict | str | os.PathLike,

@@ -25,12 +25,11 @@ from modelreg.errors import (
     ModelNotFound,
     ModelregError,
 )
-from modelreg.formats.manifest import dataset_manifest
-from modelreg.formats.seal import seal_dataset
 from modelreg.records import Commit
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
 from modelreg.training.config import TrainConfig
+from modelreg.training.data import seal_and_load
 from modelreg.training.trainer import train
 
 RUN_FILE = "run.json"
@@ -42,7 +41,7 @@ PREFLIGHT_GAS = 400_000
 def train_unregistered(config: TrainConfig, data_dir: Path, run_dir: Path, *, resume: bool,
                        device: str | None = None) -> None:
     """A torchrun rank other than 0: train on the same verified data; rank 0 alone registers."""
-    train(config, data_dir, run_dir, dataset_manifest=dataset_manifest(seal_dataset(data_dir)),
+    train(config, data_dir, run_dir, dataset=seal_and_load(data_dir),
           resume=resume, device=device)
 
 
@@ -81,9 +80,9 @@ class TrainingRun:
         self.stopped_at: int | None = None  # the step training stopped at after a failed registration
 
     def execute(self, device: str | None = None) -> list[Commit]:
-        sealed = seal_dataset(self.data_dir)  # local: training checks every file against it
-        manifest = dataset_manifest(sealed)
-        self.dataset_root = sealed.root
+        dataset = seal_and_load(self.data_dir)  # sealed once: training gets these very bytes
+        manifest = dataset.manifest
+        self.dataset_root = dataset.root
         with ThreadPoolExecutor(1, thread_name_prefix="preflight") as pool:
             checks = pool.submit(preflight, self.registry, self.model_name)  # beside the data and model setup
             fresh = self._check_run_dir()
@@ -112,7 +111,7 @@ class TrainingRun:
                         raise registrar.error
 
                 try:
-                    train(self.config, self.data_dir, self.run_dir, dataset_manifest=manifest,
+                    train(self.config, self.data_dir, self.run_dir, dataset=dataset,
                           dataset_root=self.dataset_root, on_checkpoint=on_checkpoint, resume=self.resume,
                           device=device, before_first_step=before_first_step)
                 except BaseException:

@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from modelreg._atomic import write_atomic
-from modelreg.errors import ConfigInvalid, DatasetInvalid, InputInvalid
+from modelreg.errors import ConfigInvalid, DatasetInvalid, DatasetTampered, InputInvalid
 from modelreg.formats.manifest import canonical_json
 from modelreg.formats.transcript import BatchLeaf, batches_document, config_sha256, tokens_sha256
 from modelreg.training import checkpoint as ckpt
@@ -192,6 +192,7 @@ def train(
     resume: bool = False,
     device: str | None = None,
     before_first_step: Callable[[], None] | None = None,
+    dataset: VerifiedDataset | None = None,
 ) -> TrainResult:
     """Train config on the verified dataset in data_dir, writing checkpoints to out_dir.
 
@@ -203,21 +204,25 @@ def train(
     checkpoints written so far resumable with resume=True. before_first_step is called on
     rank 0 once the data is verified and tokenized into enough tokens for a batch and the model
     is built, before the first step: what must not happen for bad data (registering it) waits
-    for it, and an exception from it stops training before any step.
+    for it, and an exception from it stops training before any step. dataset, when given, is
+    the data already read and checked (`data.seal_and_load`): it is not read again.
     """
     t0 = time.time()
     env = distributed.setup(device)
     try:
         return _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
-                      on_checkpoint, resume, env, t0, before_first_step)
+                      on_checkpoint, resume, env, t0, before_first_step, dataset)
     finally:
         distributed.teardown(env)
 
 
 def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0,
-           before_first_step=None):
-    manifest = manifest if manifest is not None else seal_directory(data_dir)
-    dataset = load_dataset(data_dir, manifest, expected_root)  # raises before any step on a bad file
+           before_first_step=None, dataset=None):
+    if dataset is None:
+        manifest = manifest if manifest is not None else seal_directory(data_dir)
+        dataset = load_dataset(data_dir, manifest, expected_root)  # raises before any step on a bad file
+    elif expected_root is not None and dataset.root != expected_root.lower():
+        raise DatasetTampered(f"the dataset given has root {dataset.root}, training expects {expected_root}")
     out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = _prepare_out_dir(out_dir, config, resume)
     tokenizer, tok_artifact = _tokenizer_for(env, dataset, config, out_dir, resume_from)

@@ -344,6 +344,15 @@ def _dataset_files(dir_or_files, base) -> tuple[Path, list[Path]]:
     return root, files
 
 
+def dataset_paths(directory: str | os.PathLike) -> list[tuple[str, Path]]:
+    """The files of a dataset directory, each as (its POSIX path relative to the directory, its path),
+    by the rules `seal_dataset` applies: for a caller that reads each file once and seals what it read."""
+    root, files = _dataset_files(directory, None)
+    if not files:
+        raise DatasetInvalid(f"dataset {str(root)!r} holds no files; a Merkle tree needs at least one")
+    return [(_posix_name(f, root), f) for f in files]
+
+
 def seal_dataset(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike],
                  base: str | os.PathLike | None = None) -> SealedDataset:
     """Seal a directory, or a list of files, into a `modelreg-files-v1` tree (rules in the module docstring).

@@ -78,3 +78,25 @@ def test_a_manifest_path_that_leaves_the_directory_is_refused(dataset_dir, tmp_p
     crafted = dataset_manifest(SealedDataset.of([FileLeaf("../outside.txt", 7, digest)]))
     with pytest.raises(DatasetTampered, match=r"names the path '\.\./outside\.txt', which leaves the dataset"):
         load_dataset(dataset_dir, crafted)
+
+
+def test_seal_and_load_reads_each_file_once_and_agrees_with_the_seal(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from modelreg.formats.manifest import dataset_manifest
+    from modelreg.formats.seal import seal_dataset
+    from modelreg.training.data import seal_and_load
+
+    (tmp_path / "a.txt").write_text("to be or not to be\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("that is the question\n")
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    dataset = seal_and_load(tmp_path)
+    assert sorted(reads) == ["a.txt", "b.txt"]
+    monkeypatch.undo()
+    assert dataset.root == seal_dataset(tmp_path).root
+    assert dataset.manifest == dataset_manifest(seal_dataset(tmp_path))
+    assert [f.path for f in dataset.files] == ["a.txt", "sub/b.txt"]
+    assert dataset.files[1].text == "that is the question\n"
