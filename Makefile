@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 $(BIN)/modelreg: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build that lies on disk; the project's range admits it, so nothing larger is pulled.
+	# One pinned torch everywhere. These machines have no CPU wheel on disk, so PyPI's Linux build (with CUDA,
+	# several GB) comes once and pip's cache serves it again; the project's range admits it, so nothing else is pulled.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
