@@ -96,13 +96,15 @@ def geth_process(*extra: str) -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "geth.log"  # a file, not a pipe: a full pipe would block geth
         # --dev.period 2: transactions wait for the next block, as on a real network, instead of
-        # being mined the moment they arrive. No IPC, no peers; the engine API gets its own free port.
+        # being mined the moment they arrive. An archive node (hash scheme: geth's path scheme serves
+        # no historical state in dev mode), as an auditor uses, so state at old blocks can be read.
+        # No IPC, no peers; the engine API gets its own free port.
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [str(GETH), "--dev", "--dev.period", "2", "--datadir", str(Path(tmp) / "data"),
                  "--ipcdisable", "--http", "--http.addr", "127.0.0.1", "--http.port", str(port),
                  "--http.api", "eth,net,web3", "--authrpc.port", str(_free_port()), "--port", "0",
-                 "--verbosity", "2", *extra],
+                 "--gcmode", "archive", "--state.scheme", "hash", "--verbosity", "2", *extra],
                 stdout=subprocess.DEVNULL, stderr=out)
         try:
             _wait_until_answering(url, proc, log.read_text)

@@ -34,6 +34,10 @@ def main(home: str, output_dir: str, model: str, max_steps: int, resume: bool) -
     callback = RegistryCallback(model, home=home)
     Trainer(model=tiny_gpt2(), args=args, train_dataset=Tokens(), callbacks=[callback]).train(
         resume_from_checkpoint=resume or None)
+    if torch.distributed.is_initialized():
+        # Leaving gloo's threads to the interpreter's exit can abort a rank ("terminate called without
+        # an active exception"), as a training script that ends cleanly would not.
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
