@@ -49,7 +49,8 @@ chromium:
 setup: $(BIN)/modelreg node_modules/.package-lock.json go-binaries chromium
 
 # The main job on the embedded defaults (a devnet and an IPFS blockstore under $(DEMO_HOME)):
-# train the tiny model, register every checkpoint, verify the last one, print the audit history.
+# train the tiny model, register every checkpoint, verify the last one, print the audit history,
+# replay the last version's training on the CPU, and write the HTML audit report.
 # --resume makes a second `make demo` continue (or just re-check) the same run instead of failing.
 DEMO_HOME ?= $(CURDIR)/.modelreg
 MODELREG := $(BIN)/modelreg --home $(DEMO_HOME)
@@ -58,6 +59,7 @@ demo: setup
 	$(MODELREG) train-and-register --preset tiny --model demo-gpt --resume
 	$(MODELREG) verify $$(ls $(DEMO_HOME)/runs/demo-gpt/ckpt-*[0-9].safetensors | tail -n 1) --model demo-gpt
 	$(MODELREG) audit history demo-gpt
+	$(MODELREG) audit replay demo-gpt  # re-execute the last version's steps on the CPU: REPRODUCED, or the step that diverged
 	$(MODELREG) audit report demo-gpt --format html -o $(DEMO_HOME)/demo-gpt-report.html
 	$(MODELREG) devnet down  # the chain stays on disk; any later command starts it again
 
