@@ -28,8 +28,10 @@ from typing import BinaryIO
 import mmh3
 from multiformats import CID
 
+from modelreg import caps
 from modelreg._files import open_regular
-from modelreg.errors import BlockCorrupted, InputInvalid, PathNotFound, SymlinkRefused
+from modelreg.errors import BlockCorrupted, InputInvalid, ManifestInvalid, PathNotFound, SymlinkRefused
+from modelreg.formats import paths
 from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.unixfs import DAG_PB, RAW, Block, Profile, _Link
 
@@ -203,23 +205,46 @@ def ls(cid: CID, get_block: GetBlock) -> list[Entry]:
         entries = [Entry(link.name, unixfs.cid_from_bytes(link.hash), link.tsize)
                    for link in node.links]
     else:
-        entries = list(_shard_entries(cid, node, fs, get_block))
-    return sorted(entries, key=lambda e: e.name.encode())
+        entries = []
+        for entry in _shard_entries(cid, node, fs, get_block):
+            entries.append(entry)
+            caps.check("max_entries", f"the number of entries of directory {cid}", len(entries))
+    caps.check("max_entries", f"the number of entries of directory {cid}", len(entries))
+    entries.sort(key=lambda e: e.name.encode())
+    for a, b in zip(entries, entries[1:], strict=False):
+        if a.name == b.name:  # a lookup would find one, a listing both: which bytes are "the" file is ambiguous
+            raise ManifestInvalid(f"directory {cid} has two entries named {a.name!r}; refused as ambiguous")
+    return entries
 
 
 def _shard_entries(cid: CID, node: dagpb.PBNode, fs: dagpb.UnixFSData,
-                   get_block: GetBlock) -> Iterator[Entry]:
+                   get_block: GetBlock, buckets: tuple[int, ...] = ()) -> Iterator[Entry]:
     width = len(f"{fs.fanout - 1:X}")
+    bits = fs.fanout.bit_length() - 1
+    if len(buckets) * bits >= _HASH_BITS:
+        raise BlockCorrupted(f"HAMT shard {cid} nests deeper than its name hash has bits")
     for link in node.links:
         child = unixfs.cid_from_bytes(link.hash)
+        try:
+            label = int(link.name[:width], 16)
+        except ValueError:
+            raise BlockCorrupted(f"HAMT shard {cid} has a link named {link.name!r}, "
+                                 "which does not start with a bucket label") from None
         if len(link.name) == width:
             sub_node, sub_fs = _directory_node(child, get_block(child))
             if sub_fs.type != dagpb.UNIXFS_HAMT_SHARD or sub_fs.fanout != fs.fanout:
                 raise BlockCorrupted(f"HAMT shard {cid} links {child} as a sub-shard, "
                                      "but it is not one of the same fanout")
-            yield from _shard_entries(child, sub_node, sub_fs, get_block)
+            yield from _shard_entries(child, sub_node, sub_fs, get_block, (*buckets, label))
         elif len(link.name) > width:
-            yield Entry(link.name[width:], child, link.tsize)
+            name = link.name[width:]
+            # An entry filed under another bucket than its name hashes to is invisible to a lookup
+            # but seen by a listing: one name could then give two files.
+            name_hash = _name_hash(name.encode())
+            if [_bucket(name_hash, d, bits) for d in range(len(buckets) + 1)] != [*buckets, label]:
+                raise BlockCorrupted(f"HAMT shard {cid} files {name!r} under a bucket its name does not "
+                                     "hash to")
+            yield Entry(name, child, link.tsize)
         else:
             raise BlockCorrupted(f"HAMT shard {cid} has a link named {link.name!r}, "
                                  f"shorter than its {width}-character labels")
@@ -229,9 +254,11 @@ def lookup(cid: CID, name: str, get_block: GetBlock) -> CID:
     """The CID of the entry `name` in the directory `cid`; PathNotFound when there is none."""
     node, fs = _directory_node(cid, get_block(cid))
     if fs.type == dagpb.UNIXFS_DIRECTORY:
-        for link in node.links:
-            if link.name == name:
-                return unixfs.cid_from_bytes(link.hash)
+        found = [link for link in node.links if link.name == name]
+        if len(found) > 1:
+            raise ManifestInvalid(f"directory {cid} has two entries named {name!r}; refused as ambiguous")
+        if found:
+            return unixfs.cid_from_bytes(found[0].hash)
         raise PathNotFound(f"directory {cid} has no entry {name!r}")
     name_hash, shard, depth = _name_hash(name.encode()), cid, 0
     while True:
@@ -260,15 +287,26 @@ def resolve(path: str, get_block: GetBlock) -> CID:
     return cid
 
 
-def walk(cid: CID, get_block: GetBlock, prefix: str = "") -> Iterator[tuple[str, CID, bool]]:
+def walk(cid: CID, get_block: GetBlock, prefix: str = "", *,
+         _seen: list[int] | None = None) -> Iterator[tuple[str, CID, bool]]:
     """(relative POSIX path, CID, is a directory) for everything under the directory `cid`,
-    each directory before its contents."""
-    for entry in ls(cid, get_block):
-        if "/" in entry.name or entry.name in ("", ".", ".."):
-            raise BlockCorrupted(f"directory {cid} has an entry named {entry.name!r}, "
-                                 "which is not a plain file name")
+    each directory before its contents.
+
+    Every name must be a plain file name (formats.paths) and unique in its directory after
+    folding; ManifestInvalid otherwise. The entries in all, and the depth, are capped (caps).
+    """
+    seen = [0] if _seen is None else _seen  # entries so far, across the whole walk
+    depth = prefix.count("/") + 1
+    caps.check("max_depth", f"the depth of directory {cid}", depth)
+    entries = ls(cid, get_block)
+    for entry in entries:
+        paths.check_name(entry.name, what=f"directory {cid} entry")
+    paths.check_unique((e.name for e in entries), what=f"directory {cid}")
+    for entry in entries:
+        seen[0] += 1
+        caps.check("max_entries", "the number of entries under the directory fetched", seen[0])
         path = prefix + entry.name
         sub = is_directory(entry.cid, get_block)
         yield path, entry.cid, sub
         if sub:
-            yield from walk(entry.cid, get_block, path + "/")
+            yield from walk(entry.cid, get_block, path + "/", _seen=seen)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from modelreg import caps
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
@@ -219,7 +220,7 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
     version committed: a manifest is used only once it is shown to be the version's.
     """
     try:
-        manifest, model = _manifests().load_model(fetch(version["manifest_cid"]))
+        manifest, model = _manifests().load_model(fetch_manifest(fetch, version["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # a missing block or an unreachable daemon is a finding, not a crash
@@ -235,10 +236,16 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
     return "manifest verified", manifest
 
 
+def fetch_manifest(fetch: Callable[[str], bytes], cid: str) -> bytes:
+    """A manifest's bytes, fetched within the manifest size cap (a stranger's CID may name anything)."""
+    with caps.limited(max_bytes=caps.current().max_manifest_bytes):
+        return fetch(cid)
+
+
 def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:
     """Fetch a dataset record's manifest and check that its leaves give the record's root."""
     try:
-        manifest = _manifests().load_manifest(fetch(dataset["manifest_cid"]))
+        manifest = _manifests().load_manifest(fetch_manifest(fetch, dataset["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # as for versions: a finding, not a crash
