@@ -13,7 +13,7 @@ from pathlib import Path
 from modelreg import caps
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
-from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
+from modelreg.errors import InputInvalid, ManifestInvalid, ModelNotFound, VersionNotFound
 from modelreg.records import VersionRef
 
 INDEX_FORMAT = "modelreg-event-index-v1"
@@ -120,11 +120,31 @@ def models(events: list[dict]) -> list[dict]:
     return sorted(found.values(), key=lambda m: m["id"])
 
 
-def find_model(events: list[dict], name_or_id: str) -> dict:
+def model_ref(ref: str | int) -> tuple[str | None, int | None]:
+    """(name, None) or (None, id) for a model reference: `#3` (or the int 3) is the id 3, anything
+    else a name. Names and ids never mix: a stranger's model named "3" is not model #3."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return None, ref
+    if not isinstance(ref, str):
+        raise InputInvalid(f"a model is a name or #ID, not {ref!r}")
+    if ref.startswith("#"):
+        digits = ref[1:]
+        if not (digits.isascii() and digits.isdigit()) or int(digits) < 1:
+            raise InputInvalid(f"{ref!r} is not a model id; write # and the id, e.g. #3")
+        return None, int(digits)
+    return ref, None
+
+
+def find_model(events: list[dict], ref: str | int) -> dict:
+    """The model a reference names (see model_ref): by exact name, or by id when written #ID."""
+    name, model_id = model_ref(ref)
     for model in models(events):
-        if model["name"] == name_or_id or str(model["id"]) == str(name_or_id):
+        if (model["id"] == model_id) if name is None else (model["name"] == name):
             return model
-    raise ModelNotFound(f"no model named {name_or_id!r} is registered on this chain", model=name_or_id)
+    if name is None:
+        raise ModelNotFound(f"no model has id #{model_id} on this chain", model=f"#{model_id}")
+    hint = f" (for the model with id {name}, write #{name})" if name.isascii() and name.isdigit() else ""
+    raise ModelNotFound(f"no model named {name!r} is registered on this chain{hint}", model=name)
 
 
 def history(events: list[dict], model_id: int) -> list[dict]:
