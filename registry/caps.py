@@ -35,6 +35,9 @@ class Caps:
     max_bytes: int = 1 << 40
     # Seconds one fetch from a node may take in all, whatever the node's pace.
     max_seconds: int = 3600
+    # Which setting max_bytes stands for now: `limited(max_bytes=..., named="max_manifest_bytes")`
+    # narrows it for a manifest, and an error then names the manifest's cap, the one to raise.
+    bytes_named: str = "max_bytes"
 
     @classmethod
     def from_env(cls, environ=None) -> "Caps":
@@ -42,6 +45,8 @@ class Caps:
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
+            if f.name == "bytes_named":
+                continue
             raw = environ.get(env_name(f.name))
             if raw:
                 try:
@@ -66,10 +71,14 @@ def current() -> Caps:
 
 
 @contextlib.contextmanager
-def limited(**narrower):
-    """Within the block, the given caps are at most the values given (never raised above the current)."""
+def limited(*, named: str | None = None, **narrower):
+    """Within the block, the given caps are at most the values given (never raised above the current);
+    `named` is the setting a narrowed max_bytes stands for, which its error names."""
     now = current()
-    token = _current.set(replace(now, **{k: min(v, getattr(now, k)) for k, v in narrower.items()}))
+    narrowed = {k: min(v, getattr(now, k)) for k, v in narrower.items()}
+    if named and narrowed.get("max_bytes", now.max_bytes) < now.max_bytes:
+        narrowed["bytes_named"] = named
+    token = _current.set(replace(now, **narrowed))
     try:
         yield
     finally:
@@ -79,6 +88,8 @@ def limited(**narrower):
 def exceeded(cap: str, what: str, found, limit=None) -> CapExceeded:
     """The error for `what` going past `cap`: it names the cap, the value found, and how to raise it."""
     limit = getattr(current(), cap) if limit is None else limit
+    if cap == "max_bytes":
+        cap = current().bytes_named
     return CapExceeded(f"{what} is {found}, over the cap {cap} = {limit}; if you trust the source, "
                        f"raise it with {env_name(cap)}", cap=cap, env=env_name(cap))
 

@@ -258,7 +258,7 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
 
 def fetch_manifest(fetch: Callable[[str], bytes], cid: str) -> bytes:
     """A manifest's bytes, fetched within the manifest size cap (a stranger's CID may name anything)."""
-    with caps.limited(max_bytes=caps.current().max_manifest_bytes):
+    with caps.limited(max_bytes=caps.current().max_manifest_bytes, named="max_manifest_bytes"):
         return fetch(cid)
 
 

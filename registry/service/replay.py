@@ -292,7 +292,8 @@ def _dataset(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[dict, P
         if cid is None:
             raise _Mismatch(f"the transcript names no CID for dataset file {leaf['path']}")
         dest = inside(data_dir, leaf["path"])
-        with caps.limited(max_bytes=leaf["size"]):  # the node cannot send more than the manifest declares
+        # The node cannot send more than the manifest declares (a DAG declaring more is refused unread).
+        with caps.limited(max_bytes=leaf["size"], named="max_dataset_bytes"):
             fetched = _get(registry, cid, incoming / str(i), f"dataset file {leaf['path']}")
         if not fetched.is_file() or sha256_file(fetched) != (leaf["size"], leaf["sha256"]):
             raise _Mismatch(f"dataset file {leaf['path']} pinned as {cid} differs from the registered dataset")
