@@ -28,6 +28,9 @@ class Caps:
     max_entries: int = 200_000
     # Directory nesting fetched from IPFS; real checkpoints and datasets nest a handful of levels.
     max_depth: int = 64
+    # Files and directories one directory fetch writes, counted before the first is written: a model
+    # directory holds tens (a dataset is fetched file by file); a few shared blocks can name millions.
+    max_files: int = 10_000
     # The sum of the sizes a dataset manifest declares: a replay fetches all of it.
     max_dataset_bytes: int = 1 << 40
     # Bytes of one DAG fetched (a file's declared size, a CAR from a node): the largest open models

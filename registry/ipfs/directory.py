@@ -172,10 +172,10 @@ GetBlock = Callable[[CID], bytes]
 def _directory_node(cid: CID, data: bytes) -> tuple[dagpb.PBNode, dagpb.UnixFSData]:
     if cid.codec.name == RAW:
         raise InputInvalid(f"{cid} is a file, not a directory")
-    node = dagpb.decode_node(data, str(cid))
+    node = dagpb.decode_node(data, cid)  # the CID made text only for an error: slow to make
     if node.data is None:
         raise BlockCorrupted(f"block {cid} is a dag-pb node without UnixFS data")
-    fs = dagpb.decode_unixfs(node.data, str(cid))
+    fs = dagpb.decode_unixfs(node.data, cid)
     if fs.type == dagpb.UNIXFS_HAMT_SHARD:
         if fs.hash_type != MURMUR3_X64_64:
             raise BlockCorrupted(f"HAMT shard {cid} hashes names with {fs.hash_type}, not murmur3")
@@ -205,11 +205,13 @@ def ls(cid: CID, get_block: GetBlock) -> list[Entry]:
         entries = [Entry(link.name, unixfs.cid_from_bytes(link.hash), link.tsize)
                    for link in node.links]
     else:
-        entries = []
+        limit, entries = caps.current().max_entries, []
         for entry in _shard_entries(cid, node, fs, get_block):
             entries.append(entry)
-            caps.check("max_entries", f"the number of entries of directory {cid}", len(entries))
-    caps.check("max_entries", f"the number of entries of directory {cid}", len(entries))
+            if len(entries) > limit:
+                break
+    if len(entries) > caps.current().max_entries:  # the message (a CID as text) only when it is needed
+        raise caps.exceeded("max_entries", f"the number of entries of directory {cid}", len(entries))
     entries.sort(key=lambda e: e.name.encode())
     for a, b in zip(entries, entries[1:], strict=False):
         if a.name == b.name:  # a lookup would find one, a listing both: which bytes are "the" file is ambiguous
@@ -287,26 +289,32 @@ def resolve(path: str, get_block: GetBlock) -> CID:
     return cid
 
 
-def walk(cid: CID, get_block: GetBlock, prefix: str = "", *,
-         _seen: list[int] | None = None) -> Iterator[tuple[str, CID, bool]]:
+def walk(cid: CID, get_block: GetBlock) -> Iterator[tuple[str, CID, bool]]:
     """(relative POSIX path, CID, is a directory) for everything under the directory `cid`,
     each directory before its contents.
 
     Every name must be a plain file name (formats.paths) and unique in its directory after
-    folding; ManifestInvalid otherwise. The entries in all, and the depth, are capped (caps).
+    folding; ManifestInvalid otherwise. The whole tree is listed and checked against the caps
+    (entries, depth) before the first entry is yielded, so a refused tree leaves nothing written.
     """
-    seen = [0] if _seen is None else _seen  # entries so far, across the whole walk
+    return iter(list(_walk(cid, get_block, "", [0])))
+
+
+def _walk(cid: CID, get_block: GetBlock, prefix: str, seen: list[int]) -> Iterator[tuple[str, CID, bool]]:
     depth = prefix.count("/") + 1
     caps.check("max_depth", f"the depth of directory {cid}", depth)
     entries = ls(cid, get_block)
+    try:
+        for entry in entries:
+            paths.check_name(entry.name, what="entry")
+        paths.check_unique((e.name for e in entries), what="the listing")
+    except ManifestInvalid as e:  # the CID made text only now: it is slow to make
+        raise ManifestInvalid(f"directory {cid}: {e}") from None
     for entry in entries:
-        paths.check_name(entry.name, what=f"directory {cid} entry")
-    paths.check_unique((e.name for e in entries), what=f"directory {cid}")
-    for entry in entries:
-        seen[0] += 1
-        caps.check("max_entries", "the number of entries under the directory fetched", seen[0])
+        seen[0] += 1  # entries so far, across the whole tree
+        caps.check("max_files", "the number of entries under the directory fetched", seen[0])
         path = prefix + entry.name
         sub = is_directory(entry.cid, get_block)
         yield path, entry.cid, sub
         if sub:
-            yield from walk(entry.cid, get_block, path + "/", _seen=seen)
+            yield from _walk(entry.cid, get_block, path + "/", seen)

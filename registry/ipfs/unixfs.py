@@ -7,6 +7,7 @@ CIDs, multihashes and multibase come from the `multiformats` package.
 """
 
 import base64
+import functools
 import hashlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -118,6 +119,7 @@ def canonical(cid: CID) -> CID:
     return cid.set(base="base32") if cid.version == 1 and cid.base.name != "base32" else cid
 
 
+@functools.lru_cache(maxsize=4096)  # a DAG names the same children again and again; CIDs are immutable
 def cid_from_bytes(raw: bytes) -> CID:
     return canonical(CID.decode(raw))
 

@@ -128,13 +128,15 @@ def test_a_deep_directory_is_refused_at_the_depth_cap(tmp_path, node):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_wide_shared_directory_is_refused_at_the_entry_cap(tmp_path, node, monkeypatch):
-    monkeypatch.setenv("MODELREG_MAX_ENTRIES", "1000")
+def test_a_wide_shared_directory_is_refused_at_the_file_cap_before_a_file_is_written(tmp_path, node, monkeypatch):
+    monkeypatch.setenv("MODELREG_MAX_FILES", "1000")
     cid = nested_directory(node.store, depth=3, width=16)  # 16 + 256 + 4096 entries from 4 blocks
+    written = []
+    monkeypatch.setattr(unixfs, "read", lambda *a: written.append(a) or iter([b"x"]))
     with pytest.raises(CapExceeded, match="the number of entries under the directory fetched is 1001, over the "
-                                          "cap max_entries = 1000"):
+                                          "cap max_files = 1000"):
         auditor(tmp_path, node).get(cid, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    assert not written and not (tmp_path / "out").exists()
 
 
 def test_a_dataset_manifest_declaring_more_than_the_cap_is_refused():
