@@ -216,11 +216,11 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     else:
         for v in report.verdicts:
             at = f" at step {v.step}" if v.status == "DIVERGED" else ""
-            click.echo(f"{v.status}{at}: {v.model} v{v.version}, steps {v.first_step}..{v.last_step} ({v.mode}): "
-                       f"{v.reason}")
+            click.echo(visible(f"{v.status}{at}: {v.model} v{v.version}, steps {v.first_step}..{v.last_step} "
+                               f"({v.mode}): {v.reason}"))  # a reason quotes a stranger's paths and CIDs
             for t in v.tensors[:5] if v.status == "DIVERGED" else ():
-                click.echo(f"  {t['name']}" + (f": max abs {t['max_abs']:.3g}, max rel {t['max_rel']:.3g}"
-                                                if "max_abs" in t else ""))
+                click.echo(visible(f"  {t['name']}" + (f": max abs {t['max_abs']:.3g}, max rel {t['max_rel']:.3g}"
+                                                        if "max_abs" in t else "")))
         if report.sampling:
             s = report.sampling
             click.echo(f"sampled by block {s['block']} ({s['hash']}): version {s['chosen']} of {s['candidates']}")

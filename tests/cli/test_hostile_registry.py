@@ -6,6 +6,7 @@ a version whose dataset manifest names ../../../.bashrc and an absolute path, na
 as its parent with a dataset "CID" that carries Markdown, and pins a directory with hostile names.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from modelreg.service.config import load_config
 from modelreg.service.connect import connect
 from tests.cli.conftest import Modelreg
 from tests.cli.test_errors import fails
+from tests.conftest import anvil_chain
 
 pytestmark = pytest.mark.slow
 
@@ -79,18 +81,22 @@ def _run(gen):
         return blocks, done.value
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """HOME with decoy dotfiles, the data directory inside it, the stranger's and the victim's models."""
+@pytest.fixture(scope="module", params=["devnet", "anvil"])
+def world(request, tmp_path_factory):
+    """HOME with decoy dotfiles, the data directory inside it, the stranger's and the victim's models,
+    on the embedded devnet and on anvil."""
     user = tmp_path_factory.mktemp("user")
     (user / ".ssh").mkdir()
     (user / ".bashrc").write_text("# mine\n")
     (user / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA mine\n")
     home = user / ".modelreg"
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as stack:
         mp.setenv("HOME", str(user))
         run = Modelreg(home)
-        run("model", "register", "gpt-victim")  # starts the devnet; its id is #1
+        if request.param == "anvil":
+            run("init", "--rpc-url", stack.enter_context(anvil_chain()).rpc_url)
+            run("deploy")
+        run("model", "register", "gpt-victim")  # its id is #1
         stranger = connect(home, load_config(home, flags={("signer", "dev_account"): 1}), write=True)
         victim = connect(home, load_config(home), write=True)
         strangers_model, _ = stranger.client.register_model("3")  # id #2, named like the victim's id
