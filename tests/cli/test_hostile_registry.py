@@ -200,3 +200,13 @@ def test_control_characters_in_a_reason_never_reach_the_terminal(world):
 
 def test_nothing_was_written_to_the_absolute_path(world):
     assert not os.path.exists(HOSTILE_PATHS[1])
+
+
+def test_a_proxy_over_the_real_registry_is_refused_by_name(world):
+    from tests.registry.chain.test_registry_code import _deploy, upgradeable_proxy
+
+    victim = connect(world.home, load_config(world.home), write=True)
+    proxy = _deploy(victim.client, upgradeable_proxy(victim.client.address))
+    fails(world, "verify", world.victim_files[2], "--model", "gpt", "--registry", proxy,
+          match=rf"the code at {proxy} on chain \d+ is not a released ModelRegistry: \d+ bytes hashing to "
+                r"0x[0-9a-f]{64} \(it uses DELEGATECALL: a proxy, whose logic can be swapped\)")
