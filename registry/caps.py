@@ -2,7 +2,7 @@
 
 Whatever an auditor reads may be a stranger's, so every read of a DAG or a manifest is bounded.
 Each cap has a default (a reason beside it), an environment variable that raises it, and an
-error, CapExceeded, that names both. The caps in force are a context variable, so a caller that
+error, CapExceeded, that names both (the CLI's hint says to raise it if the source is trusted). The caps in force are a context variable, so a caller that
 knows what it fetches narrows them without threading a parameter through every backend:
 
     with limited(max_bytes=current().max_manifest_bytes):   # a manifest, not a model
@@ -93,8 +93,8 @@ def exceeded(cap: str, what: str, found, limit=None) -> CapExceeded:
     limit = getattr(current(), cap) if limit is None else limit
     if cap == "max_bytes":
         cap = current().bytes_named
-    return CapExceeded(f"{what} is {found}, over the cap {cap} = {limit}; if you trust the source, "
-                       f"raise it with {env_name(cap)}", cap=cap, env=env_name(cap))
+    return CapExceeded(f"{what} is {found}, over the cap {cap} = {limit} (set by ${env_name(cap)})",
+                       cap=cap, env=env_name(cap))
 
 
 def check(cap: str, what: str, found: int) -> None:

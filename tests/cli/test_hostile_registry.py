@@ -210,3 +210,16 @@ def test_a_proxy_over_the_real_registry_is_refused_by_name(world):
     fails(world, "verify", world.victim_files[2], "--model", "gpt", "--registry", proxy,
           match=rf"the code at {proxy} on chain \d+ is not a released ModelRegistry: \d+ bytes hashing to "
                 r"0x[0-9a-f]{64} \(it uses DELEGATECALL: a proxy, whose logic can be swapped\)")
+
+
+def test_a_cap_is_named_with_the_setting_that_raises_it(world, monkeypatch):
+    from tests.registry.ipfs.test_fetch_caps import nested_directory
+
+    cid = nested_directory(connect(world.home, load_config(world.home)).ipfs, depth=3)
+    monkeypatch.setenv("MODELREG_MAX_DEPTH", "2")
+    fails(world, "ipfs", "get", cid, "-o", world.user / "deep",
+          match=r"^Error: the depth of directory \S+ is 3, over the cap max_depth = 2 \(set by \$MODELREG_MAX_DEPTH\); "
+                r"if you trust the source, set \$MODELREG_MAX_DEPTH higher and run it again$")
+    monkeypatch.setenv("MODELREG_MAX_DEPTH", "3")
+    world("ipfs", "get", cid, "-o", world.user / "deep")
+    assert (world.user / "deep" / "d0" / "d0" / "d0").is_file()
