@@ -13,7 +13,7 @@ from pathlib import Path
 from modelreg import caps
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
-from modelreg.errors import InputInvalid, ManifestInvalid, ModelNotFound, VersionNotFound
+from modelreg.errors import CidInvalid, InputInvalid, ManifestInvalid, ModelNotFound, VersionNotFound
 from modelreg.records import VersionRef
 
 INDEX_FORMAT = "modelreg-event-index-v1"
@@ -257,9 +257,16 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
 
 
 def fetch_manifest(fetch: Callable[[str], bytes], cid: str) -> bytes:
-    """A manifest's bytes, fetched within the manifest size cap (a stranger's CID may name anything)."""
+    """A manifest's bytes, fetched within the manifest size cap (a stranger's CID may name anything).
+
+    The contract checks only a CID's length: the text must parse as one CID, not a path into a DAG."""
+    from modelreg.ipfs.unixfs import parse_cid
+
+    if not isinstance(cid, str) or cid != cid.strip():
+        raise CidInvalid(f"{cid!r} is not a CID")
+    parsed = str(parse_cid(cid))
     with caps.limited(max_bytes=caps.current().max_manifest_bytes, named="max_manifest_bytes"):
-        return fetch(cid)
+        return fetch(parsed)
 
 
 def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:

@@ -116,7 +116,7 @@ def valid_cid(cid) -> bool:
     from modelreg.ipfs.unixfs import parse_cid
 
     try:
-        return isinstance(cid, str) and str(parse_cid(cid)) == cid
+        return isinstance(cid, str) and cid == cid.strip() and parse_cid(cid) is not None
     except CidInvalid:
         return False
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from modelreg import caps
-from modelreg.errors import CapExceeded, ConfigInvalid, IpfsUnavailable, ManifestInvalid
+from modelreg.errors import CapExceeded, CidInvalid, ConfigInvalid, IpfsUnavailable, ManifestInvalid
 from modelreg.formats.manifest import dataset_manifest, load_manifest
 from modelreg.formats.seal import FileLeaf, SealedDataset
 from modelreg.ipfs import dagpb, directory, unixfs
@@ -159,3 +159,11 @@ def test_a_cap_setting_that_is_not_a_positive_integer_is_named(monkeypatch):
     monkeypatch.setenv("MODELREG_MAX_BYTES", "lots")
     with pytest.raises(ConfigInvalid, match=r"\$MODELREG_MAX_BYTES must be an integer, got 'lots'"):
         caps.current()
+
+
+@pytest.mark.parametrize("text", ["bafkqaaa/../x", " bafkqaaa", "bafkqaaa>)\n## Verdict", "not a cid"])
+def test_a_manifest_cid_from_the_chain_must_be_one_cid_not_a_path(tmp_path, text):
+    fetched = []
+    with pytest.raises(CidInvalid, match="is not a CID"):
+        fetch_manifest(fetched.append, text)
+    assert not fetched
