@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from modelreg.errors import BlockCorrupted, ManifestInvalid
+from modelreg.errors import BlockCorrupted, ManifestInvalid, PathNotFound
 from modelreg.formats.manifest import dataset_manifest, load_manifest
 from modelreg.formats.paths import MAX_PATH_BYTES, check_path, check_paths, fold, inside
 from modelreg.formats.seal import FileLeaf, SealedDataset
-from modelreg.ipfs import directory, unixfs
+from modelreg.ipfs import dagpb, directory, unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
 
 SHA = "0x" + "ab" * 32
@@ -146,3 +146,20 @@ def test_a_directory_with_two_entries_of_one_name_is_refused_by_every_read(tmp_p
         with pytest.raises(ManifestInvalid, match="two entries named 'model.safetensors'"):
             read()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_hamt_entry_filed_under_a_bucket_its_name_does_not_hash_to_is_refused(tmp_path):
+    # A lookup goes to the bucket the name hashes to and would not see it; a listing would: two answers.
+    store = EmbeddedIpfs(tmp_path / "home")
+    blocks, link = _run(unixfs._file_blocks(io.BytesIO(b"pwned\n"), unixfs.V1_2025))
+    right = directory._bucket(directory._name_hash(b"model.safetensors"), 0, 8)
+    wrong = (right + 1) % 256
+    node = dagpb.encode_node([dagpb.encode_named_link(link.cid, f"{wrong:02X}model.safetensors".encode(), link.tsize)],
+                             dagpb.encode_unixfs_hamt_shard((1 << wrong).to_bytes(32, "big").lstrip(b"\0"),
+                                                            directory.MURMUR3_X64_64, 256))
+    shard = unixfs.Block(unixfs._cid_bytes(node, unixfs.DAG_PB, 1), node)
+    store.store.put_all([*blocks, shard])
+    with pytest.raises(BlockCorrupted, match="files 'model.safetensors' under a bucket its name does not hash to"):
+        store.ls(str(shard.cid))
+    with pytest.raises(PathNotFound):
+        store.cat(f"{shard.cid}/model.safetensors")
