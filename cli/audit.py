@@ -3,12 +3,13 @@
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
-from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render
+from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render, visible
 
 
 def _replays(home, client) -> dict:
@@ -23,7 +24,8 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["-" if cell is None else str(cell) for cell in row])
+        # A stranger's string is shown as text: no rich markup, no terminal control sequence.
+        table.add_row(*["-" if cell is None else escape(visible(cell)) for cell in row])
     console().print(table)
 
 
@@ -95,18 +97,16 @@ def show_cmd(model, version, as_json):
     shown = {**entry, "verification": status, "manifest": manifest, "replay": replayed}
     if as_json:
         return print_json(shown)
-    for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx"):
-        click.echo(f"{key:>14}: {'none' if entry[key] is None else entry[key]}")
-    click.echo(f"{'parent':>14}: {_parent(entry, entry['model']) or 'none'}")
-    click.echo(f"{'revoked':>14}: {_revocation(entry['revoked'])}")
-    click.echo(f"{'manifest':>14}: {status}")
-    click.echo(f"{'replay':>14}: {audit_lib.replay_summary(replayed)}")
+    lines = [(key, "none" if entry[key] is None else entry[key])
+             for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx")]
+    lines += [("parent", _parent(entry, entry["model"]) or "none"), ("revoked", _revocation(entry["revoked"])),
+              ("manifest", status), ("replay", audit_lib.replay_summary(replayed))]
     if manifest:
-        click.echo(f"{'step':>14}: {manifest.get('step', '-')}")
-        click.echo(f"{'code_revision':>14}: {manifest.get('code_revision') or '-'}")
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
-        click.echo(f"{'metrics':>14}: {metrics or 'none'}")
-        click.echo(f"{'tensors':>14}: {len(manifest['leaves'])}")
+        lines += [("step", manifest.get("step", "-")), ("code_revision", manifest.get("code_revision") or "-"),
+                  ("metrics", metrics or "none"), ("tensors", len(manifest["leaves"]))]
+    for key, value in lines:  # every value may be a stranger's: shown without control characters
+        click.echo(f"{key:>14}: {visible(value)}")
 
 
 def _number(value) -> str:
@@ -216,11 +216,11 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     else:
         for v in report.verdicts:
             at = f" at step {v.step}" if v.status == "DIVERGED" else ""
-            click.echo(f"{v.status}{at}: {v.model} v{v.version}, steps {v.first_step}..{v.last_step} ({v.mode}): "
-                       f"{v.reason}")
+            click.echo(visible(f"{v.status}{at}: {v.model} v{v.version}, steps {v.first_step}..{v.last_step} "
+                               f"({v.mode}): {v.reason}"))  # a reason quotes a stranger's paths and CIDs
             for t in v.tensors[:5] if v.status == "DIVERGED" else ():
-                click.echo(f"  {t['name']}" + (f": max abs {t['max_abs']:.3g}, max rel {t['max_rel']:.3g}"
-                                                if "max_abs" in t else ""))
+                click.echo(visible(f"  {t['name']}" + (f": max abs {t['max_abs']:.3g}, max rel {t['max_rel']:.3g}"
+                                                        if "max_abs" in t else "")))
         if report.sampling:
             s = report.sampling
             click.echo(f"sampled by block {s['block']} ({s['hash']}): version {s['chosen']} of {s['candidates']}")

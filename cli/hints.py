@@ -19,6 +19,8 @@ HINTS: dict[type, str] = {
     errors.BlockNotFound: "`modelreg ipfs ls` lists the pins",
     errors.InsufficientFunds: "fund the signer's account, or choose another signer",
     errors.SymlinkRefused: "pass --follow-symlinks to follow links",
+    # hostile registries (issue 20)
+    errors.CapExceeded: "if you trust the source, set ${env} higher and run it again",
 }
 
 

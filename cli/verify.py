@@ -13,12 +13,13 @@ from modelreg.cli.options import (
 from modelreg.errors import VersionNotFound
 from modelreg.formats.model import ZERO_ROOT
 from modelreg.service import audit as audit_lib
+from modelreg.service.report import visible
 from modelreg.service.verify import MISMATCH, REVOKED
 
 
 @click.command()
 @click.argument("target")
-@click.option("--model", "model", required=True, help="Model name (or id) to verify against.")
+@click.option("--model", "model", required=True, help="Model to verify against: its name, or #ID for its id.")
 @click.option("--version", "version", type=VERSION, help="Version to compare with; default: find which version it is.")
 @click.option("--tensor", "tensors", multiple=True,
               help="Also prove this tensor on-chain with a Merkle proof checked by the contract (repeatable).")
@@ -55,39 +56,48 @@ def _print(model: str, v) -> None:
     what = "the file" if v.files_root == ZERO_ROOT else "the directory"
     if v.status == MISMATCH:
         if v.file_root != v.chain_root:
-            click.echo(f"MISMATCH: {what} (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
+            _echo(f"MISMATCH: {what} (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
         else:
-            click.echo(f"MISMATCH: {what} has the tensors of {where} but not its files (files root "
-                       f"{v.files_root}, on-chain {v.chain_files_root})")
+            _echo(f"MISMATCH: {what} has the tensors of {where} but not its files (files root "
+                  f"{v.files_root}, on-chain {v.chain_files_root})")
         if v.note:
-            click.echo(f"  {v.note}")
+            _echo(f"  {v.note}")
         _print_differences(v.differences)
     elif v.status == REVOKED:
         r = v.revocation
-        click.echo(f"REVOKED: {what} is {where} (root {v.file_root}), revoked by {r['revoker']}: "
-                   f"{r['reason']!r}" + (f"; replacement version {r['replacement']}" if r["replacement"] else ""))
+        replacement = ""
+        if r["replacement"]:
+            revoked_too = " (itself REVOKED since: do not use it either)" if r.get("replacement_revoked") else ""
+            replacement = f"; replacement version {r['replacement']}{revoked_too}"
+        _echo(f"REVOKED: {what} is {where} (root {v.file_root}), revoked by {r['revoker']}: "
+              f"{r['reason']!r}{replacement}")
     else:
         files = f", files root {v.files_root}" if v.files_root != ZERO_ROOT else ""
-        click.echo(f"VERIFIED: {what} is {where} (root {v.file_root}, {v.tensors} tensors{files})")
+        _echo(f"VERIFIED: {what} is {where} (root {v.file_root}, {v.tensors} tensors{files})")
     for name, ok in v.tensor_proofs.items():
-        click.echo(f"  tensor {name}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
+        _echo(f"  tensor {name}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
     for path, ok in v.file_proofs.items():
-        click.echo(f"  file {path}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
+        _echo(f"  file {path}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
 
 
 def _print_differences(diff: dict) -> None:
     if "unavailable" in diff:
-        click.echo(f"  what differs: unknown ({diff['unavailable']})")
+        _echo(f"  what differs: unknown ({diff['unavailable']})")
     for name, parts in diff.get("changed", {}).items():
-        click.echo(f"  changed: {name} ({', '.join(parts)})")
+        _echo(f"  changed: {name} ({', '.join(parts)})")
     for name in diff.get("added", []):
-        click.echo(f"  added:   {name}")
+        _echo(f"  added:   {name}")
     for name in diff.get("removed", []):
-        click.echo(f"  removed: {name}")
+        _echo(f"  removed: {name}")
     files = diff.get("files", {})
     for path, parts in files.get("changed", {}).items():
-        click.echo(f"  changed file: {path} ({', '.join(parts)})")
+        _echo(f"  changed file: {path} ({', '.join(parts)})")
     for path in files.get("added", []):
-        click.echo(f"  added file:   {path}")
+        _echo(f"  added file:   {path}")
     for path in files.get("removed", []):
-        click.echo(f"  removed file: {path}")
+        _echo(f"  removed file: {path}")
+
+
+def _echo(line: str) -> None:
+    """Names, paths and reasons may be a stranger's: printed without control characters."""
+    click.echo(visible(line))

@@ -161,3 +161,12 @@ class DuplicateRoot(TransactionFailed):
 
 class ParentNotFound(TransactionFailed):
     """The parent version named does not exist."""
+
+
+# --- hostile registries (issue 20) ---------------------------------------------
+class CapExceeded(ModelregError):
+    """Something fetched or read is larger, deeper or slower than a cap allows; the cap is named."""
+
+
+class RegistryCodeUnknown(ContractIncompatible):
+    """The code at the registry address is not a released ModelRegistry (a proxy, or anything else)."""

@@ -30,6 +30,7 @@ from modelreg.chain import deployments
 from modelreg.chain.names import check_model_name
 from modelreg.chain.signer import Signer
 from modelreg.contracts.artifact import load_artifact
+from modelreg.contracts.released import RELEASED, code_hash, version_of_code
 from modelreg.errors import (
     AccessDenied,
     ChainIdMismatch,
@@ -46,6 +47,7 @@ from modelreg.errors import (
     ModelregError,
     ParentNotFound,
     ProofInvalid,
+    RegistryCodeUnknown,
     RootMismatch,
     SignerInvalid,
     TransactionFailed,
@@ -112,6 +114,24 @@ class VersionRecord:
     revoker: str | None
     revocation_reason: str
     replacement: int | None
+
+
+def _proxy_note(code: bytes) -> str:
+    """What the foreign code looks like, when it is recognisably a proxy (EIP-1167 or a DELEGATECALL)."""
+    if bytes(code).startswith(bytes.fromhex("363d3d373d3d3d363d73")):
+        return f" (an EIP-1167 minimal proxy to 0x{bytes(code)[10:30].hex()})"
+    if 0xF4 in _opcodes(bytes(code)):
+        return " (it uses DELEGATECALL: a proxy, whose logic can be swapped)"
+    return ""
+
+
+def _opcodes(code: bytes):
+    """The opcodes of EVM code, skipping PUSH data."""
+    i = 0
+    while i < len(code):
+        op = code[i]
+        yield op
+        i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
 
 
 def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
@@ -235,6 +255,12 @@ class RegistryClient:
         if not code:
             raise ContractNotDeployed(f"no contract code at {client.address} on chain {client.chain_id}; "
                                       "the chain may have been reset: deploy the ModelRegistry again")
+        released = version_of_code(code)
+        if released is None:
+            raise RegistryCodeUnknown(f"the code at {client.address} on chain {client.chain_id} is not a released "
+                                      f"ModelRegistry: {len(code)} bytes hashing to {code_hash(code)}"
+                                      f"{_proxy_note(code)}; modelreg reads only the code it built "
+                                      f"(released: {', '.join(f'v{v}' for v in RELEASED)})")
         try:
             found = _rpc_call(client.contract.functions.version().call)
         except (*_reverts(), BadFunctionCallOutput, ValueError):

@@ -25,8 +25,10 @@ import os
 import re
 from pathlib import Path
 
+from modelreg import caps
 from modelreg.errors import ManifestInvalid
 from modelreg.formats.model import SealedModel
+from modelreg.formats.paths import check_paths
 from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
     FILES_FORMAT,
@@ -143,9 +145,11 @@ def _read(source) -> dict:
         raw, where = bytes(source), "manifest"
     else:
         try:
+            caps.check("max_manifest_bytes", f"manifest {os.fspath(source)!r}", Path(source).stat().st_size)
             raw, where = Path(source).read_bytes(), f"manifest {os.fspath(source)!r}"
         except OSError as e:
             raise ManifestInvalid(f"manifest {os.fspath(source)!r} cannot be read: {e.strerror}") from None
+    caps.check("max_manifest_bytes", f"the size of the {where}", len(raw))
     try:
         obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -189,7 +193,11 @@ def sealed_of(manifest: dict) -> SealedCheckpoint | SealedDataset:
     leaves = manifest.get("leaves")
     if not isinstance(leaves, list) or not leaves:
         raise ManifestInvalid(f"{kind} must list at least one leaf")
+    caps.check("max_entries", f"the number of leaves of a {kind}", len(leaves))
     parsed = [_leaf(fields, entry, i) for i, entry in enumerate(leaves)]
+    if sealed_type is SealedDataset:  # file paths are where replay and get write: checked before any use
+        check_paths((leaf.path for leaf in parsed), what=kind)
+        caps.check("max_dataset_bytes", f"the total size a {kind} declares", sum(leaf.size for leaf in parsed))
     keys = [leaf.key for leaf in parsed]
     if len(set(keys)) != len(keys):
         twice = sorted({k for k in keys if keys.count(k) > 1})[0]

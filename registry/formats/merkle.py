@@ -239,7 +239,12 @@ def process_multiproof(leaves: Sequence[bytes], proof: Sequence[str | bytes], fl
 
 def verify_multiproof(root: str, types: Sequence[str], leaves: Sequence[Sequence],
                       proof: Sequence[str], proof_flags: Sequence[bool]) -> bool:
-    """Whether the multiproof leads from all `leaves` to `root`: MerkleProof.multiProofVerify, offline."""
+    """Whether the multiproof leads from all `leaves` to `root`: MerkleProof.multiProofVerify, offline.
+
+    A multiproof of no leaves proves nothing (it would pass with the root itself as its proof): False,
+    as the contract refuses it."""
+    if not leaves:
+        return False
     try:
         encoder = _encoder(types)
         hashed = [_leaf_hash(encoder, types, v) for v in leaves]

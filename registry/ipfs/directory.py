@@ -28,8 +28,10 @@ from typing import BinaryIO
 import mmh3
 from multiformats import CID
 
+from modelreg import caps
 from modelreg._files import open_regular
-from modelreg.errors import BlockCorrupted, InputInvalid, PathNotFound, SymlinkRefused
+from modelreg.errors import BlockCorrupted, InputInvalid, ManifestInvalid, PathNotFound, SymlinkRefused
+from modelreg.formats import paths
 from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.unixfs import DAG_PB, RAW, Block, Profile, _Link
 
@@ -170,10 +172,10 @@ GetBlock = Callable[[CID], bytes]
 def _directory_node(cid: CID, data: bytes) -> tuple[dagpb.PBNode, dagpb.UnixFSData]:
     if cid.codec.name == RAW:
         raise InputInvalid(f"{cid} is a file, not a directory")
-    node = dagpb.decode_node(data, str(cid))
+    node = dagpb.decode_node(data, cid)  # the CID made text only for an error: slow to make
     if node.data is None:
         raise BlockCorrupted(f"block {cid} is a dag-pb node without UnixFS data")
-    fs = dagpb.decode_unixfs(node.data, str(cid))
+    fs = dagpb.decode_unixfs(node.data, cid)
     if fs.type == dagpb.UNIXFS_HAMT_SHARD:
         if fs.hash_type != MURMUR3_X64_64:
             raise BlockCorrupted(f"HAMT shard {cid} hashes names with {fs.hash_type}, not murmur3")
@@ -203,23 +205,48 @@ def ls(cid: CID, get_block: GetBlock) -> list[Entry]:
         entries = [Entry(link.name, unixfs.cid_from_bytes(link.hash), link.tsize)
                    for link in node.links]
     else:
-        entries = list(_shard_entries(cid, node, fs, get_block))
-    return sorted(entries, key=lambda e: e.name.encode())
+        limit, entries = caps.current().max_entries, []
+        for entry in _shard_entries(cid, node, fs, get_block):
+            entries.append(entry)
+            if len(entries) > limit:
+                break
+    if len(entries) > caps.current().max_entries:  # the message (a CID as text) only when it is needed
+        raise caps.exceeded("max_entries", f"the number of entries of directory {cid}", len(entries))
+    entries.sort(key=lambda e: e.name.encode())
+    for a, b in zip(entries, entries[1:], strict=False):
+        if a.name == b.name:  # a lookup would find one, a listing both: which bytes are "the" file is ambiguous
+            raise ManifestInvalid(f"directory {cid} has two entries named {a.name!r}; refused as ambiguous")
+    return entries
 
 
 def _shard_entries(cid: CID, node: dagpb.PBNode, fs: dagpb.UnixFSData,
-                   get_block: GetBlock) -> Iterator[Entry]:
+                   get_block: GetBlock, buckets: tuple[int, ...] = ()) -> Iterator[Entry]:
     width = len(f"{fs.fanout - 1:X}")
+    bits = fs.fanout.bit_length() - 1
+    if len(buckets) * bits >= _HASH_BITS:
+        raise BlockCorrupted(f"HAMT shard {cid} nests deeper than its name hash has bits")
     for link in node.links:
         child = unixfs.cid_from_bytes(link.hash)
+        try:
+            label = int(link.name[:width], 16)
+        except ValueError:
+            raise BlockCorrupted(f"HAMT shard {cid} has a link named {link.name!r}, "
+                                 "which does not start with a bucket label") from None
         if len(link.name) == width:
             sub_node, sub_fs = _directory_node(child, get_block(child))
             if sub_fs.type != dagpb.UNIXFS_HAMT_SHARD or sub_fs.fanout != fs.fanout:
                 raise BlockCorrupted(f"HAMT shard {cid} links {child} as a sub-shard, "
                                      "but it is not one of the same fanout")
-            yield from _shard_entries(child, sub_node, sub_fs, get_block)
+            yield from _shard_entries(child, sub_node, sub_fs, get_block, (*buckets, label))
         elif len(link.name) > width:
-            yield Entry(link.name[width:], child, link.tsize)
+            name = link.name[width:]
+            # An entry filed under another bucket than its name hashes to is invisible to a lookup
+            # but seen by a listing: one name could then give two files.
+            name_hash = _name_hash(name.encode())
+            if [_bucket(name_hash, d, bits) for d in range(len(buckets) + 1)] != [*buckets, label]:
+                raise BlockCorrupted(f"HAMT shard {cid} files {name!r} under a bucket its name does not "
+                                     "hash to")
+            yield Entry(name, child, link.tsize)
         else:
             raise BlockCorrupted(f"HAMT shard {cid} has a link named {link.name!r}, "
                                  f"shorter than its {width}-character labels")
@@ -229,9 +256,11 @@ def lookup(cid: CID, name: str, get_block: GetBlock) -> CID:
     """The CID of the entry `name` in the directory `cid`; PathNotFound when there is none."""
     node, fs = _directory_node(cid, get_block(cid))
     if fs.type == dagpb.UNIXFS_DIRECTORY:
-        for link in node.links:
-            if link.name == name:
-                return unixfs.cid_from_bytes(link.hash)
+        found = [link for link in node.links if link.name == name]
+        if len(found) > 1:
+            raise ManifestInvalid(f"directory {cid} has two entries named {name!r}; refused as ambiguous")
+        if found:
+            return unixfs.cid_from_bytes(found[0].hash)
         raise PathNotFound(f"directory {cid} has no entry {name!r}")
     name_hash, shard, depth = _name_hash(name.encode()), cid, 0
     while True:
@@ -260,15 +289,32 @@ def resolve(path: str, get_block: GetBlock) -> CID:
     return cid
 
 
-def walk(cid: CID, get_block: GetBlock, prefix: str = "") -> Iterator[tuple[str, CID, bool]]:
+def walk(cid: CID, get_block: GetBlock) -> Iterator[tuple[str, CID, bool]]:
     """(relative POSIX path, CID, is a directory) for everything under the directory `cid`,
-    each directory before its contents."""
-    for entry in ls(cid, get_block):
-        if "/" in entry.name or entry.name in ("", ".", ".."):
-            raise BlockCorrupted(f"directory {cid} has an entry named {entry.name!r}, "
-                                 "which is not a plain file name")
+    each directory before its contents.
+
+    Every name must be a plain file name (formats.paths) and unique in its directory after
+    folding; ManifestInvalid otherwise. The whole tree is listed and checked against the caps
+    (entries, depth) before the first entry is yielded, so a refused tree leaves nothing written.
+    """
+    return iter(list(_walk(cid, get_block, "", [0])))
+
+
+def _walk(cid: CID, get_block: GetBlock, prefix: str, seen: list[int]) -> Iterator[tuple[str, CID, bool]]:
+    depth = prefix.count("/") + 1
+    caps.check("max_depth", f"the depth of directory {cid}", depth)
+    entries = ls(cid, get_block)
+    try:
+        for entry in entries:
+            paths.check_name(entry.name, what="entry")
+        paths.check_unique((e.name for e in entries), what="the listing")
+    except ManifestInvalid as e:  # the CID made text only now: it is slow to make
+        raise ManifestInvalid(f"directory {cid}: {e}") from None
+    for entry in entries:
+        seen[0] += 1  # entries so far, across the whole tree
+        caps.check("max_files", "the number of entries under the directory fetched", seen[0])
         path = prefix + entry.name
         sub = is_directory(entry.cid, get_block)
         yield path, entry.cid, sub
         if sub:
-            yield from walk(entry.cid, get_block, path + "/")
+            yield from _walk(entry.cid, get_block, path + "/", seen)

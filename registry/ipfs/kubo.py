@@ -13,6 +13,7 @@ import ipfshttpclient
 from ipfshttpclient import exceptions as rpc
 from ipfshttpclient.http_common import multiaddr_to_url_data
 
+from modelreg import caps
 from modelreg._files import open_regular
 from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
 from modelreg.ipfs import directory, unixfs
@@ -142,8 +143,11 @@ class KuboIpfs:
 
     def _export_to(self, cid: str, path: Path) -> None:
         def stream():
-            with open(path, "wb") as f:
-                for chunk in self.client.dag.export(cid, stream=True):
+            with open(path, "wb") as f:  # streamed to disk, bounded in bytes and time (modelreg.caps)
+                # slack: a CAR adds a header and a CID per block, a DAG its internal nodes
+                slack = caps.current().max_bytes // 32 + (1 << 20)
+                for chunk in caps.capped_stream(self.client.dag.export(cid, stream=True),
+                                                f"the DAG of {cid} from {self.api}", slack=slack):
                     f.write(chunk)
 
         self._call(f"dag/export of {cid}", stream)

@@ -7,6 +7,7 @@ CIDs, multihashes and multibase come from the `multiformats` package.
 """
 
 import base64
+import functools
 import hashlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -15,6 +16,7 @@ from typing import BinaryIO
 
 from multiformats import CID, multihash
 
+from modelreg import caps
 from modelreg.errors import BlockCorrupted, CidInvalid, InputInvalid
 from modelreg.ipfs import dagpb
 
@@ -117,6 +119,7 @@ def canonical(cid: CID) -> CID:
     return cid.set(base="base32") if cid.version == 1 and cid.base.name != "base32" else cid
 
 
+@functools.lru_cache(maxsize=4096)  # a DAG names the same children again and again; CIDs are immutable
 def cid_from_bytes(raw: bytes) -> CID:
     return canonical(CID.decode(raw))
 
@@ -260,12 +263,15 @@ def read(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
     `get_block` must return verified bytes; the sizes recorded in each node are checked too,
     so a DAG that is well-formed but inconsistent is refused rather than returned short.
     """
+    limit = caps.current().max_bytes
     stack = [(root, None)]
     while stack:
         cid, expected = stack.pop()
         data = get_block(cid)
         if cid.codec.name == RAW:
             _check_size(cid, len(data), expected)
+            if expected is None and len(data) > limit:
+                raise caps.exceeded("max_bytes", f"file {root}", f"{len(data)} bytes")
             yield data
         else:
             node = dagpb.decode_node(data, str(cid))
@@ -284,6 +290,8 @@ def read(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
                 raise BlockCorrupted(f"block {cid} records filesize {fs.filesize}, its parts "
                                      f"add up to {got}")
             _check_size(cid, got, expected)
+            if expected is None and got > limit:  # the root declares the file's size: refused before reading
+                raise caps.exceeded("max_bytes", f"the size file {root} declares", f"{got} bytes")
             if fs.data:
                 yield fs.data
             children = zip(node.links, fs.blocksizes, strict=True)

@@ -10,9 +10,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from modelreg import caps
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
-from modelreg.errors import ManifestInvalid, ModelNotFound, VersionNotFound
+from modelreg.errors import CidInvalid, InputInvalid, ManifestInvalid, ModelNotFound, VersionNotFound
 from modelreg.records import VersionRef
 
 INDEX_FORMAT = "modelreg-event-index-v1"
@@ -119,11 +120,31 @@ def models(events: list[dict]) -> list[dict]:
     return sorted(found.values(), key=lambda m: m["id"])
 
 
-def find_model(events: list[dict], name_or_id: str) -> dict:
+def model_ref(ref: str | int) -> tuple[str | None, int | None]:
+    """(name, None) or (None, id) for a model reference: `#3` (or the int 3) is the id 3, anything
+    else a name. Names and ids never mix: a stranger's model named "3" is not model #3."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return None, ref
+    if not isinstance(ref, str):
+        raise InputInvalid(f"a model is a name or #ID, not {ref!r}")
+    if ref.startswith("#"):
+        digits = ref[1:]
+        if not (digits.isascii() and digits.isdigit()) or int(digits) < 1:
+            raise InputInvalid(f"{ref!r} is not a model id; write # and the id, e.g. #3")
+        return None, int(digits)
+    return ref, None
+
+
+def find_model(events: list[dict], ref: str | int) -> dict:
+    """The model a reference names (see model_ref): by exact name, or by id when written #ID."""
+    name, model_id = model_ref(ref)
     for model in models(events):
-        if model["name"] == name_or_id or str(model["id"]) == str(name_or_id):
+        if (model["id"] == model_id) if name is None else (model["name"] == name):
             return model
-    raise ModelNotFound(f"no model named {name_or_id!r} is registered on this chain", model=name_or_id)
+    if name is None:
+        raise ModelNotFound(f"no model has id #{model_id} on this chain", model=f"#{model_id}")
+    hint = f" (for the model with id {name}, write #{name})" if name.isascii() and name.isdigit() else ""
+    raise ModelNotFound(f"no model named {name!r} is registered on this chain{hint}", model=name)
 
 
 def history(events: list[dict], model_id: int) -> list[dict]:
@@ -219,7 +240,7 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
     version committed: a manifest is used only once it is shown to be the version's.
     """
     try:
-        manifest, model = _manifests().load_model(fetch(version["manifest_cid"]))
+        manifest, model = _manifests().load_model(fetch_manifest(fetch, version["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # a missing block or an unreachable daemon is a finding, not a crash
@@ -235,10 +256,23 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
     return "manifest verified", manifest
 
 
+def fetch_manifest(fetch: Callable[[str], bytes], cid: str) -> bytes:
+    """A manifest's bytes, fetched within the manifest size cap (a stranger's CID may name anything).
+
+    The contract checks only a CID's length: the text must parse as one CID, not a path into a DAG."""
+    from modelreg.ipfs.unixfs import parse_cid
+
+    if not isinstance(cid, str) or cid != cid.strip():
+        raise CidInvalid(f"{cid!r} is not a CID")
+    parsed = str(parse_cid(cid))
+    with caps.limited(max_bytes=caps.current().max_manifest_bytes, named="max_manifest_bytes"):
+        return fetch(parsed)
+
+
 def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tuple[str, dict | None]:
     """Fetch a dataset record's manifest and check that its leaves give the record's root."""
     try:
-        manifest = _manifests().load_manifest(fetch(dataset["manifest_cid"]))
+        manifest = _manifests().load_manifest(fetch_manifest(fetch, dataset["manifest_cid"]))
     except ManifestInvalid as e:
         return f"manifest invalid: {e}", None
     except Exception as e:  # as for versions: a finding, not a crash

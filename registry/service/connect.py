@@ -94,7 +94,7 @@ class Registry:
         return int(self.rpc.call("eth_getBlockByNumber", hex(block), False)["timestamp"], 16)
 
     def model_id(self, model: str | int) -> int:
-        """The id of a model given by name or id, as the chain's events know it."""
+        """The id of a model given by name, or by id as an int or "#ID" (service.audit.model_ref)."""
         return model if isinstance(model, int) else find_model(self.events(), model)["id"]
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,

@@ -18,17 +18,20 @@ was committed, which the trainer could not know while training.
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from modelreg import caps
 from modelreg._atomic import write_atomic
 from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelregError, ReplayUnavailable
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_manifest
+from modelreg.formats.paths import inside
 from modelreg.formats.seal import seal_checkpoint, sha256_file
 from modelreg.formats.transcript import BatchLeaf, config_sha256, load_batches
 from modelreg.records import VersionRef
@@ -281,15 +284,21 @@ def _dataset(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[dict, P
     if dataset_manifest["root"] != root:
         raise _Mismatch(f"the dataset manifest pinned for {root} has root {dataset_manifest['root']}")
     data_dir = tmp / "data"
-    for leaf in dataset_manifest["leaves"]:
+    data_dir.mkdir()
+    incoming = tmp / "incoming"  # each file lands here first, and moves into data/ once its hash matches
+    incoming.mkdir()
+    for i, leaf in enumerate(dataset_manifest["leaves"]):  # load_manifest checked every path (formats.paths)
         cid = t["dataset_files"].get(leaf["path"])
         if cid is None:
             raise _Mismatch(f"the transcript names no CID for dataset file {leaf['path']}")
-        path = data_dir / leaf["path"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _get(registry, cid, path, f"dataset file {leaf['path']}")
-        if sha256_file(path) != (leaf["size"], leaf["sha256"]):
+        dest = inside(data_dir, leaf["path"])
+        # The node cannot send more than the manifest declares (a DAG declaring more is refused unread).
+        with caps.limited(max_bytes=leaf["size"], named="max_dataset_bytes"):
+            fetched = _get(registry, cid, incoming / str(i), f"dataset file {leaf['path']}")
+        if not fetched.is_file() or sha256_file(fetched) != (leaf["size"], leaf["sha256"]):
             raise _Mismatch(f"dataset file {leaf['path']} pinned as {cid} differs from the registered dataset")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(fetched, inside(data_dir, leaf["path"]))  # checked again: a directory made above is real
     return dataset_manifest, data_dir
 
 
@@ -345,7 +354,7 @@ def _within(registry, manifest: dict, replayed_path: str, tol: Tolerance, tmp: P
 
 def _cat(registry, cid: str, what: str) -> bytes:
     try:
-        return registry.ipfs.cat(cid)
+        return audit.fetch_manifest(registry.ipfs.cat, cid)
     except ModelregError as e:
         raise ReplayUnavailable(f"{what} ({cid}) cannot be fetched from IPFS: {e}") from None
 

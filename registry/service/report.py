@@ -8,7 +8,9 @@ three formats carry the same facts: JSON is that dict, Markdown and HTML print e
 import html
 import json
 import shlex
+import unicodedata
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 # Explorers of public networks, by chain id: where a tx or address link goes when none is configured.
 EXPLORERS = {
@@ -108,9 +110,35 @@ def check_commands(report: dict) -> list[str]:
     return commands
 
 
+def valid_cid(cid) -> bool:
+    """Whether a string read from the chain parses as a CID; the contract checks only its length."""
+    from modelreg.errors import CidInvalid
+    from modelreg.ipfs.unixfs import parse_cid
+
+    try:
+        return isinstance(cid, str) and cid == cid.strip() and parse_cid(cid) is not None
+    except CidInvalid:
+        return False
+
+
+def shown_cid(cid: str | None) -> str:
+    """A CID as a report shows it: itself, or marked invalid (and then never linked)."""
+    if not cid:
+        return "-"
+    return cid if valid_cid(cid) else f"invalid CID {cid!r}"
+
+
 def cid_url(report: dict, cid: str | None) -> str | None:
     template = report.get("links", {}).get("gateway")
-    return template.replace("{cid}", cid) if template and cid else None
+    return template.replace("{cid}", cid) if template and cid and valid_cid(cid) else None
+
+
+def visible(text, keep: str = "") -> str:
+    """Text with every control or format character (ESC, NUL, a line break, bidi overrides, zero-width)
+    but those in `keep` shown as \\uXXXX: a stranger's string cannot move a terminal's cursor, start a
+    line of its own, or reorder what a reader sees."""
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in keep
+                   else c for c in str(text))
 
 
 def explorer_url(report: dict, kind: str, value) -> str | None:
@@ -135,12 +163,16 @@ _MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~"
 
 def _md(text) -> str:
     """Text as Markdown shows it literally: every special character escaped, line breaks as spaces."""
-    text = " ".join(str(text).split())
+    text = visible(" ".join(str(text).split()))
     return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
 
 
 def _md_link(text: str, url: str | None) -> str:
-    return f"[{_md(text)}](<{url}>)" if url else _md(text)
+    # Inside <...> only <, > and line breaks end the destination; percent-encoded they cannot.
+    return f"[{_md(text)}](<{quote(url, safe=_URL_SAFE)}>)" if url else _md(text)
+
+
+_URL_SAFE = "/:?#@!$&'*+,;=-._~%"  # RFC 3986's reserved and unreserved characters: all else is encoded
 
 
 def render_markdown(report: dict) -> str:
@@ -166,7 +198,7 @@ def render_markdown(report: dict) -> str:
     for v in report["versions"]:
         cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _loss(v),
                  _md(v["weights_root"]), _md(v.get("dataset_root") or "-"), _md(_parent(v, names)),
-                 _md_link(v.get("manifest_cid") or "-", cid_url(report, v.get("manifest_cid"))),
+                 _md_link(shown_cid(v.get("manifest_cid")), cid_url(report, v.get("manifest_cid"))),
                  _md_link(v["committer"], explorer_url(report, "address", v["committer"])), str(v["block"]),
                  _md(_when(report, v["block"])), _md_link(v["tx"], explorer_url(report, "tx", v["tx"])),
                  _md(v.get("verification", "-")), _md(v.get("replay", "-")), _md(_revoked(v))]
@@ -191,7 +223,7 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Datasets", ""]
     for d in report["datasets"]:
         lines.append(f"- {_md(d['root'])} (record {d.get('id', '-')}): used by {_md(', '.join(d.get('used_by', [])))}; "
-                     f"manifest {_md_link(d.get('manifest_cid') or '-', cid_url(report, d.get('manifest_cid')))} "
+                     f"manifest {_md_link(shown_cid(d.get('manifest_cid')), cid_url(report, d.get('manifest_cid')))} "
                      f"({_md(d.get('verification', '-'))}), {_md(d.get('files', '?'))} files; registered by "
                      f"{_md_link(d.get('registrant') or '-', explorer_url(report, 'address', d.get('registrant')))} "
                      f"in block {d.get('block', '-')} ({_md(_when(report, d.get('block')))})")
@@ -200,9 +232,13 @@ def render_markdown(report: dict) -> str:
 
 # ---------------------------------------------------------------------------- HTML
 
+def _esc(text) -> str:
+    return html.escape(visible(text, keep="\n\t"))  # HTML shows a line break or a tab as a space
+
+
 def _a(text, url: str | None, cls: str = "") -> str:
     """Escaped text, a link when there is a URL; hashes get the class that lets them wrap."""
-    body = html.escape(str(text))
+    body = _esc(text)
     attr = f' class="{cls}"' if cls else ""
     return f'<a href="{html.escape(url)}"{attr}>{body}</a>' if url else f"<span{attr}>{body}</span>"
 
@@ -304,10 +340,10 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
 def render_html(report: dict) -> str:
     """One self-contained file: nothing is loaded from elsewhere (styles, fonts, images, scripts); links
     to a gateway or an explorer are only followed when clicked. The data is embedded as JSON."""
-    model, names, esc = report["model"], _names(report), html.escape
+    model, names, esc = report["model"], _names(report), _esc
     addr = lambda a: _a(a or "-", explorer_url(report, "address", a), "hash")  # noqa: E731
     tx = lambda t: _a(t, explorer_url(report, "tx", t), "hash")  # noqa: E731
-    cid = lambda c: _a(c or "-", cid_url(report, c), "hash")  # noqa: E731
+    cid = lambda c: _a(shown_cid(c), cid_url(report, c), "hash")  # noqa: E731
     history = _table(
         ["version", "step", "val loss", "weights root", "dataset root", "parent", "manifest CID", "committer",
          "block", "time", "tx", "manifest check", "replay", "revoked"],
@@ -337,7 +373,9 @@ def render_html(report: dict) -> str:
     edge_list = "".join(f"<li>{esc(e)}</li>" for e in edges(report))
     commands = esc("\n".join(check_commands(report)))
     maintainers = ", ".join(addr(m) for m in model["maintainers"]) or "none"
-    embedded = json.dumps(report, sort_keys=True).replace("</", "<\\/")  # cannot close the script tag
+    # No <, > or & survive as themselves: the data cannot close the script tag or open a comment.
+    embedded = (json.dumps(report, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
+                .replace("&", "\\u0026"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>modelreg audit: {esc(model['name'])}</title>

@@ -104,7 +104,10 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
         proofs[name] = bool(client.verify_tensor(model_id, candidate, leaf.values(), proof))
     if record.revoked:
         revocation = {"reason": record.revocation_reason, "revoker": record.revoker,
-                      "replacement": record.replacement or None}
+                      "replacement": record.replacement or None,
+                      # A replacement may have been revoked since: read now, from the contract.
+                      "replacement_revoked": (client.is_revoked(model_id, record.replacement)
+                                              if record.replacement else None)}
         return Verdict(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
     return Verdict(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs)
 

@@ -115,8 +115,7 @@ def test_a_contract_that_is_no_registry_is_refused(world):
     tx = w3.eth.send_transaction({"from": w3.eth.accounts[0], "data": "0x6001600c60003960016000f300"})
     other = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
     fails(auditor, "audit", "models", *flags[:2], "--registry", other,
-          match=f"^Error: the contract at {other} has no version\\(\\); this modelreg speaks ModelRegistry "
-                "interface version \\d+.*pass --registry")
+          match=f"^Error: the code at {other} on chain \\d+ is not a released ModelRegistry.*pass --registry")
 
 
 def test_a_second_deploy_is_refused_and_a_forced_one_keeps_the_first_address(world):

@@ -25,5 +25,5 @@ def stranger_contract():
 def test_reading_a_contract_without_the_interface_version_says_what_to_do(stranger_contract, tmp_path):
     url, address = stranger_contract
     fails(Modelreg(tmp_path / "home"), "audit", "models", "--rpc-url", url, "--registry", address,
-          match=rf"the contract at {address} has no version\(\); this modelreg speaks ModelRegistry interface "
-                r"version 2; run `modelreg deploy --force` .* or pass --registry")
+          match=rf"the code at {address} on chain \d+ is not a released ModelRegistry: 1 bytes hashing to "
+                r"0x[0-9a-f]{64}; modelreg reads only the code it built \(released: v2\); run `modelreg deploy --force` .* or pass --registry")

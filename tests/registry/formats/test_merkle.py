@@ -139,3 +139,10 @@ def test_the_written_out_leaf_encodings_equal_eth_abi(types, value):
 def test_a_leaf_value_out_of_its_type_is_refused(value, problem):
     with pytest.raises(ValueError, match=problem):
         StandardMerkleTree.of([value], TENSOR_TYPES)
+
+
+def test_an_empty_multiproof_proves_nothing_offline_as_on_chain():
+    tree = StandardMerkleTree.of(random_leaf_values(random.Random(2), 4), TENSOR_TYPES)
+    leaves, proof, flags = tree.multiproof([])
+    assert (leaves, proof, flags) == ([], [tree.root], [])  # what OpenZeppelin's library gives
+    assert not verify_multiproof(tree.root, TENSOR_TYPES, leaves, proof, flags)

@@ -7,13 +7,18 @@ settings, it takes the chunker, raw-leaves and cid-version from each add request
 file max-links (174) from its own configuration.
 
 Modes, to test the client's errors: "kubo" (behaves), "wrong-cid" (add answers another CID),
-"garbage" (every answer is an HTML page), "corrupt-export" (dag/export flips a block byte).
+"garbage" (every answer is an HTML page), "corrupt-export" (dag/export flips a block byte),
+"endless-export" (dag/export streams bytes without end, as fast as they are read), "slow-export"
+(dag/export sends a few bytes every tenth of a second, without end). Hostile DAGs (lying sizes,
+duplicate names, deep nesting) are served by putting their blocks in `store` first.
 """
 
 import dataclasses
 import io
+import itertools
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -72,6 +77,10 @@ class KuboRpcTestDouble:
         return self._json({"Name": name, "Hash": cid, "Size": str(len(data))})
 
     def dag_export(self, params, body):
+        if self.mode == "endless-export":
+            return 200, "application/vnd.ipld.car", itertools.repeat(b"\x00" * (1 << 16))
+        if self.mode == "slow-export":
+            return 200, "application/vnd.ipld.car", _dripping()
         root = unixfs.parse_cid(params["arg"][0])
         car = bytearray(b"".join(encode_car([root], self.store.store.walk(root))))
         if self.mode == "corrupt-export":
@@ -138,9 +147,18 @@ class KuboRpcTestDouble:
                         status, ctype, out = double._error(str(e))
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(out)))
+                if isinstance(out, bytes):
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
+                self.send_header("Transfer-Encoding", "chunked")  # a stream without a declared end
                 self.end_headers()
-                self.wfile.write(out)
+                try:
+                    for chunk in out:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: what it should do
+                    pass
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -153,6 +171,12 @@ class KuboRpcTestDouble:
                 return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
         return Handler
+
+
+def _dripping():
+    while True:
+        time.sleep(0.1)
+        yield b"\x00" * 64
 
 
 def _multipart_file(body: bytes) -> tuple[str, bytes]:
