@@ -161,3 +161,8 @@ class DuplicateRoot(TransactionFailed):
 
 class ParentNotFound(TransactionFailed):
     """The parent version named does not exist."""
+
+
+# --- event index (issue 20b) ---------------------------------------------------
+class IndexUnavailable(ModelregError):
+    """The local event index (SQLite, under the data directory) cannot be read or written."""

@@ -14,13 +14,15 @@ several modelreg processes); the schema is small enough to write out here.
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from modelreg._hex import to_hex
-from modelreg.errors import ChainUnavailable
+from modelreg.errors import ChainUnavailable, IndexUnavailable
 
 INDEX_FORMAT = "modelreg-event-index-v2"  # v1 was one JSON file, <chain id>-<address>.json, now ignored
 LOG_RANGE = 10_000  # blocks per eth_getLogs request: public nodes cap the range
+LOCK_TIMEOUT = 60.0  # seconds to wait for another process's update of the same index
 REORG_RETRIES = 3  # a chain that reorganises during this many reads in a row is refused, not indexed
 
 _SCHEMA = """
@@ -73,8 +75,9 @@ class EventIndex:
 
     def events(self) -> "Events":
         """Every event up to the latest block, fetching only what the index lacks."""
-        self.update()
-        return Events(self._connection())
+        with _unavailable(self.path):
+            self.update()
+            return Events(self._connection())
 
     def rebuild(self) -> "Events":
         """Forget everything indexed and read the log again from the deployment block."""
@@ -171,13 +174,17 @@ class EventIndex:
 def _open(path: Path, from_block: int) -> sqlite3.Connection:
     """The index database at `path`, created if missing; one that is not a modelreg index of this
     deployment (an older format, a damaged file, another deployment block) is started afresh."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").unlink(missing_ok=True)  # the v1 JSON index of the same registry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)  # the v1 JSON index of the same registry
+    except OSError as e:
+        raise IndexUnavailable(f"the event index {path} cannot be used: {e.strerror or e}", path=str(path)) from None
     for attempt in (1, 2):
-        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
             db.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last update, never corrupt: it is a cache
+            db.execute(f"PRAGMA journal_size_limit={8 << 20}")  # the WAL shrinks back after a big build
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta"))
             wanted = {"format": INDEX_FORMAT, "from_block": str(from_block)}
@@ -189,13 +196,22 @@ def _open(path: Path, from_block: int) -> sqlite3.Connection:
                 db.execute("DELETE FROM meta")
                 db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
             return db
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as e:
             db.close()
-            if attempt == 2:
+            if attempt == 2 or isinstance(e, sqlite3.OperationalError):  # locked, read-only, disk full: not damage
                 raise
             for suffix in ("", "-wal", "-shm"):  # not a database: a cache, so start it again
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def _unavailable(path: Path):
+    """SQLite's errors (locked past LOCK_TIMEOUT, disk full, read-only) as IndexUnavailable naming the file."""
+    try:
+        yield
+    except sqlite3.Error as e:  # not OSError: a fetch's network error is the chain's, and says so itself
+        raise IndexUnavailable(f"the event index {path} cannot be used: {e}", path=str(path)) from None
 
 
 class _writing:

@@ -1,11 +1,13 @@
 """The SQLite event index: reorgs at any moment (on anvil), resumed builds, old files, linear lineage,
 and strangers labelled in history and lineage."""
 
+import sqlite3
 import time
 
 import pytest
 
 from modelreg.chain.client import RegistryClient
+from modelreg.errors import IndexUnavailable
 from modelreg.records import VersionRef
 from modelreg.service import audit, report
 from modelreg.service import index as index_module
@@ -105,6 +107,24 @@ def test_an_old_json_index_and_a_damaged_database_are_rebuilt_from_the_chain(tes
     index.path.write_bytes(b"not a database" * 100)
     assert [m["name"] for m in audit.models(index.events())] == ["real"]
     assert not old.exists()
+
+
+def test_an_index_another_process_holds_too_long_is_refused_with_its_path(tester, tmp_path, monkeypatch):
+    _, client = tester
+    client.register_model("a")
+    index = EventIndex.of(tmp_path, client)
+    index.events()
+    client.register_model("b")
+    monkeypatch.setattr(index_module, "LOCK_TIMEOUT", 0.1)
+    other = sqlite3.connect(index.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another modelreg process in the middle of an update
+    try:
+        with pytest.raises(IndexUnavailable, match=f"the event index {index.path} cannot be used: database is locked"):
+            EventIndex.of(tmp_path, client).events()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [m["name"] for m in audit.models(EventIndex.of(tmp_path, client).events())] == ["a", "b"]
 
 
 def test_the_index_answers_as_the_plain_log_does(tester, tmp_path):
