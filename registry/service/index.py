@@ -102,14 +102,16 @@ class EventIndex:
         db = self._connection()
         added, reorgs = 0, 0
         while True:
+            # The tip's hash first: a reorg at any later moment, even between reading the logs and
+            # checking, changes it, and the pass is redone from the fork.
+            seen = {latest: self.block_hash(latest)}
             with _writing(db):
-                start = self._verified_start(db, latest)
+                start = self._verified_start(db, latest, seen)
             if start > latest:
                 break
-            tip_hash = self.block_hash(latest)  # before the logs: a reorg from here on changes it
             for first in range(start, latest + 1, LOG_RANGE):
                 last = min(first + LOG_RANGE - 1, latest)
-                checkpoint = tip_hash if last == latest else self.block_hash(last)
+                checkpoint = seen.get(last) or self.block_hash(last)
                 events = [normalize(e) for e in self.fetch(first, last)]
                 with _writing(db):
                     if _tip(db, self.from_block) != first - 1:
@@ -117,47 +119,35 @@ class EventIndex:
                     added += self._insert(db, events)
                     db.execute("INSERT INTO checkpoints VALUES (?, ?)", (last, checkpoint))
             else:
-                if self.block_hash(latest) == tip_hash:
+                if self.block_hash(latest) == seen[latest]:
                     break
-                reorgs += 1  # reorganised while we read: the next pass rolls back to the fork
+                reorgs += 1
                 if reorgs == REORG_RETRIES:
                     raise ChainUnavailable(f"the chain reorganised during each of {REORG_RETRIES} reads of "
                                            f"its logs up to block {latest}; try again once it settles")
         self.last_block = latest
         return added
 
-    def _verified_start(self, db: sqlite3.Connection, latest: int) -> int:
+    def _verified_start(self, db: sqlite3.Connection, latest: int, seen: dict[int, str]) -> int:
         """The first block to fetch: after the newest checkpoint the chain still has, once every
-        event past it is dropped."""
+        event past it is dropped. `seen` holds hashes already read in this pass."""
         blocks = [b for (b,) in db.execute("SELECT block FROM checkpoints ORDER BY block DESC")]
-        if blocks and self._still_there(db, blocks[0], latest):
+        still_there = lambda i: self._still_there(db, blocks[i], latest, seen)  # noqa: E731
+        if blocks and still_there(0):
             return blocks[0] + 1
-        ancestor = self._newest_kept(db, blocks, latest) if blocks else None
-        keep = -1 if ancestor is None else ancestor
+        ancestor = _newest(still_there, len(blocks)) if blocks else None
+        keep = -1 if ancestor is None else blocks[ancestor]
         db.execute("DELETE FROM events WHERE block > ?", (keep,))
         db.execute("DELETE FROM checkpoints WHERE block > ?", (keep,))
-        return self.from_block if ancestor is None else ancestor + 1
+        return self.from_block if ancestor is None else keep + 1
 
-    def _newest_kept(self, db, blocks: list[int], latest: int) -> int | None:
-        """The newest of `blocks` (checkpoints, newest first; the first one gone) whose hash the chain
-        still has: galloping back, then bisecting, so a deep reorg costs few RPC calls."""
-        gone, kept, step = 0, None, 1
-        while kept is None:
-            probe = min(gone + step, len(blocks) - 1)
-            if probe == gone:
-                return None  # the chain has none of them: a different chain, or a reorg past them all
-            if self._still_there(db, blocks[probe], latest):
-                kept = probe
-            else:
-                gone, step = probe, step * 2
-        while kept - gone > 1:
-            mid = (gone + kept) // 2
-            gone, kept = (gone, mid) if self._still_there(db, blocks[mid], latest) else (mid, kept)
-        return blocks[kept]
-
-    def _still_there(self, db, block: int, latest: int) -> bool:
-        (stored,) = db.execute("SELECT hash FROM checkpoints WHERE block = ?", (block,)).fetchone()
-        return block <= latest and self.block_hash(block) == stored
+    def _still_there(self, db, block: int, latest: int, seen: dict[int, str]) -> bool:
+        """Whether the chain still has checkpoint `block` as it was stored."""
+        if block > latest:
+            return False
+        if block not in seen:
+            seen[block] = self.block_hash(block)
+        return db.execute("SELECT hash FROM checkpoints WHERE block = ?", (block,)).fetchone()[0] == seen[block]
 
     @staticmethod
     def _insert(db: sqlite3.Connection, events: Iterable[dict]) -> int:
@@ -226,6 +216,25 @@ class _writing:
 
     def __exit__(self, kind, *_):
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _newest(still_there: Callable[[int], bool], count: int) -> int | None:
+    """The first i in 1..count-1 with still_there(i) (checkpoints newest first; the 0th is gone, and
+    once one is there every older one is), or None: galloping back, then bisecting, so a deep reorg
+    costs a few RPC calls."""
+    gone, step = 0, 1
+    while True:
+        probe = min(gone + step, count - 1)
+        if probe == gone:
+            return None  # the chain has none of them: a different chain, or a reorg past them all
+        if still_there(probe):
+            break
+        gone, step = probe, step * 2
+    kept = probe
+    while kept - gone > 1:
+        mid = (gone + kept) // 2
+        gone, kept = (gone, mid) if still_there(mid) else (mid, kept)
+    return kept
 
 
 def _tip(db: sqlite3.Connection, from_block: int) -> int:

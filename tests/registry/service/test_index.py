@@ -233,3 +233,12 @@ def test_lineage_takes_time_linear_in_the_versions_it_reaches(tmp_path):
     small = _lineage_seconds(tmp_path / "small", 150)
     large = _lineage_seconds(tmp_path / "large", 1200)
     assert large / small < 24, f"lineage of 1200 models took {large / small:.1f}x the time of 150"
+
+
+def test_the_newest_checkpoint_still_on_the_chain_is_found_in_logarithmic_probes():
+    for count in range(1, 70):
+        for fork in range(1, count + 1):  # checkpoints newest first: 0..fork-1 are gone, fork.. are kept
+            probes = []
+            found = index_module._newest(lambda i, fork=fork, probes=probes: probes.append(i) or i >= fork, count)
+            assert found == (fork if fork < count else None)
+            assert len(probes) <= 2 * count.bit_length() + 1
