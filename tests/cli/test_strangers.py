@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from modelreg.chain.client import RegistryClient
 from modelreg.chain.signer import Signer
 from modelreg.devnet.accounts import dev_accounts
@@ -12,6 +14,7 @@ from modelreg.service.connect import connect
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
+@pytest.mark.slow
 def test_lineage_and_report_label_a_child_committed_by_a_stranger_with_its_account(modelreg):
     modelreg("model", "register", "base")
     client = connect(modelreg.home, load_config(modelreg.home), write=True).client
