@@ -39,6 +39,7 @@ CREATE INDEX IF NOT EXISTS events_model ON events (model_id) WHERE model_id IS N
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind, model_id);
 CREATE INDEX IF NOT EXISTS events_parent ON events (parent_model, parent_version) WHERE parent_model IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_root ON events (weights_root) WHERE weights_root IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_name ON events (json_extract(args, '$.name')) WHERE kind = 'ModelRegistered';
 """
 
 
