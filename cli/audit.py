@@ -61,7 +61,7 @@ def history_cmd(model, as_json):
         return print_json(versions)
     _table(f"History of {model} (datasets and CIDs: audit show, or --json)",
            ["version", "parent", "weights root", "committer", "block", "tx", "revoked"],
-           [[v["version"], _parent(v, model_id), short(v["weights_root"]), short(v["committer"]), v["block"],
+           [[v["version"], _parent(v, model_id), short(v["weights_root"]), _committer(v), v["block"],
              short(v["tx"]), (v["revoked"] or {}).get("reason")] for v in versions])
 
 
@@ -71,7 +71,7 @@ def history_cmd(model, as_json):
 @json_option
 def find_root_cmd(root, as_json):
     """List every version, across models, that committed weights root ROOT, earliest first."""
-    found = audit_lib.find_root(open_registry().client, root)
+    found = audit_lib.find_root(open_registry().events(), root)
     if as_json:
         return print_json(found)
     if not found:
@@ -134,9 +134,9 @@ def lineage_cmd(model, as_json):
     parents = {dst: src for src, dst in graph["edges"] if not src.startswith("dataset:")}
     data = {dst: src for src, dst in graph["edges"] if src.startswith("dataset:")}
     roots = {n["id"]: n.get("root") for n in graph["nodes"] if n["row"] == "datasets"}
-    _table(f"Lineage of {model}", ["version", "parent", "dataset root", "weights root", "revoked"],
+    _table(f"Lineage of {model}", ["version", "parent", "dataset root", "weights root", "revoked", "stranger"],
            [[n["id"], parents.get(n["id"]), short(roots.get(data.get(n["id"]))), short(n["weights_root"]),
-             "yes" if n["revoked"] else ""] for n in graph["nodes"] if n["row"] != "datasets"])
+             "yes" if n["revoked"] else "", n["stranger"] or ""] for n in graph["nodes"] if n["row"] != "datasets"])
 
 
 _EXAMPLES = {"{cid}": "https://ipfs.io/ipfs/{cid}", "{path}": "https://sepolia.etherscan.io/{path}"}
@@ -235,6 +235,11 @@ def reindex_cmd():
     """Rebuild the local event cache from the chain."""
     events = open_registry().rebuild_index()
     click.echo(f"Indexed {len(events)} events")
+
+
+def _committer(v: dict) -> str:
+    """The committer, and, when it was neither owner nor maintainer at that block, its whole account."""
+    return f"stranger {v['stranger']}" if v.get("stranger") else short(v["committer"])
 
 
 def _parent(v: dict, model_id: int | None = None) -> str | None:

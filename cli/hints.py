@@ -33,3 +33,7 @@ def hint_for(error: errors.ModelregError) -> str | None:
             except KeyError:  # raised for another reason than the hint is about: its message says it all
                 return None
     return None
+
+
+HINTS[errors.IndexUnavailable] = ("free disk space or fix the permissions of {path}, wait for the other modelreg "
+                                  "process writing it, or delete it: it is a cache, rebuilt from the chain")

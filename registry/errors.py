@@ -170,3 +170,8 @@ class CapExceeded(ModelregError):
 
 class RegistryCodeUnknown(ContractIncompatible):
     """The code at the registry address is not a released ModelRegistry (a proxy, or anything else)."""
+
+
+# --- event index (issue 20b) ---------------------------------------------------
+class IndexUnavailable(ModelregError):
+    """The local event index (SQLite, under the data directory) cannot be read or written."""

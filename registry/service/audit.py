@@ -1,87 +1,45 @@
 """Audit: a model's history and lineage, rebuilt from contract events alone.
 
 Everything here is a pure function of the event log (plus manifests fetched by CID), so any
-auditor with an RPC endpoint gets the same answer. `EventIndex` caches the log under the data
-directory for speed; it checks the last block hash it saw and rebuilds itself after a reorg, and
-`rebuild()` starts it from nothing at any time.
+auditor with an RPC endpoint gets the same answer. The log is a list of normalized events, or the
+SQLite `EventIndex` of the data directory (service.index), which answers one model's questions
+from that model's rows: each function reads only the events it needs, and none grows faster than
+the events it reads.
 """
 
-import json
+from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 from modelreg import caps
-from modelreg._atomic import write_atomic
-from modelreg._hex import to_hex
 from modelreg.errors import CidInvalid, InputInvalid, ManifestInvalid, ModelNotFound, VersionNotFound
 from modelreg.records import VersionRef
-
-INDEX_FORMAT = "modelreg-event-index-v1"
-LOG_RANGE = 10_000  # blocks per eth_getLogs request
+from modelreg.service.index import EventIndex, Events, normalize  # noqa: F401 (EventIndex lived here)
 
 
-def normalize(event) -> dict:
-    """One decoded log (web3's EventData) as plain JSON, bytes as 0x-hex."""
-    args = {k: (to_hex(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in event["args"].items()}
-    return {"event": event["event"], "args": args, "block": int(event["blockNumber"]),
-            "tx": to_hex(event["transactionHash"]), "log_index": int(event["logIndex"])}
+def _of_model(events, model_id: int):
+    """The events of one model, in chain order: through the index when `events` is one."""
+    if isinstance(events, Events):
+        return events.of_models([model_id])
+    return [e for e in events if e["args"].get("modelId") == model_id]
 
 
-class EventIndex:
-    """The contract's event log, cached in <home>/index/<chain id>-<address>.json.
+def _of_kinds(events, kinds: tuple[str, ...]):
+    if isinstance(events, Events):
+        return events.of_kinds(kinds)
+    return [e for e in events if e["event"] in kinds]
 
-    `head()` and `block_hash(n)` say what the chain holds now; `fetch(first, last)` decodes the
-    contract's logs in a block range. Only new blocks are fetched, so a read against an
-    unchanged chain costs two quick RPC calls.
-    """
 
-    def __init__(self, home: Path, *, chain_id: int, address: str, from_block: int,
-                 head: Callable[[], int], block_hash: Callable[[int], str],
-                 fetch: Callable[[int, int], list]):
-        self.path = Path(home) / "index" / f"{chain_id}-{address.lower()}.json"
-        self.from_block, self.head, self.block_hash, self.fetch = from_block, head, block_hash, fetch
-        self.last_block: int | None = None  # the block `events()` read up to
+def _counts(events, kinds: tuple[str, ...]):
+    """(model id, kind, number) for the events of these kinds."""
+    if isinstance(events, Events):
+        return events.counts(kinds)
+    return [(*key, n) for key, n in Counter((e["args"].get("modelId"), e["event"])
+                                             for e in events if e["event"] in kinds).items()]
 
-    @classmethod
-    def of(cls, home: Path, client) -> "EventIndex":
-        """The index of a `RegistryClient`'s contract, read through its web3."""
-        return cls(home, chain_id=client.chain_id, address=client.address, from_block=client.from_block,
-                   head=lambda: client.w3.eth.block_number,
-                   block_hash=lambda n: to_hex(client.w3.eth.get_block(n)["hash"]),
-                   fetch=lambda first, last: client.events(from_block=first, to_block=last))
 
-    def events(self) -> list[dict]:
-        """Every event up to the latest block, fetching only what the cache lacks."""
-        cached = self._load()
-        latest = self.head()
-        self.last_block = latest
-        start = self.from_block
-        if cached and cached["last_block"] <= latest and self.block_hash(cached["last_block"]) == cached["last_hash"]:
-            if cached["last_block"] == latest:
-                return cached["events"]
-            start = cached["last_block"] + 1
-        events = list(cached["events"]) if cached and start > self.from_block else []
-        for first in range(start, latest + 1, LOG_RANGE):  # public nodes cap eth_getLogs ranges
-            last = min(first + LOG_RANGE - 1, latest)
-            events += [normalize(e) for e in self.fetch(first, last)]
-        self._save({"format": INDEX_FORMAT, "last_block": latest, "last_hash": self.block_hash(latest),
-                    "events": events})
-        return events
-
-    def rebuild(self) -> list[dict]:
-        self.path.unlink(missing_ok=True)
-        return self.events()
-
-    def _load(self) -> dict | None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return data if data.get("format") == INDEX_FORMAT else None
-
-    def _save(self, data: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(data))
+def _named(events, name_or_id: str):
+    """The events of the models that `name_or_id` may name (all of them, for a plain list)."""
+    return events.named(name_or_id) if isinstance(events, Events) else events
 
 
 def _manifests():
@@ -92,10 +50,14 @@ def _manifests():
     return manifest
 
 
+_MODEL_KINDS = ("ModelRegistered", "MaintainerAdded", "MaintainerRemoved", "MaintainersCleared",
+                "OwnershipTransferred")
+
+
 def models(events: list[dict]) -> list[dict]:
     """Every registered model with its current owner, maintainers and version count."""
     found: dict[int, dict] = {}
-    for e in events:
+    for e in _of_kinds(events, _MODEL_KINDS):
         a, name = e["args"], e["event"]
         if name == "ModelRegistered":
             found[a["modelId"]] = {"id": a["modelId"], "name": a["name"], "owner": a["owner"],
@@ -113,10 +75,9 @@ def models(events: list[dict]) -> list[dict]:
             model["maintainers"] = []
         elif name == "OwnershipTransferred":
             model["owner"] = a["newOwner"]
-        elif name == "VersionCommitted":
-            model["versions"] += 1
-        elif name == "VersionRevoked":
-            model["revoked"] += 1
+    for model_id, kind, n in _counts(events, ("VersionCommitted", "VersionRevoked")):
+        if model_id in found:
+            found[model_id]["versions" if kind == "VersionCommitted" else "revoked"] += n
     return sorted(found.values(), key=lambda m: m["id"])
 
 
@@ -138,7 +99,7 @@ def model_ref(ref: str | int) -> tuple[str | None, int | None]:
 def find_model(events: list[dict], ref: str | int) -> dict:
     """The model a reference names (see model_ref): by exact name, or by id when written #ID."""
     name, model_id = model_ref(ref)
-    for model in models(events):
+    for model in models(_named(events, name) if name is not None else _of_model(events, model_id)):
         if (model["id"] == model_id) if name is None else (model["name"] == name):
             return model
     if name is None:
@@ -148,12 +109,17 @@ def find_model(events: list[dict], ref: str | int) -> dict:
 
 
 def history(events: list[dict], model_id: int) -> list[dict]:
-    """The versions of one model in commit order, each with its revocation if any."""
+    """The versions of one model in commit order, each with its revocation if any.
+
+    `stranger` is the committer's account when, at that block, it was neither the model's owner nor
+    a maintainer (the contract refuses such a commit: only a contract that is not the real one shows
+    one), else None.
+    """
     versions: dict[int, dict] = {}
-    for e in events:
+    writers = _Writers()
+    for e in _of_model(events, model_id):
         a = e["args"]
-        if a.get("modelId") != model_id:
-            continue
+        writers.follow(e)
         if e["event"] == "VersionCommitted":
             parent = (VersionRef(a["parentModel"], a["parentVersion"]).to_dict() if a["parentModel"] else None)
             dataset = a["datasetRoot"] if a["datasetId"] else None
@@ -164,12 +130,38 @@ def history(events: list[dict], model_id: int) -> list[dict]:
                                       "dataset_id": a["datasetId"] or None,
                                       "parent": parent, "manifest_cid": a["manifestCid"],
                                       "committer": a["committer"], "block": e["block"], "tx": e["tx"],
-                                      "revoked": None}
+                                      "revoked": None,
+                                      "stranger": None if writers.may_write(a["committer"]) else a["committer"]}
         elif e["event"] == "VersionRevoked" and a["version"] in versions:
             versions[a["version"]]["revoked"] = {"reason": a["reason"], "revoker": a["revoker"],
                                                  "replacement": a["replacement"] or None,
                                                  "block": e["block"], "tx": e["tx"]}
     return [versions[v] for v in sorted(versions)]
+
+
+class _Writers:
+    """Who may write to one model as its events go by: the owner and the maintainers, and everyone
+    who ever was either."""
+
+    def __init__(self):
+        self.owner, self.maintainers, self.ever = None, set(), set()
+
+    def follow(self, e: dict) -> None:
+        a, kind = e["args"], e["event"]
+        if kind == "ModelRegistered":
+            self.owner = a["owner"].lower()
+        elif kind == "OwnershipTransferred":
+            self.owner = a["newOwner"].lower()
+        elif kind == "MaintainerAdded":
+            self.maintainers.add(a["account"].lower())
+        elif kind == "MaintainerRemoved":
+            self.maintainers.discard(a["account"].lower())
+        elif kind == "MaintainersCleared":
+            self.maintainers.clear()
+        self.ever |= self.maintainers | ({self.owner} if self.owner else set())
+
+    def may_write(self, account: str) -> bool:
+        return account.lower() == self.owner or account.lower() in self.maintainers
 
 
 def find_version(events: list[dict], model: dict, version: int) -> dict:
@@ -187,38 +179,44 @@ def datasets(events: list[dict]) -> dict[int, dict]:
     return {e["args"]["datasetId"]: {"id": e["args"]["datasetId"], "root": e["args"]["root"],
                                      "manifest_cid": e["args"]["manifestCid"], "registrant": e["args"]["registrant"],
                                      "block": e["block"], "tx": e["tx"]}
-            for e in events if e["event"] == "DatasetRegistered"}
+            for e in _of_kinds(events, ("DatasetRegistered",))}
 
 
 def lineage(events: list[dict], model_id: int) -> dict:
-    """The model's versions, every ancestor and descendant across models, and their datasets."""
-    names = {m["id"]: m["name"] for m in models(events)}
-    all_versions = {(v["model"], v["version"]): v for m in names for v in history(events, m)}
-    children: dict[tuple, list[tuple]] = {}
-    for key, v in all_versions.items():
-        if v["parent"]:
-            children.setdefault(_ref(v["parent"]), []).append(key)
-    keep = {k for k in all_versions if k[0] == model_id}
+    """The model's versions, every ancestor and descendant across models, and their datasets.
+
+    Linear in the events of the models it reaches: each model's history is read once, and a
+    version's children are looked up, never searched for. A version in another model committed
+    by an account that never held a role in this one carries that account as `stranger`.
+    """
+    book = _Versions(events)
+    keep = {(model_id, v) for v in book.of(model_id)}
     frontier = list(keep)
     while frontier:  # walk up to ancestors and down to descendants, across models
         key = frontier.pop()
-        v = all_versions[key]
-        near = list(children.get(key, []))
+        v = book.get(key)
+        near = list(book.children(key))
         if v["parent"]:
             near.append(_ref(v["parent"]))
         for other in near:
-            if other in all_versions and other not in keep:
+            if other not in keep and book.get(other) is not None:
                 keep.add(other)
                 frontier.append(other)
+    trusted = book.writers(model_id).ever
     nodes, edges, seen_datasets = [], [], {}
-    for order, key in enumerate(sorted(keep, key=lambda k: all_versions[k]["block"])):
-        v = all_versions[key]
-        node_id = f"{names[key[0]]}:{key[1]}"
-        nodes.append({"id": node_id, "label": f"{names[key[0]]} v{key[1]}", "row": names[key[0]],
-                      "model_id": key[0], "version": key[1], "dataset_id": v["dataset_id"], "order": order, "revoked": bool(v["revoked"]), "weights_root": v["weights_root"]})
+    for order, key in enumerate(sorted(keep, key=lambda k: (book.get(k)["block"], k))):
+        v = book.get(key)
+        name = book.name(key[0])
+        node_id = f"{name}:{key[1]}"
+        stranger = v["stranger"] if key[0] == model_id else (
+            None if v["committer"].lower() in trusted else v["committer"])
+        nodes.append({"id": node_id, "label": f"{name} v{key[1]}", "row": name,
+                      "model_id": key[0], "version": key[1], "dataset_id": v["dataset_id"], "order": order,
+                      "revoked": bool(v["revoked"]), "weights_root": v["weights_root"],
+                      "committer": v["committer"], "stranger": stranger})
         if v["parent"]:
             parent = _ref(v["parent"])
-            edges.append([f"{names[parent[0]]}:{parent[1]}", node_id])
+            edges.append([f"{book.name(parent[0])}:{parent[1]}", node_id])
         if v["dataset_root"]:
             ds = seen_datasets.setdefault(v["dataset_root"], f"dataset:{v['dataset_root']}")
             edges.append([ds, node_id])
@@ -226,6 +224,54 @@ def lineage(events: list[dict], model_id: int) -> dict:
         nodes.append({"id": ds, "label": f"data {root[:10]}…", "row": "datasets", "order": -1,
                       "root": root})
     return {"nodes": nodes, "edges": edges}
+
+
+class _Versions:
+    """Every model's versions, each model read once when first asked for, and each version's
+    children: from the index when `events` is one, else from one pass over the list."""
+
+    def __init__(self, events):
+        self.events, self._models = events, {}
+        self._by_model: dict[int, list[dict]] | None = None
+        self._children: dict[tuple, list[tuple]] | None = None
+        if not isinstance(events, Events):
+            self._by_model, self._children = {}, {}
+            for e in events:
+                model = e["args"].get("modelId")
+                if model is not None:
+                    self._by_model.setdefault(model, []).append(e)
+                if e["event"] == "VersionCommitted" and e["args"]["parentModel"]:
+                    a = e["args"]
+                    self._children.setdefault((a["parentModel"], a["parentVersion"]), []).append(
+                        (a["modelId"], a["version"]))
+
+    def _model(self, model_id: int) -> tuple[str, dict[int, dict], _Writers]:
+        if model_id not in self._models:
+            own = (self._by_model.get(model_id, []) if self._by_model is not None
+                   else list(_of_model(self.events, model_id)))
+            writers = _Writers()
+            for e in own:
+                writers.follow(e)
+            name = next((e["args"]["name"] for e in own if e["event"] == "ModelRegistered"), str(model_id))
+            self._models[model_id] = (name, {v["version"]: v for v in history(own, model_id)}, writers)
+        return self._models[model_id]
+
+    def of(self, model_id: int) -> dict[int, dict]:
+        return self._model(model_id)[1]
+
+    def get(self, key: tuple) -> dict | None:
+        return self.of(key[0]).get(key[1])
+
+    def name(self, model_id: int) -> str:
+        return self._model(model_id)[0]
+
+    def writers(self, model_id: int) -> _Writers:
+        return self._model(model_id)[2]
+
+    def children(self, key: tuple) -> list[tuple]:
+        if self._children is not None:
+            return self._children.get(key, [])
+        return self.events.children_of(*key)
 
 
 def _ref(parent: dict) -> VersionRef:
@@ -282,21 +328,29 @@ def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tupl
     return "manifest verified", manifest
 
 
-def find_root(client, weights_root) -> list[dict]:
+def find_root(events: list[dict], weights_root: str) -> list[dict]:
     """Every version on the registry, across models, that committed exactly these weights, earliest
-    first: who published them first. One eth_getLogs on the indexed weights root."""
-    found, names = [], {}
-    for e in client.commits_of_root(weights_root):
-        a = normalize(e)["args"]
-        model_id = a["modelId"]
-        if model_id not in names:
-            names[model_id] = client.get_model(model_id).name
-        found.append({"model": model_id, "name": names[model_id], "version": a["version"],
+    first: who published them first. From the index, one lookup on the root."""
+    root = _root(weights_root)
+    commits = (events.with_root(root) if isinstance(events, Events) else
+               [e for e in events if e["event"] == "VersionCommitted" and e["args"]["weightsRoot"] == root])
+    found, book = [], _Versions(events)
+    for e in commits:
+        a = e["args"]
+        version = book.get((a["modelId"], a["version"]))
+        found.append({"model": a["modelId"], "name": book.name(a["modelId"]), "version": a["version"],
                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                       "committer": a["committer"], "manifest_cid": a["manifestCid"],
-                      "block": int(e["blockNumber"]), "tx": to_hex(e["transactionHash"]),
-                      "revoked": client.is_revoked(model_id, a["version"])})
+                      "block": e["block"], "tx": e["tx"], "revoked": bool(version and version["revoked"])})
     return found
+
+
+def _root(weights_root: str) -> str:
+    """A weights root as the events write it (0x and 64 lower-case hex digits), or InputInvalid."""
+    text = weights_root.lower().removeprefix("0x") if isinstance(weights_root, str) else ""
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise InputInvalid(f"weights root must be 32 bytes as hex (0x and 64 hex digits), not {weights_root!r}")
+    return "0x" + text
 
 
 # The events that change who may write to a model, and how the report words each.
@@ -313,8 +367,8 @@ _ROLE_EVENTS = {
 def roles(events: list[dict], model_id: int) -> list[dict]:
     """Owners and maintainers over time: each change to who may write to the model, in chain order."""
     changes = []
-    for e in events:
-        if e["args"].get("modelId") != model_id or e["event"] in ("VersionCommitted", "VersionRevoked"):
+    for e in _of_model(events, model_id):
+        if e["event"] in ("VersionCommitted", "VersionRevoked"):
             continue
         words, key = _ROLE_EVENTS.get(e["event"], (e["event"], None))
         changes.append({"event": e["event"], "change": words, "account": e["args"].get(key) if key else None,
@@ -331,7 +385,7 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
     `links` holds the URL templates a reader follows ({"gateway": ..., "explorer": ...}); `replays` the
     recorded replay verdicts by (model id, version) (service.replay.recorded).
     """
-    model = next(m for m in models(events) if m["id"] == model_id)
+    (model,) = models(_of_model(events, model_id))
     versions = []
     for v in history(events, model_id):
         status, manifest = check_manifest(v, fetch)

@@ -21,8 +21,9 @@ from modelreg.errors import (
 )
 from modelreg.home import setup_lock
 from modelreg.records import Commit, VersionRef
-from modelreg.service.audit import EventIndex, find_model, history
+from modelreg.service.audit import find_model, history
 from modelreg.service.config import Config
+from modelreg.service.index import EventIndex, Events
 
 
 class Registry:
@@ -74,13 +75,14 @@ class Registry:
         wanted = self.config.chain.registry.lower()
         return next((d for d in deployments.recorded(self.home, self.chain_id) if d.address.lower() == wanted), None)
 
-    def events(self) -> list[dict]:
+    def events(self) -> Events:
+        """The registry's events up to the latest block, from the data directory's index (brought up to date)."""
         index = self._index()
         events = index.events()
         self.read_up_to = index.last_block
         return events
 
-    def rebuild_index(self) -> list[dict]:
+    def rebuild_index(self) -> Events:
         return self._index().rebuild()
 
     def chain_info(self) -> dict:

@@ -72,8 +72,13 @@ def _names(report: dict) -> dict[int, str]:
 
 
 def _labels(report: dict) -> dict[str, str]:
-    return {n["id"]: (f"dataset {_cut(n['root'])}" if n["row"] == "datasets" else n["label"])
+    return {n["id"]: (f"dataset {_cut(n['root'])}" if n["row"] == "datasets" else n["label"] + _stranger(n))
             for n in report["lineage"]["nodes"]}
+
+
+def _stranger(entry: dict) -> str:
+    """" (by stranger 0x…)" for a version committed by an account with no role in the audited model."""
+    return f" (by stranger {entry['stranger']})" if entry.get("stranger") else ""
 
 
 def edges(report: dict) -> list[str]:
@@ -199,7 +204,8 @@ def render_markdown(report: dict) -> str:
         cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _loss(v),
                  _md(v["weights_root"]), _md(v.get("dataset_root") or "-"), _md(_parent(v, names)),
                  _md_link(shown_cid(v.get("manifest_cid")), cid_url(report, v.get("manifest_cid"))),
-                 _md_link(v["committer"], explorer_url(report, "address", v["committer"])), str(v["block"]),
+                 _md_link(v["committer"], explorer_url(report, "address", v["committer"])) + _md(_stranger(v)),
+                 str(v["block"]),
                  _md(_when(report, v["block"])), _md_link(v["tx"], explorer_url(report, "tx", v["tx"])),
                  _md(v.get("verification", "-")), _md(v.get("replay", "-")), _md(_revoked(v))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -349,7 +355,7 @@ def render_html(report: dict) -> str:
          "block", "time", "tx", "manifest check", "replay", "revoked"],
         [[str(v["version"]), esc(str(v.get("step") if v.get("step") is not None else "-")), _loss(v),
           _a(v["weights_root"], None, "hash"), _a(v.get("dataset_root") or "-", None, "hash"),
-          esc(_parent(v, names)), cid(v.get("manifest_cid")), addr(v["committer"]),
+          esc(_parent(v, names)), cid(v.get("manifest_cid")), addr(v["committer"]) + esc(_stranger(v)),
           str(v["block"]), esc(_when(report, v["block"])), tx(v["tx"]), esc(v.get("verification", "-")),
           esc(v.get("replay", "-")),
           f'<span class="revoked">{esc(_revoked(v))}</span>' if v.get("revoked") else "no"]

@@ -1,6 +1,7 @@
 """Audit from events: the cached index, history and lineage across models, and a cache that lies."""
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from safetensors.numpy import save_file
 from modelreg.chain.client import RegistryClient
 from modelreg.formats.seal import seal_checkpoint
 from modelreg.service import audit
+from modelreg.service import index as index_module
 from modelreg.service.verify import MISMATCH, VERIFIED, verify_checkpoint
 from tests.conftest import eth_tester_chain
 
@@ -23,29 +25,35 @@ def client():
 
 def test_the_index_fetches_only_new_blocks_and_keeps_what_it_had(client, tmp_path):
     index = audit.EventIndex.of(tmp_path, client)
+    fetched = []
+    fetch = index.fetch
+    index.fetch = lambda first, last: fetched.append((first, last)) or fetch(first, last)
     client.register_model("a")
     assert [e["event"] for e in index.events()] == ["ModelRegistered"]
+    seen = client.w3.eth.block_number
     client.register_model("b")
     events = index.events()
     assert [e["args"]["name"] for e in events] == ["a", "b"]
-    cached = json.loads(index.path.read_text())
-    assert cached["last_block"] == client.w3.eth.block_number and len(cached["events"]) == 2
+    assert fetched[-1] == (seen + 1, client.w3.eth.block_number)  # only the new blocks
+    with sqlite3.connect(index.path) as db:
+        assert db.execute("SELECT max(block) FROM checkpoints").fetchone()[0] == client.w3.eth.block_number
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 2
 
 
 def test_the_index_rebuilds_itself_when_the_block_it_saw_changed(client, tmp_path):
     index = audit.EventIndex.of(tmp_path, client)
     client.register_model("a")
     index.events()
-    cached = json.loads(index.path.read_text())
-    cached["last_hash"] = "0x" + "00" * 32  # as after a reorg
-    cached["events"].append({"event": "ModelRegistered", "args": {"modelId": 9, "name": "ghost", "owner": "x",
-                                                                 "metadata": ""}, "block": 1, "tx": "0x", "log_index": 0})
-    index.path.write_text(json.dumps(cached))
+    index.close()
+    with sqlite3.connect(index.path) as db:
+        db.execute("UPDATE checkpoints SET hash = ?", ("0x" + "00" * 32,))  # as after a reorg
+        db.execute("INSERT INTO events VALUES (1, 0, x'00', 'ModelRegistered', 9, NULL, NULL, NULL, ?)",
+                   (json.dumps({"modelId": 9, "name": "ghost", "owner": "x", "metadata": ""}),))
     assert [m["name"] for m in audit.models(index.events())] == ["a"]
 
 
 def test_logs_are_read_in_ranges(client, tmp_path, monkeypatch):
-    monkeypatch.setattr(audit, "LOG_RANGE", 1)
+    monkeypatch.setattr(index_module, "LOG_RANGE", 1)
     for name in "abc":
         client.register_model(name)
     assert [m["name"] for m in audit.models(audit.EventIndex.of(tmp_path, client).events())] == ["a", "b", "c"]
@@ -76,7 +84,7 @@ def test_a_forged_cache_entry_cannot_make_a_file_verify(client, tmp_path):
     save_file({"w": np.ones(4, dtype=np.float32)}, str(forged))
     events = audit.EventIndex.of(tmp_path, client).events()
     assert verify_checkpoint(real, client, events, model).status == VERIFIED
-    lie = json.loads(json.dumps(events))
+    lie = json.loads(json.dumps(list(events)))
     lie[-1]["args"]["weightsRoot"] = seal_checkpoint(forged).root  # the local cache claims the forged root
     verdict = verify_checkpoint(forged, client, lie, model)
     assert verdict.status == MISMATCH and verdict.chain_root == seal_checkpoint(real).root
