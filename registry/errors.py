@@ -136,7 +136,7 @@ class ModelNotFound(InputInvalid):
 
 
 class ModelNameInvalid(InputInvalid):
-    """A model name breaks the registry's rule (1 to 64 of a-z, 0-9, '.', '_', '-')."""
+    """A model name breaks the registry's rule (1 to 64 of a-z, 0-9, '-', starting with a letter)."""
 
 
 class ModelNameTaken(InputInvalid):
@@ -161,3 +161,10 @@ class DuplicateRoot(TransactionFailed):
 
 class ParentNotFound(TransactionFailed):
     """The parent version named does not exist."""
+
+
+# --- issue22: ModelRegistry v3 ----------------------------------------------------------------
+
+class AccumulatorMismatch(TransactionFailed):
+    """A model's on-chain accumulator moved before a commit landed (another commit came first),
+    or its events do not hash to it."""
