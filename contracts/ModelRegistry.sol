@@ -47,12 +47,13 @@ contract ModelRegistry is IModelRegistry {
     uint256 private constant _MAX_REASON = 512;
     uint256 private constant _LOW_REVOCATIONS = 32; // versions whose revoked bit is in Model
 
-    // One slot per model.
+    // One slot per model, and a second written only while an ownership transfer is pending.
     struct Model {
         address owner; // never zero once registered: it marks that the model exists
         uint32 versionCount;
         uint32 epoch; // ownership changes so far
         uint32 revokedLow; // bit v - 1: version v (1 to 32) is revoked
+        address pendingOwner;
     }
 
     // One slot for the whole registry, nonzero from deployment so that no call pays to create it.
@@ -67,7 +68,6 @@ contract ModelRegistry is IModelRegistry {
     // The model's accumulator, keyed by its name's hash: the same slot refuses a second model
     // of that name, so registering a model creates two slots, not three.
     mapping(bytes32 nameHash => bytes32 accumulator) private _accumulators;
-    mapping(uint256 modelId => address) private _pendingOwners;
     // The epoch a maintainer was added in, plus one (0: never added).
     mapping(uint256 modelId => mapping(address account => uint256 epochPlusOne)) private _maintainers;
     mapping(bytes32 root => mapping(address registrant => uint256 datasetId)) private _datasetIds;
@@ -127,8 +127,7 @@ contract ModelRegistry is IModelRegistry {
     /// @notice Offer `modelId` to `newOwner`, who must call {acceptOwnership}. Owner only.
     /// Offering to the zero address withdraws a pending offer.
     function transferOwnership(uint256 modelId, address newOwner) external {
-        _requireOwner(modelId);
-        _pendingOwners[modelId] = newOwner;
+        _requireOwner(modelId).pendingOwner = newOwner;
         emit OwnershipTransferStarted(modelId, msg.sender, newOwner);
     }
 
@@ -136,10 +135,10 @@ contract ModelRegistry is IModelRegistry {
     /// Starts a new ownership epoch: every maintainer of the previous owner loses its role.
     function acceptOwnership(uint256 modelId) external {
         Model storage m = _existingModel(modelId);
-        if (msg.sender != _pendingOwners[modelId]) revert NotPendingOwner(modelId, msg.sender);
+        if (msg.sender != m.pendingOwner) revert NotPendingOwner(modelId, msg.sender);
         address previous = m.owner;
         m.owner = msg.sender;
-        delete _pendingOwners[modelId];
+        m.pendingOwner = address(0);
         uint32 epoch = ++m.epoch;
         emit OwnershipTransferred(modelId, previous, msg.sender);
         emit MaintainersCleared(modelId, epoch);
@@ -275,7 +274,7 @@ contract ModelRegistry is IModelRegistry {
     /// @notice Model `modelId`'s owner, pending owner, version count and epoch.
     function getModel(uint256 modelId) external view returns (ModelInfo memory) {
         Model storage m = _existingModel(modelId);
-        return ModelInfo(m.owner, _pendingOwners[modelId], m.versionCount, m.epoch);
+        return ModelInfo(m.owner, m.pendingOwner, m.versionCount, m.epoch);
     }
 
     /// @notice Whether `account` is a maintainer of `modelId` now (the owner is not, unless added).
