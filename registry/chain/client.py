@@ -27,7 +27,6 @@ from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
 from modelreg.chain import deployments
-from modelreg.formats import mmr
 from modelreg.chain.names import check_model_name
 from modelreg.chain.signer import Signer
 from modelreg.contracts.artifact import load_artifact
@@ -53,6 +52,7 @@ from modelreg.errors import (
     TransactionFailed,
     VersionNotFound,
 )
+from modelreg.formats import mmr
 from modelreg.records import VersionRef
 
 # How a node says "that nonce is taken": another client with the same key got there first.

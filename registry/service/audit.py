@@ -249,8 +249,10 @@ def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tupl
 
 
 def find_root(client, weights_root) -> list[dict]:
-    """Every version on the registry, across models, that committed exactly these weights, earliest
-    first: who published them first. One eth_getLogs on the indexed weights root."""
+    """Every version on the registry, across models, that committed exactly these weights, in chain
+    order (block, then position in the block): the first is the first on-chain commit. That is all
+    the order proves: whoever saw a commit in the mempool could have been mined before it, so it
+    names no author. One eth_getLogs on the indexed weights root."""
     found, names = [], {}
     for e in client.commits_of_root(weights_root):
         a = normalize(e)["args"]
@@ -260,7 +262,8 @@ def find_root(client, weights_root) -> list[dict]:
         found.append({"model": model_id, "name": names[model_id], "version": a["version"],
                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                       "committer": a["committer"], "manifest_cid": a["manifestCid"],
-                      "block": int(e["blockNumber"]), "tx": to_hex(e["transactionHash"]),
+                      "block": int(e["blockNumber"]), "tx_index": int(e["transactionIndex"]),
+                      "tx": to_hex(e["transactionHash"]),
                       "revoked": client.is_revoked(model_id, a["version"])})
     return found
 
