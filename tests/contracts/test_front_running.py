@@ -1,7 +1,8 @@
 """A copier front-runs a commit on anvil, and `audit find-root` tells only what the chain proves.
 
-anvil mines nothing until told (automine off); the copier reads the honest commit from the mempool,
-sends the same weights root to its own model with a higher tip, and the block orders it first.
+anvil mines nothing until told (automine off); the copier reads the honest commit from the mempool
+and sends the same weights root to its own model with a higher tip; the test mines as a tip-ordering
+builder would, the copy in one block and the honest commit in the next.
 find-root then lists the copier first, as the first on-chain commit, which is true, with both
 committers' accounts and blocks in full, and claims no authorship.
 """
@@ -21,18 +22,20 @@ CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 NO_DATASET = (0, bytes(32), "0x" + "00" * 20)
 
 
-def _send_commit(client: RegistryClient, model_id: int, content: tuple, tip: int) -> bytes:
-    """Sign and send a commitVersion without waiting for it to be mined."""
+def _send_commit(client: RegistryClient, model_id: int, content: tuple, tip: int) -> tuple[bytes, bytes]:
+    """Sign and send a commitVersion without waiting for it to be mined: its hash and raw bytes."""
     w3, signer = client.w3, client.signer
     fn = client.contract.functions.commitVersion(model_id, client._registration(model_id)["nameHash"], content,
                                                  NO_DATASET, 0, 0, CID, client._history(model_id)[1].peaks)
     tx = fn.build_transaction({"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address),
                                "gas": 200_000, "maxPriorityFeePerGas": tip, "maxFeePerGas": 100 * 10**9})
-    return w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
+    raw = signer.sign_transaction(tx).raw_transaction
+    return w3.eth.send_raw_transaction(raw), raw
 
 
 def test_a_front_runner_is_listed_as_the_first_on_chain_commit_and_nothing_more(tmp_path):
     home = tmp_path / "home"
+    home.mkdir()
     with anvil_chain() as chain:
         w3 = chain.w3
         author, copier = chain.signers[0], chain.signers[1]
@@ -42,19 +45,24 @@ def test_a_front_runner_is_listed_as_the_first_on_chain_commit_and_nothing_more(
         copycat, _ = thief.register_model("copycat")
 
         w3.provider.make_request("evm_setAutomine", [False])
-        honest_tx = _send_commit(honest, original, (ROOT, 4, bytes(32)), tip=10**9)
+        honest_tx, honest_raw = _send_commit(honest, original, (ROOT, 4, bytes(32)), tip=10**9)
         # The copier watches the mempool, takes the content of the pending commit, and outbids it.
         pending = w3.provider.make_request("txpool_content", [])["result"]["pending"]
         (seen,) = [tx for txs in pending.values() for tx in txs.values()]
         _, args = thief.contract.decode_function_input(seen["input"])
-        copied_tx = _send_commit(thief, copycat, tuple(args["content"]), tip=50 * 10**9)
+        c = args["content"]
+        copied_tx, _ = _send_commit(thief, copycat, (c["weightsRoot"], c["tensorCount"], c["filesRoot"]),
+                                    tip=50 * 10**9)
+        # A builder that takes the higher tip first: the copy in one block, the honest commit in the next.
+        w3.provider.make_request("anvil_dropTransaction", ["0x" + honest_tx.hex()])
+        w3.provider.make_request("evm_mine", [])
+        assert w3.eth.send_raw_transaction(honest_raw) == honest_tx
         w3.provider.make_request("evm_mine", [])
         w3.provider.make_request("evm_setAutomine", [True])
 
         copied, real = (w3.eth.get_transaction_receipt(h) for h in (copied_tx, honest_tx))
         assert copied["status"] == real["status"] == 1
-        assert copied["blockNumber"] == real["blockNumber"]
-        assert copied["transactionIndex"] < real["transactionIndex"]  # the copy was mined first
+        assert copied["blockNumber"] < real["blockNumber"]  # the copy was mined first
 
         modelreg = Modelreg(home)
         rpc = ["--rpc-url", chain.rpc_url]

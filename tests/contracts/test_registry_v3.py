@@ -99,12 +99,18 @@ class _LyingNode(Web3Middleware):
 
         def middleware(method, params):
             response = make_request(method, params)
-            if method == "eth_getLogs":
-                for log in response.get("result", []):
-                    if log["topics"][0] == topic:
-                        count = int(log["data"][2:66], 16) + 1
-                        log["data"] = "0x" + f"{count:064x}" + log["data"][66:]
-            return response
+            if method != "eth_getLogs":
+                return response
+            changed = []
+            for log in response["result"]:
+                log = dict(log)
+                first = log["topics"][0]
+                if (first if isinstance(first, str) else "0x" + bytes(first).hex()) == topic:
+                    data = bytes.fromhex(log["data"][2:]) if isinstance(log["data"], str) else bytes(log["data"])
+                    count = int.from_bytes(data[:32], "big") + 1
+                    log["data"] = "0x" + (count.to_bytes(32, "big") + data[32:]).hex()
+                changed.append(log)
+            return {**response, "result": changed}
         return middleware
 
 
