@@ -31,3 +31,7 @@ def hint_for(error: errors.ModelregError) -> str | None:
             except KeyError:  # raised for another reason than the hint is about: its message says it all
                 return None
     return None
+
+
+# --- issue22: ModelRegistry v3 ----------------------------------------------------------------
+HINTS[errors.AccumulatorMismatch] = "run the command again: it reads the model's history afresh"

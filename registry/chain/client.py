@@ -255,7 +255,7 @@ class RegistryClient:
         if found not in SUPPORTED_VERSIONS:
             what = "has no version()" if found is None else f"reports interface version {found}"
             raise ContractIncompatible(f"the contract at {client.address} {what}; this modelreg speaks "
-                                       "ModelRegistry interface versions 2 and 3")
+                                       f"ModelRegistry interface version {INTERFACE_VERSION} and reads version 2")
         if found != client.interface_version:
             client = cls(w3, address, signer, from_block=from_block, interface_version=found)
         return client

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from eth_abi import encode
 from eth_utils import keccak
 
+FORMAT = "modelreg-versions-mmr-v1"  # the layout below; a change of any hash in it is a new format
+
 # VersionRecord as the contract hashes it: content, dataset, parent model and version, manifest
 # CID hash, committer. Every field is static, so abi.encode lays it out flat.
 RECORD_TYPE = "((bytes32,uint256,bytes32),(uint256,bytes32,address),uint256,uint256,bytes32,address)"

@@ -26,4 +26,4 @@ def test_reading_a_contract_without_the_interface_version_says_what_to_do(strang
     url, address = stranger_contract
     fails(Modelreg(tmp_path / "home"), "audit", "models", "--rpc-url", url, "--registry", address,
           match=rf"the contract at {address} has no version\(\); this modelreg speaks ModelRegistry interface "
-                r"version 2; run `modelreg deploy --force` .* or pass --registry")
+                r"version 3 and reads version 2; run `modelreg deploy --force` .* or pass --registry")

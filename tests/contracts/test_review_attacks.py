@@ -213,7 +213,7 @@ def test_a_contract_without_the_interface_version_is_refused(registry, owner):
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(owner.sign_transaction(tx).raw_transaction))
     with pytest.raises(ContractIncompatible, match="has no version\\(\\); this modelreg speaks ModelRegistry "
-                                                  "interface versions 2 and 3"):
+                                                  "interface version 3 and reads version 2"):
         RegistryClient.at(w3, owner, receipt["contractAddress"])
 
 
