@@ -70,15 +70,19 @@ def history_cmd(model, as_json):
 @read_options
 @json_option
 def find_root_cmd(root, as_json):
-    """List every version, across models, that committed weights root ROOT, earliest first."""
+    """List every version, across models, that committed weights root ROOT, in chain order.
+
+    The first row is the first on-chain commit, not proof of authorship: a copier who saw a commit in
+    the mempool can be mined first. Every committer's account and block are shown in full."""
     found = audit_lib.find_root(open_registry().events(), root)
     if as_json:
         return print_json(found)
     if not found:
         return click.echo(f"No version on this registry has weights root {root}")
-    _table(f"Versions with weights root {short(root)} (the first published them first)",
-           ["model", "version", "tensors", "committer", "block", "tx", "revoked"],
-           [[v["name"], v["version"], v["tensor_count"], short(v["committer"]), v["block"], short(v["tx"]),
+    _table(f"Versions with weights root {short(root)}, in chain order: the first is the first on-chain commit "
+           "(mined first; that names no author)",
+           ["model", "version", "tensors", "committer", "block", "log in block", "tx", "revoked"],
+           [[v["name"], v["version"], v["tensor_count"], v["committer"], v["block"], v["log_index"], short(v["tx"]),
              "yes" if v["revoked"] else ""] for v in found])
 
 

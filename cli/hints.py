@@ -37,3 +37,7 @@ def hint_for(error: errors.ModelregError) -> str | None:
 
 HINTS[errors.IndexUnavailable] = ("free disk space or fix the permissions of {path}, wait for the other modelreg "
                                   "process writing it, or delete it: it is a cache, rebuilt from the chain")
+
+
+# --- issue22: ModelRegistry v3 ----------------------------------------------------------------
+HINTS[errors.AccumulatorMismatch] = "run the command again: it reads the model's history afresh"

@@ -3,9 +3,11 @@ pragma solidity 0.8.30;
 
 /**
  * @title IModelRegistry
- * @notice The interface of modelreg's registry of ML model versions, version 2 ({version}).
+ * @notice The interface of modelreg's registry of ML model versions, version 3 ({version}).
  * A client checks {version} before it uses an address, so a contract of another shape is
- * refused by name instead of answering garbage.
+ * refused by name instead of answering garbage. Version 2 (contracts/v2/) stored a slot per
+ * version; version 3 keeps one accumulator per model, so no call but a first registration
+ * creates storage that grows with use.
  */
 interface IModelRegistry {
     /// @notice The values of one leaf of a `modelreg-tensors-v1` tree: a tensor's name, its
@@ -26,39 +28,59 @@ interface IModelRegistry {
     }
 
     /// @notice What a version is: its tensors (root and count) and its other files (root, or 0
-    /// when it has none). The contract stores a hash of these three values, {contentHash}.
+    /// when it has none).
     struct VersionContent {
         bytes32 weightsRoot;
         uint256 tensorCount;
         bytes32 filesRoot;
     }
 
-    /// @notice A model as returned by {getModel}. `epoch` counts ownership changes: maintainers
-    /// added under an earlier epoch have no rights.
+    /// @notice A dataset record as a commit names it: its id (0: none), root and registrant.
+    /// The contract checks the three against the record {registerDataset} stored.
+    struct DatasetRef {
+        uint256 id;
+        bytes32 root;
+        address registrant;
+    }
+
+    /// @notice Everything a version is, as its {VersionCommitted} event tells it and as its
+    /// accumulator leaf hashes it (`keccak256(abi.encode(modelId, version, record))`).
+    struct VersionRecord {
+        VersionContent content;
+        DatasetRef dataset;
+        uint256 parentModel;
+        uint256 parentVersion;
+        bytes32 manifestCidHash; // keccak256 of the manifest CID's bytes
+        address committer;
+    }
+
+    /// @notice A proof that `record` is version `version` of model `modelId`: the model's name
+    /// hash (where its accumulator lives), every peak of its Merkle Mountain Range, and the
+    /// path from the version's leaf up to its peak (siblings from the leaf upwards).
+    struct VersionProof {
+        uint256 modelId;
+        bytes32 nameHash;
+        uint256 version;
+        VersionRecord record;
+        bytes32[] peaks;
+        bytes32[] path;
+    }
+
+    /// @notice A model as returned by {getModel}: what storage holds. The name and metadata
+    /// are in {ModelRegistered}. `epoch` counts ownership changes: maintainers added under an
+    /// earlier epoch have no rights.
     struct ModelInfo {
-        string name;
-        string metadata;
         address owner;
         address pendingOwner;
         uint256 versionCount;
         uint256 epoch;
     }
 
-    /// @notice A version as returned by {getVersion}. The roots themselves, the parent and the
-    /// manifest CID are in the {VersionCommitted} event; `contentHash` binds the roots.
-    struct VersionInfo {
-        bytes32 contentHash;
-        uint256 tensorCount;
-        uint256 datasetId;
-        address committer;
-        bool revoked;
-        address revoker;
-        uint256 replacement;
-        string revocationReason;
-    }
-
-    /// @notice Model `modelId` named `name` was registered by `owner`.
-    event ModelRegistered(uint256 indexed modelId, string name, address indexed owner, string metadata);
+    /// @notice Model `modelId` named `name` (`nameHash` is keccak256 of its bytes) was
+    /// registered by `owner`.
+    event ModelRegistered(
+        uint256 indexed modelId, bytes32 indexed nameHash, address indexed owner, string name, string metadata
+    );
     /// @notice `account` may now commit versions of model `modelId`, and revoke its own.
     event MaintainerAdded(uint256 indexed modelId, address indexed account);
     /// @notice `account` may no longer commit or revoke versions of model `modelId`.
@@ -75,9 +97,8 @@ interface IModelRegistry {
     event DatasetRegistered(
         uint256 indexed datasetId, bytes32 indexed root, address indexed registrant, string manifestCid
     );
-    /// @notice Version `version` of model `modelId` was committed. This event is the only record
-    /// of the roots' values (storage keeps their hash), the parent and `manifestCid`; block
-    /// number and time are those of the log.
+    /// @notice Version `version` of model `modelId` was committed. The event is the only full
+    /// record of it; the model's accumulator holds its hash.
     event VersionCommitted(
         uint256 indexed modelId,
         uint256 indexed version,
@@ -86,6 +107,7 @@ interface IModelRegistry {
         bytes32 filesRoot,
         uint256 datasetId,
         bytes32 datasetRoot,
+        address datasetRegistrant,
         uint256 parentModel,
         uint256 parentVersion,
         string manifestCid,
@@ -98,9 +120,10 @@ interface IModelRegistry {
 
     /// @notice No model has id `modelId`.
     error ModelNotFound(uint256 modelId);
-    /// @notice A model named `name` already exists, with id `modelId`.
-    error ModelNameTaken(string name, uint256 modelId);
-    /// @notice `name` is not 1 to 64 of the characters `a-z`, `0-9`, `.`, `_` and `-`.
+    /// @notice A model named `name` already exists.
+    error ModelNameTaken(string name);
+    /// @notice `name` is not 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter, with no
+    /// `--` and no trailing `-`.
     error ModelNameInvalid(string name);
     /// @notice The string argument `field` is `length` bytes long; at most `maxLength` are allowed.
     error StringTooLong(string field, uint256 length, uint256 maxLength);
@@ -123,10 +146,8 @@ interface IModelRegistry {
     error ZeroRoot();
     /// @notice A version has at least one tensor, and at most 2**32 - 1.
     error TensorCountInvalid(uint256 tensorCount);
-    /// @notice No dataset has id `datasetId`.
+    /// @notice No dataset has id `datasetId` with the root and registrant given.
     error DatasetNotFound(uint256 datasetId);
-    /// @notice Model `modelId` has version `version` with the same content, not revoked.
-    error DuplicateVersion(uint256 modelId, uint256 version, bytes32 weightsRoot);
     /// @notice The parent `parentModel`/`parentVersion` does not exist.
     error ParentNotFound(uint256 parentModel, uint256 parentVersion);
     /// @notice Model `modelId` has no version `version`.
@@ -137,12 +158,16 @@ interface IModelRegistry {
     error SelfReplacement(uint256 modelId, uint256 version);
     /// @notice The replacement `replacement` of `modelId` is revoked itself.
     error ReplacementRevoked(uint256 modelId, uint256 replacement);
-    /// @notice The roots given are not those committed for version `version` of `modelId`.
+    /// @notice The record given is not version `version` of `modelId`: its proof does not lead
+    /// to the model's accumulator.
     error ContentMismatch(uint256 modelId, uint256 version);
+    /// @notice The peaks given are not those of model `modelId`'s accumulator now (another
+    /// commit came first, or they were built wrong): rebuild them from the events and retry.
+    error AccumulatorMismatch(uint256 modelId);
     /// @notice A multiproof must prove at least one leaf.
     error EmptyMultiproof();
 
-    /// @notice The interface version this contract implements: 2.
+    /// @notice The interface version this contract implements: 3.
     function version() external pure returns (uint256);
 
     /// @notice Register a model under a canonical name; the caller owns it.
@@ -159,62 +184,52 @@ interface IModelRegistry {
     /// @notice Record the caller's own record of dataset `root`; returns its id.
     function registerDataset(bytes32 root, string calldata manifestCid) external returns (uint256 datasetId);
 
-    /// @notice Append a version: its content, the dataset id used, its parent and its manifest CID.
+    /// @notice Append a version, given the model's accumulator peaks now.
     function commitVersion(
         uint256 modelId,
+        bytes32 nameHash,
         VersionContent calldata content,
-        uint256 datasetId,
+        DatasetRef calldata dataset,
         uint256 parentModel,
         uint256 parentVersion,
-        string calldata manifestCid
+        string calldata manifestCid,
+        bytes32[] calldata peaks
     ) external returns (uint256 version);
-    /// @notice Revoke a version: the owner any, a maintainer only its own; nothing is deleted.
-    function revokeVersion(uint256 modelId, uint256 version, string calldata reason, uint256 replacement) external;
+    /// @notice Revoke a proven version: the owner any, a maintainer only its own; nothing is deleted.
+    function revokeVersion(VersionProof calldata proof, string calldata reason, uint256 replacement) external;
 
     /// @notice The number of models; ids run from 1 to this.
     function modelCount() external view returns (uint256);
-    /// @notice The id of the model named `name`, or 0.
-    function modelIdByName(string calldata name) external view returns (uint256);
-    /// @notice A model's name, metadata, owner, pending owner, version count and epoch.
+    /// @notice The number of dataset records; ids run from 1 to this.
+    function datasetCount() external view returns (uint256);
+    /// @notice What storage holds of a model.
     function getModel(uint256 modelId) external view returns (ModelInfo memory);
     /// @notice Whether `account` is a maintainer of the model in its current epoch.
     function isMaintainer(uint256 modelId, address account) external view returns (bool);
-    /// @notice The number of dataset records; ids run from 1 to this.
-    function datasetCount() external view returns (uint256);
+    /// @notice The accumulator of the model named by `nameHash`, or 0 if no model has that name.
+    function accumulatorOf(bytes32 nameHash) external view returns (bytes32);
     /// @notice The id of `registrant`'s record of dataset `root`, or 0.
     function datasetIdOf(bytes32 root, address registrant) external view returns (uint256);
-    /// @notice A dataset record's root and registrant.
-    function getDataset(uint256 datasetId) external view returns (bytes32 root, address registrant);
     /// @notice The number of versions of a model.
     function versionCount(uint256 modelId) external view returns (uint256);
-    /// @notice What storage holds about a version, revoked or not.
-    function getVersion(uint256 modelId, uint256 version) external view returns (VersionInfo memory);
-    /// @notice The hash a version stores for `content`.
-    function contentHash(VersionContent calldata content) external pure returns (bytes32);
+    /// @notice Whether a version is revoked.
+    function isRevoked(uint256 modelId, uint256 version) external view returns (bool);
 
-    /// @notice Whether `proof` places tensor `leaf` in the version's weights tree.
-    function verifyTensor(
-        uint256 modelId,
-        uint256 version,
-        VersionContent calldata content,
-        TensorLeaf calldata leaf,
-        bytes32[] calldata proof
-    ) external view returns (bool);
-    /// @notice Whether a non-empty multiproof places every tensor of `leaves` in the version's weights tree.
+    /// @notice Whether `proof` places tensor `leaf` in the weights tree of the proven version.
+    function verifyTensor(VersionProof calldata version, TensorLeaf calldata leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool);
+    /// @notice Whether a non-empty multiproof places every tensor of `leaves` in the proven version's weights.
     function verifyTensors(
-        uint256 modelId,
-        uint256 version,
-        VersionContent calldata content,
+        VersionProof calldata version,
         TensorLeaf[] calldata leaves,
         bytes32[] calldata proof,
         bool[] calldata proofFlags
     ) external view returns (bool);
-    /// @notice Whether `proof` places file `leaf` in the version's files tree.
-    function verifyFile(
-        uint256 modelId,
-        uint256 version,
-        VersionContent calldata content,
-        FileLeaf calldata leaf,
-        bytes32[] calldata proof
-    ) external view returns (bool);
+    /// @notice Whether `proof` places file `leaf` in the proven version's files tree.
+    function verifyFile(VersionProof calldata version, FileLeaf calldata leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool);
 }

@@ -5,13 +5,16 @@ one changed line, or any other contract answering `version() == 2` is not a Mode
 modelreg built. The artifact has no immutables, so the runtime code of every deployment of one
 release is byte-identical and its hash is a fixed value. A release adds a line here; a line is
 never removed, so registries of older releases stay readable.
+Version 2 is the artifact kept in contracts/ModelRegistryV2.json (sources in contracts/v2/); version 3
+is contracts/ModelRegistry.json. tests/contracts/test_released.py checks both hashes against the artifacts.
 """
 
 from eth_utils import keccak
 
 # contract interface version -> "0x" + keccak256(runtime bytecode)
 RELEASED: dict[int, str] = {
-    2: "0xcb69b5df1374c8b674abcd6fc0a6f7b334350a2dabe499cd214dfbac194937b2",  # ModelRegistry.json, solc 0.8.30
+    2: "0xcb69b5df1374c8b674abcd6fc0a6f7b334350a2dabe499cd214dfbac194937b2",  # ModelRegistryV2.json, solc 0.8.30
+    3: "0xe9c71bf5ff73549e2914438fb38d0c881664aee1add6c65a6ff095a6b2b3ca7f",  # ModelRegistry.json, solc 0.8.30
 }
 
 

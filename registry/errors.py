@@ -136,7 +136,7 @@ class ModelNotFound(InputInvalid):
 
 
 class ModelNameInvalid(InputInvalid):
-    """A model name breaks the registry's rule (1 to 64 of a-z, 0-9, '.', '_', '-')."""
+    """A model name breaks the registry's rule (1 to 64 of a-z, 0-9, '-', starting with a letter)."""
 
 
 class ModelNameTaken(InputInvalid):
@@ -175,3 +175,10 @@ class RegistryCodeUnknown(ContractIncompatible):
 # --- event index (issue 20b) ---------------------------------------------------
 class IndexUnavailable(ModelregError):
     """The local event index (SQLite, under the data directory) cannot be read or written."""
+
+
+# --- issue22: ModelRegistry v3 ----------------------------------------------------------------
+
+class AccumulatorMismatch(TransactionFailed):
+    """A model's on-chain accumulator moved before a commit landed (another commit came first),
+    or its events do not hash to it."""

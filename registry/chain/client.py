@@ -33,6 +33,7 @@ from modelreg.contracts.artifact import load_artifact
 from modelreg.contracts.released import RELEASED, code_hash, version_of_code
 from modelreg.errors import (
     AccessDenied,
+    AccumulatorMismatch,
     ChainIdMismatch,
     ChainUnavailable,
     ContractIncompatible,
@@ -53,6 +54,7 @@ from modelreg.errors import (
     TransactionFailed,
     VersionNotFound,
 )
+from modelreg.formats import mmr
 from modelreg.records import VersionRef
 
 # How a node says "that nonce is taken": another client with the same key got there first.
@@ -73,7 +75,10 @@ def _reverts() -> tuple[type[BaseException], ...]:
 _PANIC = keccak(text="Panic(uint256)")[:4]
 # geth says "exceed maximum block range 3"; public endpoints built on it add a colon.
 _RANGE_LIMIT = re.compile(r"exceed maximum block range:? (\d+)")
-INTERFACE_VERSION = 2  # IModelRegistry.version() of the contracts this client speaks to
+INTERFACE_VERSION = 3  # IModelRegistry.version() of the contracts `deploy` creates
+SUPPORTED_VERSIONS = (2, 3)  # the versions this client reads and writes
+_ARTIFACTS = {2: "ModelRegistryV2", 3: "ModelRegistry"}
+_COMMIT_TRIES = 4  # a commit whose accumulator moved (another commit came first) is rebuilt and resent
 
 
 @dataclass(frozen=True)
@@ -205,8 +210,9 @@ class RegistryClient:
     """One ModelRegistry on one chain, read through `w3` and written with `signer` (None: read only)."""
 
     def __init__(self, w3: Web3, address: str, signer: Signer | None = None, *,
-                 from_block: int = 0, receipt_timeout: float = 120):
-        artifact = load_artifact()
+                 from_block: int = 0, receipt_timeout: float = 120, interface_version: int = INTERFACE_VERSION):
+        artifact = load_artifact(_ARTIFACTS[interface_version])
+        self.interface_version = interface_version
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
         self.signer = signer
@@ -218,6 +224,10 @@ class RegistryClient:
             keccak(text=f"{e['name']}({','.join(i['type'] for i in e['inputs'])})")[:4]: e
             for e in artifact["abi"] if e["type"] == "error"
         }
+        # v3: what is read once and never changes (a model's registration), and the last history
+        # checked against each model's accumulator.
+        self._registrations: dict[int, dict] = {}
+        self._histories: dict[int, tuple[int, bytes, list, mmr.MountainRange]] = {}
         self._events = {
             keccak(text=f"{e['name']}({','.join(i['type'] for i in e['inputs'])})"): e["name"]
             for e in artifact["abi"] if e["type"] == "event"
@@ -226,13 +236,16 @@ class RegistryClient:
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def deploy(cls, w3: Web3, signer: Signer, home: Path | None = None) -> "RegistryClient":
-        """Deploy a new ModelRegistry; with `home`, record it there for this chain id."""
-        artifact = load_artifact()
+    def deploy(cls, w3: Web3, signer: Signer, home: Path | None = None, *,
+               interface_version: int = INTERFACE_VERSION) -> "RegistryClient":
+        """Deploy a new ModelRegistry (version 3 unless `interface_version` says 2, for tests of old
+        registries); with `home`, record it there for this chain id."""
+        artifact = load_artifact(_ARTIFACTS[interface_version])
         constructor = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]).constructor()
         receipt = _Sender(w3, signer, cls._deploy_revert).send(constructor, "deploy the ModelRegistry",
                                                                 timeout=120)
-        client = cls(w3, receipt["contractAddress"], signer, from_block=receipt["blockNumber"])
+        client = cls(w3, receipt["contractAddress"], signer, from_block=receipt["blockNumber"],
+                     interface_version=interface_version)
         if home is not None:
             deployments.record(home, client.chain_id, deployments.Deployment(
                 address=client.address, block=receipt["blockNumber"],
@@ -265,10 +278,12 @@ class RegistryClient:
             found = _rpc_call(client.contract.functions.version().call)
         except (*_reverts(), BadFunctionCallOutput, ValueError):
             found = None  # no version(): an older ModelRegistry, or another contract altogether
-        if found != INTERFACE_VERSION:
+        if found not in SUPPORTED_VERSIONS:
             what = "has no version()" if found is None else f"reports interface version {found}"
             raise ContractIncompatible(f"the contract at {client.address} {what}; this modelreg speaks "
-                                       f"ModelRegistry interface version {INTERFACE_VERSION}")
+                                       f"ModelRegistry interface version {INTERFACE_VERSION} and reads version 2")
+        if found != client.interface_version:
+            client = cls(w3, address, signer, from_block=from_block, interface_version=found)
         return client
 
     @classmethod
@@ -303,6 +318,8 @@ class RegistryClient:
 
     def model_id(self, name: str) -> int:
         """The id of the model named `name`; ModelNotFound if there is none."""
+        if self.interface_version >= 3:
+            return self._model_id_v3(name)
         model_id = self._call(self.contract.functions.modelIdByName(name))
         if model_id == 0:
             raise ModelNotFound(f"no model named {name!r} is registered in the ModelRegistry at "
@@ -310,6 +327,8 @@ class RegistryClient:
         return model_id
 
     def get_model(self, model_id: int) -> ModelRecord:
+        if self.interface_version >= 3:
+            return self._get_model_v3(model_id)
         name, metadata, owner, pending, count, epoch = self._call(self.contract.functions.getModel(model_id))
         return ModelRecord(model_id, name, metadata, owner, None if int(pending, 16) == 0 else pending, count,
                            epoch)
@@ -355,6 +374,8 @@ class RegistryClient:
 
     def get_dataset(self, dataset_id: int) -> tuple[str, str]:
         """Dataset record `dataset_id`: its root (0x-hex) and registrant."""
+        if self.interface_version >= 3:
+            return self._get_dataset_v3(dataset_id)
         root, registrant = self._call(self.contract.functions.getDataset(dataset_id))
         return to_hex(root), registrant
 
@@ -372,6 +393,9 @@ class RegistryClient:
         """
         weights_root = _bytes32(weights_root, "weights root")
         files_root = bytes(32) if files_root is None else _bytes32(files_root, "files root")
+        if self.interface_version >= 3:
+            return self._commit_version_v3(model_id, (weights_root, tensor_count, files_root), dataset_root,
+                                           parent, manifest_cid)
         dataset_id = 0 if dataset_root is None else self._dataset_for_commit(model_id, dataset_root)
         parent_model, parent_version = parent or (0, 0)
         fn = self.contract.functions.commitVersion(model_id, (weights_root, tensor_count, files_root), dataset_id,
@@ -392,6 +416,9 @@ class RegistryClient:
 
     def revoke_version(self, model_id: int, version: int, reason: str, replacement: int = 0) -> TxReceipt:
         """Mark a version revoked, with a reason and optionally the version that replaces it."""
+        if self.interface_version >= 3:
+            fn = self.contract.functions.revokeVersion(self._version_proof(model_id, version), reason, replacement)
+            return self._transact(fn, f"revoke version {version} of model {model_id}")
         fn = self.contract.functions.revokeVersion(model_id, version, reason, replacement)
         return self._transact(fn, f"revoke version {version} of model {model_id}")
 
@@ -400,6 +427,8 @@ class RegistryClient:
 
     def get_version(self, model_id: int, version: int) -> VersionRecord:
         """Everything known about a version: its storage and its VersionCommitted log, which must agree."""
+        if self.interface_version >= 3:
+            return self._get_version_v3(model_id, version)
         content_hash, tensor_count, dataset_id, committer, revoked, revoker, replacement, reason = self._call(
             self.contract.functions.getVersion(model_id, version))
         logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
@@ -426,6 +455,8 @@ class RegistryClient:
 
     def is_revoked(self, model_id: int, version: int) -> bool:
         """Whether the version is revoked, from storage alone (no log query)."""
+        if self.interface_version >= 3:
+            return self._call(self.contract.functions.isRevoked(model_id, version))
         return self._call(self.contract.functions.getVersion(model_id, version))[4]
 
     def find_version_by_root(self, model_id: int, weights_root) -> dict | None:
@@ -454,6 +485,169 @@ class RegistryClient:
         return (_bytes32(r.weights_root, "weights root"), r.tensor_count,
                 bytes(32) if r.files_root is None else _bytes32(r.files_root, "files root"))
 
+    def _proven(self, model_id: int, version: int) -> tuple:
+        """The arguments that name a version to the verify functions: v2 takes (model, version,
+        content), v3 a proof of the version's record against the model's accumulator."""
+        if self.interface_version >= 3:
+            return (self._version_proof(model_id, version),)
+        return (model_id, version, self._content(model_id, version))
+
+    # -------------------------------------------------------------- v3 reading
+
+    def _registration(self, model_id: int) -> dict:
+        """The ModelRegistered event of `model_id` (v3 keeps name and metadata only there), checked:
+        its name hashes to its nameHash topic, and that name's accumulator is set."""
+        if model_id in self._registrations:
+            return self._registrations[model_id]
+        self._call(self.contract.functions.getModel(model_id))  # ModelNotFound if it does not exist
+        logs = self._logs(lambda first, last: self.contract.events.ModelRegistered.get_logs(
+            argument_filters={"modelId": model_id}, from_block=first, to_block=last))
+        if not logs:
+            raise ChainUnavailable(f"the node returned no ModelRegistered log for model {model_id} from block "
+                                   f"{self.from_block}; use a node that keeps all logs (an archive node)")
+        args = dict(logs[0]["args"])
+        if keccak(text=args["name"]) != args["nameHash"] or \
+                self._call(self.contract.functions.accumulatorOf(args["nameHash"])) == bytes(32):
+            raise RootMismatch(f"the ModelRegistered log of model {model_id} does not match the registry's "
+                               "storage; the node is lying or broken")
+        self._registrations[model_id] = args
+        return args
+
+    def _history(self, model_id: int) -> tuple[list, mmr.MountainRange]:
+        """Every VersionCommitted log of `model_id`, version 1 first, and their mountain range, checked
+        against the model's on-chain accumulator: RootMismatch if the node left out, changed or
+        added one."""
+        name_hash = self._registration(model_id)["nameHash"]
+        count = self.version_count(model_id)
+        stored = self._call(self.contract.functions.accumulatorOf(name_hash))
+        cached = self._histories.get(model_id)
+        if cached and cached[:2] == (count, stored):
+            return cached[2], cached[3]
+        logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
+            argument_filters={"modelId": model_id}, from_block=first, to_block=last))
+        by_version = {log["args"]["version"]: log for log in logs}
+        if len(by_version) < count:
+            raise ChainUnavailable(f"the node returned {len(by_version)} VersionCommitted logs for model "
+                                   f"{model_id}, which has {count} versions, from block {self.from_block}; "
+                                   "use a node that keeps all logs (an archive node)")
+        ordered = [by_version.get(v) for v in range(1, count + 1)]
+        if None in ordered or len(logs) != count:
+            raise RootMismatch(f"the VersionCommitted logs of model {model_id} are not versions 1 to {count}; "
+                               "the node is lying or broken")
+        mountain = mmr.MountainRange([mmr.leaf_hash(model_id, v, _record(log["args"]))
+                                      for v, log in enumerate(ordered, start=1)])
+        if mountain.accumulator(model_id) != stored:
+            raise RootMismatch(f"the VersionCommitted logs of model {model_id} do not hash to its on-chain "
+                               "accumulator; the node is lying or broken")
+        self._histories[model_id] = (count, stored, ordered, mountain)
+        return ordered, mountain
+
+    def _version_proof(self, model_id: int, version: int) -> tuple:
+        """The VersionProof of a version, built from the model's checked events."""
+        logs, mountain = self._history(model_id)
+        if not 1 <= version <= len(logs):
+            raise VersionNotFound(f"model {model_id} has no version {version}")
+        proof = mountain.proof(version - 1)
+        return (model_id, self._registration(model_id)["nameHash"], version, _record(logs[version - 1]["args"]),
+                proof.peaks, proof.path)
+
+    def _model_id_v3(self, name: str) -> int:
+        name_hash = keccak(text=name)
+        logs = self._logs(lambda first, last: self.contract.events.ModelRegistered.get_logs(
+            argument_filters={"nameHash": name_hash}, from_block=first, to_block=last))
+        if not logs:
+            raise ModelNotFound(f"no model named {name!r} is registered in the ModelRegistry at "
+                                f"{self.address}; register it first")
+        model_id = logs[0]["args"]["modelId"]
+        self._history(model_id)  # its name, events and accumulator agree, or RootMismatch
+        return model_id
+
+    def _get_model_v3(self, model_id: int) -> ModelRecord:
+        owner, pending, count, epoch = self._call(self.contract.functions.getModel(model_id))
+        registration = self._registration(model_id)
+        self._history(model_id)
+        return ModelRecord(model_id, registration["name"], registration["metadata"], owner,
+                           None if int(pending, 16) == 0 else pending, count, epoch)
+
+    def _get_dataset_v3(self, dataset_id: int) -> tuple[str, str]:
+        logs = self._logs(lambda first, last: self.contract.events.DatasetRegistered.get_logs(
+            argument_filters={"datasetId": dataset_id}, from_block=first, to_block=last))
+        for log in logs:
+            root, registrant = log["args"]["root"], log["args"]["registrant"]
+            if self._call(self.contract.functions.datasetIdOf(root, registrant)) == dataset_id:
+                return to_hex(root), registrant
+        raise DatasetNotFound(f"no dataset has id {dataset_id}")
+
+    def _get_version_v3(self, model_id: int, version: int) -> VersionRecord:
+        logs, _ = self._history(model_id)
+        if not 1 <= version <= len(logs):
+            raise VersionNotFound(f"model {model_id} has no version {version}")
+        log = logs[version - 1]
+        a = log["args"]
+        revoked = self.is_revoked(model_id, version)
+        revoker, reason, replacement = None, "", 0
+        if revoked:
+            revocations = self._logs(lambda first, last: self.contract.events.VersionRevoked.get_logs(
+                argument_filters={"modelId": model_id, "version": version}, from_block=first, to_block=last))
+            if revocations:
+                r = revocations[0]["args"]
+                revoker, reason, replacement = r["revoker"], r["reason"], r["replacement"]
+        return VersionRecord(
+            model_id=model_id, version=version, weights_root=to_hex(a["weightsRoot"]), tensor_count=a["tensorCount"],
+            files_root=None if a["filesRoot"] == bytes(32) else to_hex(a["filesRoot"]),
+            dataset_root=to_hex(a["datasetRoot"]) if a["datasetId"] else None, dataset_id=a["datasetId"] or None,
+            parent=VersionRef(a["parentModel"], a["parentVersion"]) if a["parentModel"] else None,
+            committer=a["committer"], manifest_cid=a["manifestCid"],
+            block_number=log["blockNumber"], tx_hash=to_hex(log["transactionHash"]),
+            revoked=revoked, revoker=revoker, revocation_reason=reason, replacement=replacement or None)
+
+    def _commit_version_v3(self, model_id: int, content: tuple, dataset_root, parent, manifest_cid: str):
+        """commitVersion on v3: refuse live duplicate content here (the contract no longer does),
+        then send with the peaks of the checked history; resent if another commit came first."""
+        dataset = (0, bytes(32), "0x" + "00" * 20)
+        if dataset_root is not None:
+            dataset = self._dataset_for_commit_v3(model_id, dataset_root)
+        parent_model, parent_version = parent or (0, 0)
+        name_hash = self._registration(model_id)["nameHash"]
+        action = f"commit {to_hex(content[0])} to model {model_id}"
+        for attempt in range(_COMMIT_TRIES):
+            logs, mountain = self._history(model_id)
+            for log in reversed(logs):
+                a = log["args"]
+                if (a["weightsRoot"], a["tensorCount"], a["filesRoot"]) == content and \
+                        not self.is_revoked(model_id, a["version"]):
+                    raise DuplicateRoot(f"model {model_id} already has this content (weights root "
+                                        f"{to_hex(content[0])}) as version {a['version']}, not revoked; "
+                                        "nothing new to commit")
+            fn = self.contract.functions.commitVersion(model_id, name_hash, content, dataset, parent_model,
+                                                       parent_version, manifest_cid, mountain.peaks)
+            try:
+                receipt = self._transact(fn, action)
+            except AccumulatorMismatch:
+                if attempt == _COMMIT_TRIES - 1:
+                    raise
+                continue
+            (event,) = self._decoded(receipt, "VersionCommitted")
+            return event["args"]["version"], receipt
+        raise AssertionError("unreachable")
+
+    def _id_of_taken(self, name: str) -> str:
+        """` (id N)` for the v3 model named `name`, as v2's error told it; empty if the events do not say."""
+        try:
+            return f" (id {self._model_id_v3(name)})"
+        except ModelregError:
+            return ""
+
+    def _dataset_for_commit_v3(self, model_id: int, root) -> tuple:
+        root = _bytes32(root, "dataset root")
+        accounts = [self.signer.address] if self.signer is not None else []
+        accounts.append(self.get_model(model_id).owner)
+        for account in accounts:
+            if found := self.dataset_id(root, account):
+                return (found, root, account)
+        raise DatasetNotFound(f"dataset root {to_hex(root)} has no record by {' or '.join(accounts)} "
+                              f"(the committer or the owner of model {model_id})")
+
     def _content_hash(self, content: tuple) -> bytes:
         return keccak(self.w3.codec.encode(["bytes32", "uint256", "bytes32"], list(content)))
 
@@ -461,7 +655,7 @@ class RegistryClient:
         """Whether `proof` places tensor (name, dtype, shape, sha256) in the version's weights tree, on-chain."""
         proof = [_bytes32(p, "proof element") for p in proof]
         return self._call(self.contract.functions.verifyTensor(
-            model_id, version, self._content(model_id, version), _leaf(leaf_values), proof))
+            *self._proven(model_id, version), _leaf(leaf_values), proof))
 
     def verify_tensors(self, model_id: int, version: int, leaves: Sequence[Sequence], proof: Sequence,
                        proof_flags: Sequence[bool]) -> bool:
@@ -470,7 +664,7 @@ class RegistryClient:
         InputInvalid for no leaves: an empty multiproof proves nothing, and the contract refuses it.
         """
         fn = self.contract.functions.verifyTensors(
-            model_id, version, self._content(model_id, version), [_leaf(v) for v in leaves],
+            *self._proven(model_id, version), [_leaf(v) for v in leaves],
             [_bytes32(p, "proof element") for p in proof], [bool(f) for f in proof_flags])
         try:
             return self._call(fn)
@@ -483,7 +677,7 @@ class RegistryClient:
         leaf = (path, int(size), _bytes32(digest, f"sha256 of file {path!r}"))
         proof = [_bytes32(p, "proof element") for p in proof]
         return self._call(self.contract.functions.verifyFile(
-            model_id, version, self._content(model_id, version), leaf, proof))
+            *self._proven(model_id, version), leaf, proof))
 
     # ------------------------------------------------------------------ events
 
@@ -554,8 +748,12 @@ class RegistryClient:
             case "ModelNotFound":
                 return ModelNotFound(f"model {a[0]} is not registered in the ModelRegistry at {self.address}")
             case "ModelNameTaken":
-                return ModelNameTaken(f"a model named {a[0]!r} already exists (id {a[1]}); "
+                which = f" (id {a[1]})" if len(a) > 1 else self._id_of_taken(a[0])
+                return ModelNameTaken(f"a model named {a[0]!r} already exists{which}; "
                                       "choose another name, or commit to that model")
+            case "AccumulatorMismatch":
+                return AccumulatorMismatch(f"the accumulator of model {a[0]} moved before this commit landed "
+                                           "(another commit came first); read its history again and retry")
             case "ModelNameInvalid":
                 try:
                     check_model_name(a[0])
@@ -662,6 +860,13 @@ class _Sender:
             return InsufficientFunds(f"cannot {action}: {self.signer.address} cannot pay for gas; "
                                      "fund it or use another key")
         return TransactionFailed(f"cannot {action}: the node refused the transaction: {message}")
+
+
+def _record(a) -> tuple:
+    """The VersionRecord tuple of a v3 VersionCommitted log's args, as its accumulator leaf hashes it."""
+    return ((a["weightsRoot"], a["tensorCount"], a["filesRoot"]),
+            (a["datasetId"], a["datasetRoot"], a["datasetRegistrant"]),
+            a["parentModel"], a["parentVersion"], keccak(text=a["manifestCid"]), a["committer"])
 
 
 def _rpc_call(fn):

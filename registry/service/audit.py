@@ -329,8 +329,10 @@ def check_dataset_manifest(dataset: dict, fetch: Callable[[str], bytes]) -> tupl
 
 
 def find_root(events: list[dict], weights_root: str) -> list[dict]:
-    """Every version on the registry, across models, that committed exactly these weights, earliest
-    first: who published them first. From the index, one lookup on the root."""
+    """Every version on the registry, across models, that committed exactly these weights, in chain
+    order (block, then position in the block): the first is the first on-chain commit. That is all
+    the order proves: whoever saw a commit in the mempool could have been mined before it, so it
+    names no author. From the index, one lookup on the root."""
     root = _root(weights_root)
     commits = (events.with_root(root) if isinstance(events, Events) else
                [e for e in events if e["event"] == "VersionCommitted" and e["args"]["weightsRoot"] == root])
@@ -341,7 +343,7 @@ def find_root(events: list[dict], weights_root: str) -> list[dict]:
         found.append({"model": a["modelId"], "name": book.name(a["modelId"]), "version": a["version"],
                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                       "committer": a["committer"], "manifest_cid": a["manifestCid"],
-                      "block": e["block"], "tx": e["tx"], "revoked": bool(version and version["revoked"])})
+                      "block": e["block"], "log_index": e["log_index"], "tx": e["tx"], "revoked": bool(version and version["revoked"])})
     return found
 
 

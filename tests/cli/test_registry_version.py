@@ -26,4 +26,4 @@ def test_reading_a_contract_without_the_interface_version_says_what_to_do(strang
     url, address = stranger_contract
     fails(Modelreg(tmp_path / "home"), "audit", "models", "--rpc-url", url, "--registry", address,
           match=rf"the code at {address} on chain \d+ is not a released ModelRegistry: 1 bytes hashing to "
-                r"0x[0-9a-f]{64}; modelreg reads only the code it built \(released: v2\); run `modelreg deploy --force` .* or pass --registry")
+                r"0x[0-9a-f]{64}; modelreg reads only the code it built \(released: v2, v3\); run `modelreg deploy --force` .* or pass --registry")

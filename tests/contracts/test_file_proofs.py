@@ -56,5 +56,7 @@ def test_a_file_proof_checked_against_other_roots_is_refused(committed, oz_tree)
     leaf = (VALUES[0][0], int(VALUES[0][1]), bytes.fromhex(VALUES[0][2][2:]))
     proof = [bytes.fromhex(p[2:]) for p in oz_tree["proofs"][0]]
     lie = (bytes.fromhex(WEIGHTS[2:]), 7, bytes.fromhex("ab" * 32))  # a files root of the caller's choosing
+    version_proof = list(registry._version_proof(model_id, version))
+    version_proof[3] = (lie, *version_proof[3][1:])  # the true proof path, a record with other roots
     with pytest.raises(RootMismatch, match=f"not those committed for version {version}"):
-        registry._call(registry.contract.functions.verifyFile(model_id, version, lie, leaf, proof))
+        registry._call(registry.contract.functions.verifyFile(tuple(version_proof), leaf, proof))

@@ -58,7 +58,7 @@ async function withEthers() {
     }],
     // contract.on installs eth_newFilter and polls eth_getFilterChanges; off uninstalls it.
     ["event subscription", async () => {
-      heard = new Promise((resolve) => registry.once("ModelRegistered", (id, name) => resolve(name)));
+      heard = new Promise((resolve) => registry.once("ModelRegistered", (id, nameHash, owner, name) => resolve(name)));
       await new Promise((r) => setTimeout(r, 500)); // let the subscription install its filter
       return true;
     }],
@@ -72,7 +72,7 @@ async function withEthers() {
     ["block receipts", async () => (await provider.send("eth_getBlockReceipts", [toHex(receipt.blockNumber)])).length],
     ["transaction by position", async () =>
       (await provider.send("eth_getTransactionByBlockNumberAndIndex", [toHex(receipt.blockNumber), toHex(receipt.index)])).hash === receipt.hash],
-    ["read", async () => Number(await registry.modelIdByName("ethers-model"))],
+    ["read", async () => Number(await registry.modelCount())],
     ["state override", async () =>
       provider.send("eth_call", [{ to: SOMEWHERE }, "latest", { [SOMEWHERE]: { code: READ_SLOT_0, state: { [SLOT_0]: FORTY_TWO } } }])],
     ["access list", async () => (await provider.send("eth_createAccessList", [{ from: wallet.address, to: await registry.getAddress(), data: registry.interface.encodeFunctionData("registerModel", ["x", ""]) }, "latest"])).accessList.length > 0],
@@ -120,7 +120,7 @@ async function withViem() {
     ["transaction by position", async () =>
       (await pub.getTransaction({ blockNumber: receipt.blockNumber, index: receipt.transactionIndex })).hash === receipt.transactionHash],
     ["transaction count", async () => (await pub.getBlockTransactionCount({ blockNumber: receipt.blockNumber })) > 0],
-    ["read", async () => Number(await pub.readContract({ address, abi, functionName: "modelIdByName", args: ["viem-model"] }))],
+    ["read", async () => Number(await pub.readContract({ address, abi, functionName: "modelCount", args: [] }))],
     ["state override", async () =>
       (await pub.call({ to: SOMEWHERE, stateOverride: [{ address: SOMEWHERE, code: READ_SLOT_0, state: [{ slot: SLOT_0, value: FORTY_TWO }] }] })).data],
     ["access list", async () => (await pub.createAccessList({ account, to: address,

@@ -5,7 +5,8 @@ import random
 import pytest
 from web3 import EthereumTesterProvider, Web3
 
-from modelreg.contracts.artifact import load_artifact
+from modelreg.chain.client import RegistryClient
+from modelreg.chain.signer import Signer
 from modelreg.formats.seal import seal_checkpoint
 from tests.registry.formats.seal_helpers import random_tensors, safetensors_bytes
 
@@ -18,15 +19,10 @@ def committed(tmp_path_factory):
     path.write_bytes(safetensors_bytes(tensors))
     sealed = seal_checkpoint(path)
     w3 = Web3(EthereumTesterProvider())
-    w3.eth.default_account = w3.eth.accounts[0]
-    artifact = load_artifact()
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    address = w3.eth.wait_for_transaction_receipt(factory.constructor().transact()).contractAddress
-    registry = w3.eth.contract(address=address, abi=artifact["abi"])
-    registry.functions.registerModel("gpt", "").transact()
-    content = (bytes.fromhex(sealed.root[2:]), len(sealed.leaves), b"\0" * 32)
-    registry.functions.commitVersion(1, content, 0, 0, 0, "cid").transact()
-    return sealed, registry, content
+    client = RegistryClient.deploy(w3, Signer.from_key((1).to_bytes(32, "big")))  # a key eth-tester funds
+    model_id, _ = client.register_model("gpt", "")
+    client.commit_version(model_id, sealed.root, tensor_count=len(sealed.leaves), manifest_cid="cid")
+    return sealed, client.contract, client._version_proof(model_id, 1)
 
 
 def _leaf(leaf):
@@ -34,20 +30,20 @@ def _leaf(leaf):
 
 
 def test_every_single_tensor_proof_passes_verify_tensor(committed):
-    sealed, registry, content = committed
+    sealed, registry, version_proof = committed
     for leaf in sealed.leaves:
         _, proof = sealed.proof(leaf.name)
-        assert registry.functions.verifyTensor(1, 1, content, _leaf(leaf), proof).call()
+        assert registry.functions.verifyTensor(version_proof, _leaf(leaf), proof).call()
 
 
 def test_a_proof_for_another_tensor_fails_verify_tensor(committed):
-    sealed, registry, content = committed
+    sealed, registry, version_proof = committed
     first, second = sealed.leaves[:2]
-    assert not registry.functions.verifyTensor(1, 1, content, _leaf(first), sealed.proof(second.name)[1]).call()
+    assert not registry.functions.verifyTensor(version_proof, _leaf(first), sealed.proof(second.name)[1]).call()
 
 
 def test_a_multiproof_passes_verify_tensors(committed):
-    sealed, registry, content = committed
+    sealed, registry, version_proof = committed
     names = [leaf.name for leaf in sealed.leaves[::3]]
     leaves, proof, flags = sealed.multiproof(names)
-    assert registry.functions.verifyTensors(1, 1, content, [_leaf(leaf) for leaf in leaves], proof, flags).call()
+    assert registry.functions.verifyTensors(version_proof, [_leaf(leaf) for leaf in leaves], proof, flags).call()
