@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from modelreg.chain.client import RegistryClient
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest, dataset_manifest
 from modelreg.formats.seal import FileLeaf, SealedDataset, seal_checkpoint
 from modelreg.formats.transcript import TRANSCRIPT_FORMAT, config_sha256
@@ -96,10 +97,16 @@ def world(request, tmp_path_factory):
         if request.param == "anvil":
             run("init", "--rpc-url", stack.enter_context(anvil_chain()).rpc_url)
             run("deploy")
+        # A stranger's registry of the older release (v2), where a name such as "3" can still exist:
+        # v3 refuses names that look like ids, but modelreg reads v2 registries too.
+        first = connect(home, load_config(home), write=True)
+        RegistryClient.deploy(first.client.w3, first.client.signer, home, interface_version=2)
         run("model", "register", "gpt-victim")  # its id is #1
         stranger = connect(home, load_config(home, flags={("signer", "dev_account"): 1}), write=True)
         victim = connect(home, load_config(home), write=True)
-        strangers_model, _ = stranger.client.register_model("3")  # id #2, named like the victim's id
+        with pytest.MonkeyPatch.context() as own_tools:  # the stranger's own tooling skips modelreg's name rule
+            own_tools.setattr("modelreg.chain.client.check_model_name", lambda name: name)
+            strangers_model, _ = stranger.client.register_model("3")  # id #2, named like the victim's id
         victims_model, _ = victim.client.register_model("gpt")  # id #3
         run.victim_files = []
         for seed in (1, 2, 3):
