@@ -144,7 +144,7 @@ def test_a_tree_with_a_duplicate_tensor_name_is_caught_by_its_tensor_count_and_m
     # A manifest of that tree is refused, so `verify` and `audit` never accept it as a model.
     manifest = {"manifest": "modelreg-checkpoint-manifest-v1", "format": "modelreg-tensors-v1", "root": tree.root,
                 "leaves": [{"name": n, "dtype": d, "shape": s, "sha256": h} for n, d, s, h in values]}
-    claimed = {"weights_root": tree.root, "tensor_count": 2, "files_root": None, "manifest_cid": "bafy"}
+    claimed = {"weights_root": tree.root, "tensor_count": 2, "files_root": None, "manifest_cid": "bafkqaaa"}
     status, _ = audit.check_manifest(claimed, lambda cid: canonical_json(manifest))
     assert status.startswith("manifest invalid") and "twice" in status
 
