@@ -31,3 +31,12 @@ def hint_for(error: errors.ModelregError) -> str | None:
             except KeyError:  # raised for another reason than the hint is about: its message says it all
                 return None
     return None
+
+# issue 19: outside data, shared stores, full disks
+HINTS.update({
+    errors.DiskFull: "free space there (or use another --home), then run the same command again: "
+                     "nothing half-written was kept",
+    errors.StoreInvalid: "`modelreg ipfs check` lists what is wrong with the store",
+    errors.JsonTooDeep: "the data is hostile or broken: ask its publisher, or point at another source",
+    errors.JsonTooLarge: "the data is hostile or broken: ask its publisher, or point at another source",
+})
