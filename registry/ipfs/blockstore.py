@@ -32,6 +32,7 @@ from modelreg.ipfs import unixfs
 from modelreg.ipfs.pins import PinSet
 from modelreg.ipfs.unixfs import Block
 
+
 class Blockstore:
     """Blocks under <home>/ipfs/blocks/<shard>/<cid>, pins in <home>/ipfs/pins.sqlite.
 

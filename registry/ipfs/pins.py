@@ -10,7 +10,7 @@ transaction failed undoes its own pin and no one else's), `unpin` removes the pi
 
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 from modelreg._json import loads_outside
@@ -63,10 +63,8 @@ class PinSet:
         except (KeyError, TypeError) as e:
             raise StoreInvalid(f"{self.legacy_path} is not a pin list ({e}); move it aside") from None
         self._transaction(*[("INSERT OR IGNORE INTO pins VALUES (?, 1)", (str(p),)) for p in pins])
-        try:
+        with suppress(FileNotFoundError):
             os.replace(self.legacy_path, self.legacy_path.with_name("pins.json.migrated"))
-        except FileNotFoundError:
-            pass
 
     def all(self) -> list[str]:
         with self._connect() as db:

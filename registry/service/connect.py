@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from modelreg._atomic import temp_prefix
 from modelreg.chain import deployments
 from modelreg.chain.rpc import JsonRpc
 from modelreg.errors import (
@@ -195,7 +196,7 @@ def local_copy(target: str | os.PathLike, open_store, workdir: Path | None = Non
         return
     _check_cid(str(target))
     store = open_store()
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("verify."), dir=workdir) as tmp:
         path = Path(tmp) / "model"  # a file or a directory, as the CID holds it
         store.get(str(target), path)
         yield path
