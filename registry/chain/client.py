@@ -26,6 +26,7 @@ from web3.exceptions import (
 from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
+from modelreg._json import restore_recursion_limit
 from modelreg.chain import deployments
 from modelreg.chain.names import check_model_name
 from modelreg.chain.signer import Signer
@@ -52,6 +53,8 @@ from modelreg.errors import (
     VersionNotFound,
 )
 from modelreg.records import VersionRef
+
+restore_recursion_limit()  # web3 (py_ecc) raised it to 100,000: see modelreg._json
 
 # How a node says "that nonce is taken": another client with the same key got there first.
 _STALE_NONCE = ("nonce too low", "already known", "known transaction", "invalid transaction nonce",

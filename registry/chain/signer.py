@@ -11,7 +11,10 @@ from eth_account import Account
 from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 
+from modelreg._json import restore_recursion_limit
 from modelreg.errors import SignerInvalid
+
+restore_recursion_limit()  # eth_account (py_ecc) raised it to 100,000: see modelreg._json
 
 
 class Signer:
