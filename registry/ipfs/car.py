@@ -88,7 +88,10 @@ class _Cbor:
             link = self.value()
             if not isinstance(link, bytes) or link[:1] != b"\x00":
                 raise ValueError("tag 42 is not a CID")
-            return unixfs.cid_from_bytes(link[1:])
+            try:
+                return unixfs.cid_from_bytes(link[1:])
+            except Exception as e:  # multiformats raises several unrelated types
+                raise ValueError(f"tag 42 holds no valid CID ({e})") from None
         raise ValueError(f"unsupported CBOR item (major type {major})")
 
 
