@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from eth_utils import ValidationError as _NodeValidationError
 from eth_utils import keccak
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
     ContractLogicError,
@@ -26,7 +26,7 @@ from web3.exceptions import (
 from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
-from modelreg._json import restore_recursion_limit
+from modelreg._json import loads_outside, restore_recursion_limit
 from modelreg.chain import deployments
 from modelreg.chain.names import check_model_name
 from modelreg.chain.signer import Signer
@@ -117,9 +117,17 @@ class VersionRecord:
     replacement: int | None
 
 
+class _BoundedHTTPProvider(HTTPProvider):
+    """web3's HTTP provider with its answers parsed by the bounded parser (modelreg._json): a
+    hostile endpoint's deeply nested answer is an error, not a crash."""
+
+    def decode_rpc_response(self, raw_response: bytes):
+        return loads_outside(raw_response, what=f"the answer of {self.endpoint_uri}")
+
+
 def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
     """A Web3 for the JSON-RPC endpoint `rpc_url`; ChainUnavailable if it does not answer."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = Web3(_BoundedHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     try:
         chain_id = w3.eth.chain_id
     except (*_CONNECTION_ERRORS, Web3RPCError, ValueError) as e:

@@ -25,7 +25,8 @@ import os
 import re
 from pathlib import Path
 
-from modelreg.errors import ManifestInvalid
+from modelreg._json import loads_outside
+from modelreg.errors import JsonInvalid, ManifestInvalid
 from modelreg.formats.model import SealedModel
 from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
@@ -147,9 +148,11 @@ def _read(source) -> dict:
         except OSError as e:
             raise ManifestInvalid(f"manifest {os.fspath(source)!r} cannot be read: {e.strerror}") from None
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        obj = loads_outside(raw.decode("utf-8"), what=where, parse_constant=_no_constant)
+    except UnicodeDecodeError as e:
         raise ManifestInvalid(f"{where} is not UTF-8 JSON: {e}") from None
+    except JsonInvalid as e:  # not JSON, or nested or sized past the parser's bounds
+        raise ManifestInvalid(str(e)) from None
     if not isinstance(obj, dict):
         raise ManifestInvalid(f"{where} is not a JSON object")
     return obj
