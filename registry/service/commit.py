@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from modelreg._hex import to_hex
-from modelreg.errors import DuplicateRoot, ModelregError, TransactionFailed
+from modelreg.errors import DuplicateRoot, InputInvalid, ModelregError, TransactionFailed
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
 from modelreg.formats.model import SealedModel
 from modelreg.records import Commit, VersionRef
@@ -64,11 +64,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         # The model holds this content already (committed before, perhaps by a killed attempt that
         # never recorded it): the chain has it, so it is done.
         return _existing(client, model_id, sealed, checkpoint_cid, step, metrics)
-    except TransactionFailed:
-        # Refused or reverted: no version names these CIDs, so take back this call's own pins (a
-        # pin another add or commit made stays). Any other error (a lost connection) may hide a
-        # transaction that landed: its pins stay.
-        _release(ipfs, pinned)
+    except NOT_COMMITTED:
+        release_pins(ipfs, pinned)
         raise
     return Commit(model_id=model_id, version=version, root=sealed.root, checkpoint_cid=checkpoint_cid,
                   manifest_cid=manifest_cid, tx=to_hex(receipt["transactionHash"]),
@@ -76,7 +73,14 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
                   tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
 
 
-def _release(ipfs, cids: list[str]) -> None:
+# Refused before sending, or reverted: no version names the CIDs, so a commit takes back its own
+# pins (a pin another add or commit made stays). Any other error (a lost connection) may hide a
+# transaction that landed: its pins stay.
+NOT_COMMITTED = (TransactionFailed, InputInvalid)
+
+
+def release_pins(ipfs, cids: list[str]) -> None:
+    """Take back one pin of each of `cids` (`EmbeddedIpfs.release`)."""
     release = getattr(ipfs, "release", None)  # a Kubo daemon's pins are its own to manage
     if release is not None:
         for cid in cids:

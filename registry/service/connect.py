@@ -119,17 +119,21 @@ class Registry:
             >>> registry.commit("checkpoint-500", "my-gpt", metrics={"val_loss": 2.1}).version
             1
         """
-        from modelreg.service.commit import commit_checkpoint
+        from modelreg.service.commit import NOT_COMMITTED, commit_checkpoint, release_pins
         from modelreg.service.ingest import seal_and_add
 
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
-        model_id = self.model_id_or_register(model, "")
-        if isinstance(parent, int):
-            parent = VersionRef(model_id, parent)
-        return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
-                                 parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                 config=config, note=note, added=(sealed, checkpoint_cid))
+        try:
+            model_id = self.model_id_or_register(model, "")
+            if isinstance(parent, int):
+                parent = VersionRef(model_id, parent)
+            return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
+                                     parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
+                                     config=config, note=note, added=(sealed, checkpoint_cid))
+        except NOT_COMMITTED:
+            release_pins(self.ipfs, [checkpoint_cid])
+            raise
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
