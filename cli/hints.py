@@ -34,8 +34,7 @@ def hint_for(error: errors.ModelregError) -> str | None:
 
 # issue 19: outside data, shared stores, full disks
 HINTS.update({
-    errors.DiskFull: "free space there (or use another --home), then run the same command again: "
-                     "nothing half-written was kept",
+    errors.DiskFull: "free space there (or use another --home), then run the same command again",
     errors.StoreInvalid: "`modelreg ipfs check` lists what is wrong with the store",
     errors.JsonTooDeep: "the data is hostile or broken: ask its publisher, or point at another source",
     errors.JsonTooLarge: "the data is hostile or broken: ask its publisher, or point at another source",

@@ -36,6 +36,7 @@ from eth_tester.backends.pyevm.serializers import serialize_block, serialize_tra
 from eth_utils import ValidationError as EVMValidationError
 from eth_utils import keccak, to_checksum_address
 
+from modelreg._atomic import disk_full
 from modelreg._json import restore_recursion_limit
 
 from . import rpc
@@ -121,9 +122,12 @@ class Devnet:
             result = change()
             self.store.commit()
             return result
-        except BaseException:
+        except BaseException as e:
             self.store.discard()
             self._open()
+            if disk_full(e, self.store.path):
+                raise RpcError(rpc.SERVER_ERROR, f"no space left on the device writing {self.store.path}; "
+                                                 "nothing was stored: free space there and send it again") from None
             raise
 
     # --- blocks and headers ----------------------------------------------------------------

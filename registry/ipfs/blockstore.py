@@ -12,7 +12,6 @@ exclusive one, so gc never sees the blocks of a DAG that is about to be pinned a
 """
 
 import contextlib
-import errno
 import fcntl
 import os
 import queue
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from multiformats import CID
 
-from modelreg._atomic import TMP_PREFIX, temp_prefix, write_atomic, writer_gone
+from modelreg._atomic import FULL_DISK, TMP_PREFIX, temp_prefix, write_atomic, writer_gone
 from modelreg.errors import BlockCorrupted, BlockNotFound, DiskFull
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.pins import PinSet
@@ -271,9 +270,6 @@ class StoreCheck:
     blocks: int = 0
     pins: int = 0
     problems: list[str] = field(default_factory=list)
-
-
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager

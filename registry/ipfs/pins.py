@@ -13,8 +13,9 @@ import sqlite3
 from contextlib import closing, suppress
 from pathlib import Path
 
+from modelreg._atomic import disk_full
 from modelreg._json import loads_outside
-from modelreg.errors import BlockNotFound, StoreInvalid
+from modelreg.errors import BlockNotFound, DiskFull, StoreInvalid
 
 BUSY_TIMEOUT_S = 120  # how long one writer waits for another's transaction before giving up
 
@@ -25,31 +26,56 @@ class PinSet:
     def __init__(self, root: Path):
         self.path = Path(root) / "pins.sqlite"
         self.legacy_path = Path(root) / "pins.json"
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, refs INTEGER NOT NULL)")
-        if self.legacy_path.is_file():
-            self._migrate()
+        self._ready = False  # opened at first use: a command that never pins never writes here
 
     def _connect(self) -> closing:
+        if not self._ready:
+            self._ready = True  # before: the setup connects through here too
+            try:
+                self._set_up()
+            except BaseException:
+                self._ready = False
+                raise
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a pin that was reported is on disk
-        except sqlite3.DatabaseError as e:
-            raise StoreInvalid(f"the pin database {self.path} cannot be opened ({e}); move it "
-                               "aside and re-pin, or restore it from a backup") from None
+        except sqlite3.Error as e:
+            raise self._error(e, "opening it") from None
         return closing(db)
+
+    def _set_up(self) -> None:
+        with self._connect() as db:
+            try:
+                db.execute("CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, refs INTEGER NOT NULL)")
+            except sqlite3.Error as e:
+                raise self._error(e, "creating it") from None
+        if self.legacy_path.is_file():
+            self._migrate()
+
+    def _error(self, e: sqlite3.Error, operation: str) -> Exception:
+        if disk_full(e, self.path):
+            return DiskFull(f"no space left on the device writing {self.path} while {operation}; "
+                            "no pin was changed", path=str(self.path))
+        if isinstance(e, sqlite3.OperationalError):  # locked past the timeout, unreadable, ...
+            return StoreInvalid(f"the pin database {self.path} cannot be used while {operation} ({e})")
+        return StoreInvalid(f"the pin database {self.path} is damaged ({e}); move it aside and "
+                            "re-pin, or restore it from a backup")
 
     def _transaction(self, *statements: tuple[str, tuple]) -> list[int]:
         """Run `statements` as one IMMEDIATE transaction; the row counts each changed."""
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
             try:
-                counts = [db.execute(sql, args).rowcount for sql, args in statements]
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    counts = [db.execute(sql, args).rowcount for sql, args in statements]
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:  # SQLite rolls back itself when the disk is full
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise self._error(e, "changing the pins") from None
         return counts
 
     def _migrate(self) -> None:
@@ -68,7 +94,10 @@ class PinSet:
 
     def all(self) -> list[str]:
         with self._connect() as db:
-            return [row[0] for row in db.execute("SELECT cid FROM pins ORDER BY cid")]
+            try:
+                return [row[0] for row in db.execute("SELECT cid FROM pins ORDER BY cid")]
+            except sqlite3.Error as e:
+                raise self._error(e, "reading the pins") from None
 
     def add(self, cid: str) -> None:
         self._transaction(("INSERT INTO pins VALUES (?, 1) ON CONFLICT(cid) DO UPDATE SET refs = refs + 1",

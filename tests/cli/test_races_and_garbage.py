@@ -47,13 +47,14 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.slow
 def test_commits_adds_gc_and_reindex_at_once_in_one_home_lose_no_pin(modelreg, tmp_path):
+    # The suite's small size; bench/concurrency.py runs 20 adds and 8 commits.
     home = modelreg.home
     modelreg("commit", _weights(tmp_path / "first.safetensors", 0), "--model", "race")  # devnet and registry
     commits = [_start(home, "commit", _weights(tmp_path / f"c{i}.safetensors", 10 + i), "--model", "race",
-                      "--json") for i in range(4)]
+                      "--json") for i in range(3)]
     adds = [_start(home, "ipfs", "add", _weights(tmp_path / f"a{i}.safetensors", 100 + i, 300_000), "--json")
-            for i in range(6)]
-    beside = [_start(home, "ipfs", "gc"), _start(home, "audit", "reindex", "--json"), _start(home, "ipfs", "gc")]
+            for i in range(4)]
+    beside = [_start(home, "ipfs", "gc"), _start(home, "audit", "reindex", "--json")]
     for proc in [*commits, *adds, *beside]:
         proc.wait(300)
         assert proc.returncode == 0, proc.stderr.read()
@@ -63,7 +64,7 @@ def test_commits_adds_gc_and_reindex_at_once_in_one_home_lose_no_pin(modelreg, t
     pins = set(json.loads(_run(home, "ipfs", "ls", "--json").stdout)["pins"])
     assert set(added) <= pins
     assert {c["checkpoint_cid"] for c in committed} | {c["manifest_cid"] for c in committed} <= pins
-    assert sorted(c["version"] for c in committed) == [2, 3, 4, 5]
+    assert sorted(c["version"] for c in committed) == [2, 3, 4]
     check = json.loads(_run(home, "ipfs", "check", "--json").stdout)
     assert check["ok"] and check["pins"] == len(pins)
     assert _run(home, "verify", committed[0]["checkpoint_cid"], "--model", "race").returncode == 0
