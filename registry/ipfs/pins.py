@@ -10,6 +10,7 @@ transaction failed undoes its own pin and no one else's), `unpin` removes the pi
 
 import os
 import sqlite3
+import time
 from contextlib import closing, suppress
 from pathlib import Path
 
@@ -38,18 +39,28 @@ class PinSet:
                 raise
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a pin that was reported is on disk
         except sqlite3.Error as e:
             raise self._error(e, "opening it") from None
         return closing(db)
 
     def _set_up(self) -> None:
-        with self._connect() as db:
-            try:
-                db.execute("CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, refs INTEGER NOT NULL)")
-            except sqlite3.Error as e:
-                raise self._error(e, "creating it") from None
+        # WAL mode is stored in the file, so it is set once. Switching to it needs the database to
+        # itself and fails at once ("locked") rather than waiting, when processes first open a
+        # new store together: so retry, as the busy timeout would.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            with self._connect() as db:
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, refs INTEGER NOT NULL)")
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise self._error(e, "creating it") from None
+                except sqlite3.Error as e:
+                    raise self._error(e, "creating it") from None
+            time.sleep(0.02)
         if self.legacy_path.is_file():
             self._migrate()
 

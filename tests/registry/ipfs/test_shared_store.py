@@ -23,14 +23,13 @@ def _add_many(home, seed: int, count: int, queue) -> None:
 
 def _gc_loop(home, stop) -> None:
     ipfs = EmbeddedIpfs(home)
-    while not stop.is_set():
+    while not stop.wait(0.05):
         ipfs.gc()
 
 
 @pytest.mark.slow
 def test_every_pin_of_many_processes_survives_with_gc_running_beside_them(tmp_path):
-    queue, stop = CTX.Queue(), CTX.Event()
-    EmbeddedIpfs(tmp_path)
+    queue, stop = CTX.Queue(), CTX.Event()  # the store is new: the processes create it together
     gc = CTX.Process(target=_gc_loop, args=(tmp_path, stop))
     gc.start()
     writers = [CTX.Process(target=_add_many, args=(tmp_path, n, 3, queue)) for n in range(8)]
