@@ -20,7 +20,7 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import setup_lock
+from modelreg.home import send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import EventIndex, find_model, history
 from modelreg.service.config import Config
@@ -128,9 +128,10 @@ class Registry:
             model_id = self.model_id_or_register(model, "")
             if isinstance(parent, int):
                 parent = VersionRef(model_id, parent)
-            return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
-                                     parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                     config=config, note=note, added=(sealed, checkpoint_cid))
+            with send_lock(self.home):
+                return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
+                                         parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
+                                         config=config, note=note, added=(sealed, checkpoint_cid))
         except NOT_COMMITTED:
             release_pins(self.ipfs, [checkpoint_cid])
             raise
