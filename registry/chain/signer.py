@@ -62,6 +62,8 @@ class Signer:
     def from_keystore(cls, path: str | os.PathLike, password: str) -> "Signer":
         """A signer from an encrypted JSON keystore (Web3 Secret Storage, as geth and eth-account write)."""
         path = Path(path)
+        if not path.exists():
+            raise SignerInvalid(f"keystore {path} does not exist")
         raw = read_small(path, MAX_KEYSTORE_BYTES, "keystore", SignerInvalid)
         try:
             keyfile = loads_outside(raw, what=f"keystore {path}", max_depth=16)

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from modelreg._json import loads_outside
-from modelreg.errors import JsonInvalid, ManifestInvalid
+from modelreg.errors import JsonInvalid, JsonTooDeep, JsonTooLarge, ManifestInvalid
 from modelreg.formats.model import SealedModel
 from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
@@ -151,8 +151,10 @@ def _read(source) -> dict:
         obj = loads_outside(raw.decode("utf-8"), what=where, parse_constant=_no_constant)
     except UnicodeDecodeError as e:
         raise ManifestInvalid(f"{where} is not UTF-8 JSON: {e}") from None
-    except JsonInvalid as e:  # not JSON, or nested or sized past the parser's bounds
+    except (JsonTooDeep, JsonTooLarge) as e:
         raise ManifestInvalid(str(e)) from None
+    except JsonInvalid as e:
+        raise ManifestInvalid(f"{where} is not UTF-8 JSON: {e}") from None
     if not isinstance(obj, dict):
         raise ManifestInvalid(f"{where} is not a JSON object")
     return obj
