@@ -13,6 +13,7 @@ exclusive one, so gc never sees the blocks of a DAG that is about to be pinned a
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import queue
 import shutil
@@ -27,7 +28,7 @@ from multiformats import CID
 
 from modelreg._atomic import FULL_DISK, TMP_PREFIX, temp_prefix, write_atomic, writer_gone
 from modelreg.errors import BlockCorrupted, BlockNotFound, DiskFull
-from modelreg.ipfs import unixfs
+from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.pins import PinSet
 from modelreg.ipfs.unixfs import Block
 
@@ -231,17 +232,43 @@ class Blockstore:
         rather than losing the blocks below the bad one.
         """
         with self._exclusive():
-            keep = set()
-            for pin in self.pins():
-                keep.update(cid for cid, _ in self.walk(unixfs.parse_cid(pin)))
+            keep = self._reachable()
             self.remove_leftover_temp_files()
-            removed = 0
-            for shard in self.blocks_dir.iterdir():
-                for path in shard.iterdir():
-                    if not path.name.startswith(TMP_PREFIX) and unixfs.parse_cid(path.name) not in keep:
-                        path.unlink()
-                        removed += 1
-            return removed
+            doomed = [path for shard in self.blocks_dir.iterdir() for path in shard.iterdir()
+                      if path.name not in keep and not path.name.startswith(TMP_PREFIX)]
+            with ThreadPoolExecutor(max_workers=16) as pool:  # unlinks wait on the disk: overlap them
+                list(pool.map(Path.unlink, doomed))
+            return len(doomed)
+
+    def _reachable(self) -> set[str]:
+        """The file names of every block the pins reach, each read and verified once.
+
+        On binary CIDs and names, not CID objects: parsing 10,000 CIDs cost gc seconds."""
+        names, stack = set(), [bytes(unixfs.parse_cid(pin)) for pin in self.pins()]
+        while stack:
+            raw = stack.pop()
+            name = unixfs.cid_text(raw)
+            if name in names:
+                continue
+            names.add(name)
+            data = self._verified(raw, name)
+            if raw[:2] != unixfs.RAW_V1_PREFIX:
+                stack.extend(link.hash for link in dagpb.decode_node(data, name).links)
+        return names
+
+    def _verified(self, raw: bytes, name: str) -> bytes:
+        """A block's bytes by binary CID, checked: sha2-256 directly, other hashes through `get`."""
+        if not (raw[:4] in _SHA256_V1 or (raw[:2] == b"\x12\x20" and len(raw) == 34)):
+            return self.get(unixfs.cid_from_bytes(raw))
+        path = self.blocks_dir / name[-3:-1] / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlockNotFound(f"block {name} is not in the store at {self.blocks_dir}; "
+                                "add or import the file first") from None
+        if hashlib.sha256(data).digest() != raw[-32:]:
+            raise BlockCorrupted(f"block {name} is corrupted: its bytes do not hash to its CID ({path})")
+        return data
 
     def check(self) -> "StoreCheck":
         """Re-hash every block against its CID, and check every pinned DAG is complete."""
@@ -261,6 +288,9 @@ class Blockstore:
             except BlockCorrupted as e:
                 report.problems.append(f"pin {pin} reaches a corrupted block: {e}")
         return report
+
+
+_SHA256_V1 = (b"\x01\x55\x12\x20", b"\x01\x70\x12\x20")  # CIDv1 raw and dag-pb over sha2-256
 
 
 @dataclass
