@@ -64,8 +64,8 @@ def test_each_hostile_car_from_the_fault_run_gets_an_error_of_its_own(tmp_path, 
 _VALID: list[bytes] = []
 
 
-# 150 in the suite; MODELREG_FUZZ_EXAMPLES=2000 for the fault run's size.
-@settings(max_examples=int(os.environ.get("MODELREG_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow  # 100 in the suite; MODELREG_FUZZ_EXAMPLES=2000 for the fault run's size.
+@settings(max_examples=int(os.environ.get("MODELREG_FUZZ_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_fuzzed_cars_give_only_the_importers_own_errors_and_keep_the_store_sound(tmp_path, data):
     if not _VALID:
