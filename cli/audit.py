@@ -235,10 +235,14 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
 
 @audit.command("reindex")
 @read_options
-def reindex_cmd():
+@json_option
+def reindex_cmd(as_json):
     """Rebuild the local event cache from the chain."""
     events = open_registry().rebuild_index()
-    click.echo(f"Indexed {len(events)} events")
+    if as_json:
+        print_json({"events": len(events)})
+    else:
+        click.echo(f"Indexed {len(events)} events")
 
 
 def _committer(v: dict) -> str:

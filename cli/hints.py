@@ -41,3 +41,12 @@ HINTS[errors.IndexUnavailable] = ("free disk space or fix the permissions of {pa
 
 # --- issue22: ModelRegistry v3 ----------------------------------------------------------------
 HINTS[errors.AccumulatorMismatch] = "run the command again: it reads the model's history afresh"
+
+
+# issue 19: outside data, shared stores, full disks
+HINTS.update({
+    errors.DiskFull: "free space there (or use another --home), then run the same command again",
+    errors.StoreInvalid: "`modelreg ipfs check` lists what is wrong with the store",
+    errors.JsonTooDeep: "the data is hostile or broken: ask its publisher, or point at another source",
+    errors.JsonTooLarge: "the data is hostile or broken: ask its publisher, or point at another source",
+})

@@ -143,6 +143,29 @@ def gc(as_json):
         click.echo(f"removed {removed} blocks")
 
 
+@ipfs.command()
+@json_option
+def check(as_json):
+    """Re-hash every block against its CID and check that every pinned DAG is complete."""
+    store = _ipfs()
+    if not hasattr(store, "check"):
+        raise click.ClickException("`ipfs check` checks the embedded store; for a Kubo daemon run "
+                                   "`ipfs repo verify` there")
+    report = store.check()
+    if as_json:
+        print_json({"blocks": report.blocks, "pins": report.pins, "problems": report.problems,
+                    "ok": not report.problems})
+    else:
+        for problem in report.problems:
+            click.echo(problem)
+        click.echo(f"checked {report.blocks} blocks and {report.pins} pins: "
+                   + ("all good" if not report.problems else f"{len(report.problems)} problems"))
+    if report.problems:
+        raise click.ClickException(
+            "the store has problems: re-add or `ipfs import-car` the files of each incomplete pin, "
+            "or `ipfs unpin` it; then run `ipfs gc` to drop corrupted unpinned blocks")
+
+
 @ipfs.command(name="export-car")
 @click.argument("cid")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),

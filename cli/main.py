@@ -5,6 +5,7 @@ Command modules are imported only when their command runs (or its --help is aske
 that need them.
 """
 
+import errno
 import importlib
 import os
 import sys
@@ -12,7 +13,7 @@ import sys
 import click
 
 from modelreg.cli.hints import hint_for
-from modelreg.errors import ModelregError
+from modelreg.errors import DiskFull, ModelregError
 
 # name -> (module, attribute, the one-line help `modelreg --help` lists, which becomes the command's
 # short_help, so the list and the commands cannot disagree).
@@ -87,6 +88,10 @@ class Group(click.Group):
         except Exception as e:  # a bug: still one line for the user, the traceback on request
             if os.environ.get("MODELREG_DEBUG"):
                 raise
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk no layer named
+                full = DiskFull(f"no space left on the device writing {e.filename or 'the data directory'}")
+                click.echo(f"Error: {full}; {hint_for(full)}", err=True)
+                ctx.exit(full.exit_code)
             click.echo(f"Error: unexpected {type(e).__name__}: {e} (MODELREG_DEBUG=1 shows the traceback)",
                        err=True)
             ctx.exit(2)

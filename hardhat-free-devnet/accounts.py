@@ -4,6 +4,10 @@ from dataclasses import dataclass
 
 from eth_account import Account
 
+from modelreg._json import restore_recursion_limit
+
+restore_recursion_limit()  # eth_account (py_ecc) raised it to 100,000: see modelreg._json
+
 # Public on purpose: every dev chain (anvil, hardhat) funds these keys. Never use them elsewhere.
 MNEMONIC = "test test test test test test test test test test test junk"
 HD_PATH = "m/44'/60'/0'/0/{i}"

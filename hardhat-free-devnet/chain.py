@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rlp
+from eth import EVM_RECURSION_LIMIT
 from eth.abc import SignedTransactionAPI
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
@@ -35,15 +36,22 @@ from eth_tester.backends.pyevm.serializers import serialize_block, serialize_tra
 from eth_utils import ValidationError as EVMValidationError
 from eth_utils import keccak, to_checksum_address
 
+from modelreg._atomic import disk_full
+from modelreg._json import restore_recursion_limit
+
 from . import rpc
 from .accounts import BALANCE, dev_accounts
 from .rpc import RpcError, invalid
 from .store import Store
 
+# py-evm needs its own limit for 1024-deep calls; py_ecc raised it further, to 100,000.
+restore_recursion_limit(EVM_RECURSION_LIMIT)
+
 CHAIN_ID = 1337  # not anvil's 31337, so per-chain deployment records never collide
 GENESIS_TIMESTAMP = 1_735_689_600  # 2025-01-01T00:00:00Z: a fixed genesis gives a fixed genesis hash
 PRIORITY_FEE = 10**9  # 1 gwei tip suggested to clients, as anvil does
 CLIENT_VERSION = "modelreg-devnet/0.1.0 (py-evm, eth-tester)"
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: past it, dates in reports overflow
 FILTER_TIMEOUT = 300  # seconds a filter lives unpolled: geth's 5 minutes
 MAX_FILTERS = 10_000  # refuses a client that installs filters in a loop and never polls them
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
@@ -114,9 +122,12 @@ class Devnet:
             result = change()
             self.store.commit()
             return result
-        except BaseException:
+        except BaseException as e:
             self.store.discard()
             self._open()
+            if disk_full(e, self.store.path):
+                raise RpcError(rpc.SERVER_ERROR, f"no space left on the device writing {self.store.path}; "
+                                                 "nothing was stored: free space there and send it again") from None
             raise
 
     # --- blocks and headers ----------------------------------------------------------------
@@ -387,8 +398,11 @@ class Devnet:
         def mine():
             parent = self.head
             now = int(self._clock()) + int(self.store.get_meta("time_offset", "0"))
+            chosen = timestamp if timestamp is not None else int(self.store.get_meta("next_timestamp", "") or 0)
+            if chosen:
+                self.store.set_meta("next_timestamp", "")  # used once, in this same transaction
             self.chain.header = self.chain.header.copy(
-                timestamp=timestamp if timestamp is not None else max(parent.timestamp + 1, now))
+                timestamp=chosen or max(parent.timestamp + 1, now))
             if tx is not None:
                 self.chain.apply_transaction(tx)
             block = self.chain.mine_block(mix_hash=keccak(parent.hash), blob_gas_used=0)
@@ -617,16 +631,33 @@ class Devnet:
         if isinstance(timestamp, dict):  # hardhat/anvil's {"timestamp": t, "blocks": n} form
             timestamp = timestamp.get("timestamp")
         when = None if timestamp is None else rpc.parse_quantity(timestamp, "timestamp")
-        if when is not None and when <= self.head.timestamp:
-            raise invalid(f"timestamp: {when} is not after the head block's {self.head.timestamp}")
+        if when is not None and not self.head.timestamp < when <= MAX_TIMESTAMP:
+            raise invalid(f"timestamp: {when} is not after the head block's {self.head.timestamp} "
+                          f"or past {MAX_TIMESTAMP} (9999-12-31)")
         self._mine(None, when)
         return "0x0"
 
     def rpc_evm_increaseTime(self, seconds):
         seconds = rpc.parse_quantity(seconds, "seconds")
         offset = int(self.store.get_meta("time_offset", "0")) + seconds
+        if int(self._clock()) + offset > MAX_TIMESTAMP:
+            raise invalid(f"seconds: {seconds} would move the clock past {MAX_TIMESTAMP} "
+                          f"(9999-12-31), the latest time this chain stores; nothing was changed")
         self._write(lambda: self.store.set_meta("time_offset", str(offset)))
         return offset  # a plain number, as anvil and hardhat answer
+
+    def rpc_evm_setNextBlockTimestamp(self, timestamp):
+        """The next block's time; later blocks count on from it (the clock offset moves with it)."""
+        when = rpc.parse_quantity(timestamp, "timestamp")
+        if not self.head.timestamp < when <= MAX_TIMESTAMP:
+            raise invalid(f"timestamp: {when} must be after the head block's {self.head.timestamp} "
+                          f"and at most {MAX_TIMESTAMP} (9999-12-31); nothing was changed")
+        def record():
+            self.store.set_meta("time_offset", str(when - int(self._clock())))
+            self.store.set_meta("next_timestamp", str(when))
+
+        self._write(record)
+        return None
 
     def _snapshots(self) -> dict[str, dict]:
         return json.loads(self.store.get_meta("snapshots", "{}"))

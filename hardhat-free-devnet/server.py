@@ -5,6 +5,9 @@ import sys
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from modelreg._json import loads_outside
+from modelreg.errors import JsonInvalid
+
 from . import rpc
 from .chain import Devnet
 from .rpc import RpcError
@@ -16,9 +19,9 @@ MAX_BATCH = 1000
 def handle_body(devnet: Devnet, body: bytes) -> object | None:
     """The JSON answer to one HTTP body: an object, a list for a batch, None for notifications."""
     try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        return _error(None, RpcError(rpc.PARSE_ERROR, f"parse error: the body is not JSON ({e})"))
+        request = loads_outside(body, what="the body", max_bytes=MAX_REQUEST_BYTES)
+    except JsonInvalid as e:  # too deep or too large included: refused before the parser recurses
+        return _error(None, RpcError(rpc.PARSE_ERROR, f"parse error: {e}"))
     if isinstance(request, list):
         if not request:
             return _error(None, RpcError(rpc.INVALID_REQUEST, "invalid request: empty batch"))

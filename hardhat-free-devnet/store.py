@@ -118,7 +118,8 @@ class Store(BaseDB):
                     self._log_rows)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite already rolled back a write that found the disk full
+                    self._db.execute("ROLLBACK")
                 raise
         self.discard()
 

@@ -1,9 +1,14 @@
 """Atomic file writes: a crash or a kill leaves either the old file or the new one, never half of one."""
 
+import errno
 import os
+import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from modelreg.errors import DiskFull
 
 TMP_PREFIX = ".tmp-"  # every temp file starts so; a store's cleanup finds leftovers by it
 
@@ -36,6 +41,17 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
     chunks raise part-way (a block that fails its hash, say), `path` is left untouched.
     """
     path = Path(path)
+    try:
+        _write_atomic(path, data)
+    except OSError as e:
+        if e.errno not in FULL_DISK:
+            raise
+        raise DiskFull(f"no space left on the device writing {path}; it was left as it was",
+                       path=str(path)) from None
+    fsync_dir(path.parent)
+
+
+def _write_atomic(path: Path, data) -> None:
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(f"{path.name}."), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -52,7 +68,6 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:
@@ -65,3 +80,22 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+_NEARLY_FULL = 256 * 1024  # SQLite reports a WAL it cannot grow as "disk I/O error"
+
+
+def disk_full(error: BaseException, path: str | os.PathLike) -> bool:
+    """Whether `error`, raised while writing `path`, means its disk is full: ENOSPC, SQLite's
+    "database or disk is full", or another SQLite error on a device with no room left."""
+    if isinstance(error, OSError) and error.errno in FULL_DISK:
+        return True
+    if isinstance(error, sqlite3.Error):
+        if "full" in str(error):
+            return True
+        try:
+            return shutil.disk_usage(Path(path).parent).free < _NEARLY_FULL
+        except OSError:
+            return False
+    return False

@@ -42,3 +42,13 @@ def open_regular(path: str | os.PathLike, what: str = "file", error: type[InputI
     f = os.fdopen(fd, "rb")
     f.raw.name = os.fspath(path)  # as open() names it; clients that upload a file send its name
     return f
+
+
+def read_small(path: str | os.PathLike, limit: int, what: str = "file", error: type = InputInvalid) -> bytes:
+    """The bytes of a small regular file (a config, a keystore), `error` if it is special or over
+    `limit` bytes: `keystore = "/dev/zero"` must not read until memory runs out."""
+    with open_regular(path, what, error) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{what} {str(Path(path))!r} is over {limit} bytes; no {what} is that large")
+    return data

@@ -182,3 +182,29 @@ class IndexUnavailable(ModelregError):
 class AccumulatorMismatch(TransactionFailed):
     """A model's on-chain accumulator moved before a commit landed (another commit came first),
     or its events do not hash to it."""
+
+
+# --- outside data, shared stores, full disks (issue 19) ------------------------------------
+class JsonInvalid(InputInvalid, ValueError):
+    """JSON from outside this process (a body, an answer, a manifest, a file) does not parse."""
+
+
+class JsonTooDeep(JsonInvalid):
+    """Outside JSON nests arrays or objects deeper than the parser allows."""
+
+
+class JsonTooLarge(JsonInvalid):
+    """Outside JSON is larger than the parser allows."""
+
+
+class StoreInvalid(ModelregError):
+    """A local store (the pin database, a block) is unreadable or inconsistent; `ipfs check` names it."""
+
+
+class DiskFull(ModelregError):
+    """No space left on the device while writing; the message names the path and the operation."""
+
+
+class DirectoryInvalid(InputInvalid):
+    """A UnixFS directory cannot be written out: a name no file system holds (a NUL, too long), two
+    entries of one name, nesting too deep."""

@@ -38,3 +38,16 @@ def setup_lock(home: str | os.PathLike) -> Iterator[None]:
     with open(Path(home) / LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
         yield
+
+
+SEND_LOCK_FILE = "send.lock"
+
+
+@contextlib.contextmanager
+def send_lock(home: str | os.PathLike) -> Iterator[None]:
+    """Held by a commit from its manifest to its receipt, across processes sharing `home` (and so its
+    signer): their transactions then take nonces in turn, instead of racing for each nonce until the
+    client's retries run out (4 racing commits did). Sealing and pinning, the long part, stay parallel."""
+    with open(Path(home) / SEND_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from eth_utils import ValidationError as _NodeValidationError
 from eth_utils import keccak
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
     ContractLogicError,
@@ -26,6 +26,7 @@ from web3.exceptions import (
 from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
+from modelreg._json import loads_outside, restore_recursion_limit
 from modelreg.chain import deployments
 from modelreg.chain.names import check_model_name
 from modelreg.chain.signer import Signer
@@ -56,6 +57,8 @@ from modelreg.errors import (
 )
 from modelreg.formats import mmr
 from modelreg.records import VersionRef
+
+restore_recursion_limit()  # web3 (py_ecc) raised it to 100,000: see modelreg._json
 
 # How a node says "that nonce is taken": another client with the same key got there first.
 _STALE_NONCE = ("nonce too low", "already known", "known transaction", "invalid transaction nonce",
@@ -139,9 +142,17 @@ def _opcodes(code: bytes):
         i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
 
 
+class _BoundedHTTPProvider(HTTPProvider):
+    """web3's HTTP provider with its answers parsed by the bounded parser (modelreg._json): a
+    hostile endpoint's deeply nested answer is an error, not a crash."""
+
+    def decode_rpc_response(self, raw_response: bytes):
+        return loads_outside(raw_response, what=f"the answer of {self.endpoint_uri}")
+
+
 def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
     """A Web3 for the JSON-RPC endpoint `rpc_url`; ChainUnavailable if it does not answer."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = Web3(_BoundedHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     try:
         chain_id = w3.eth.chain_id
     except (*_CONNECTION_ERRORS, Web3RPCError, ValueError) as e:

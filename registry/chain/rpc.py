@@ -8,7 +8,8 @@ import json
 import urllib.error
 import urllib.request
 
-from modelreg.errors import ChainUnavailable
+from modelreg._json import loads_outside
+from modelreg.errors import ChainUnavailable, JsonInvalid
 
 
 class JsonRpc:
@@ -24,7 +25,9 @@ class JsonRpc:
         request = urllib.request.Request(self.url, body.encode(), {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                reply = json.loads(response.read())
+                reply = loads_outside(response.read(), what=f"the answer of {self.url} to {method}")
+        except JsonInvalid as e:
+            raise ChainUnavailable(f"{e}; it is no JSON-RPC endpoint, or a hostile one", endpoint=self.url) from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {self.url} "
                                    f"({type(e).__name__}: {getattr(e, 'reason', e)})", endpoint=self.url) from None

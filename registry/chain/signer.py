@@ -3,7 +3,6 @@
 The key never leaves this object: it is not printed, logged or shown in a repr.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -11,7 +10,13 @@ from eth_account import Account
 from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 
-from modelreg.errors import SignerInvalid
+from modelreg._files import read_small
+from modelreg._json import loads_outside, restore_recursion_limit
+from modelreg.errors import JsonInvalid, SignerInvalid
+
+restore_recursion_limit()  # eth_account (py_ecc) raised it to 100,000: see modelreg._json
+
+MAX_KEYSTORE_BYTES = 64 * 1024  # a Web3 Secret Storage file is ~500 bytes
 
 
 class Signer:
@@ -57,11 +62,12 @@ class Signer:
     def from_keystore(cls, path: str | os.PathLike, password: str) -> "Signer":
         """A signer from an encrypted JSON keystore (Web3 Secret Storage, as geth and eth-account write)."""
         path = Path(path)
+        if not path.exists():
+            raise SignerInvalid(f"keystore {path} does not exist")
+        raw = read_small(path, MAX_KEYSTORE_BYTES, "keystore", SignerInvalid)
         try:
-            keyfile = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SignerInvalid(f"keystore {path} does not exist") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            keyfile = loads_outside(raw, what=f"keystore {path}", max_depth=16)
+        except JsonInvalid as e:
             raise SignerInvalid(f"keystore {path} is not a readable JSON keystore: {e}") from None
         try:
             key = Account.decrypt(keyfile, password)

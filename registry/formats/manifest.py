@@ -26,7 +26,8 @@ import re
 from pathlib import Path
 
 from modelreg import caps
-from modelreg.errors import ManifestInvalid
+from modelreg._json import loads_outside
+from modelreg.errors import JsonInvalid, JsonTooDeep, JsonTooLarge, ManifestInvalid
 from modelreg.formats.model import SealedModel
 from modelreg.formats.paths import check_paths
 from modelreg.formats.safetensors import DTYPE_BITS
@@ -151,8 +152,12 @@ def _read(source) -> dict:
             raise ManifestInvalid(f"manifest {os.fspath(source)!r} cannot be read: {e.strerror}") from None
     caps.check("max_manifest_bytes", f"the size of the {where}", len(raw))
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        obj = loads_outside(raw.decode("utf-8"), what=where, parse_constant=_no_constant)
+    except UnicodeDecodeError as e:
+        raise ManifestInvalid(f"{where} is not UTF-8 JSON: {e}") from None
+    except (JsonTooDeep, JsonTooLarge) as e:
+        raise ManifestInvalid(str(e)) from None
+    except JsonInvalid as e:
         raise ManifestInvalid(f"{where} is not UTF-8 JSON: {e}") from None
     if not isinstance(obj, dict):
         raise ManifestInvalid(f"{where} is not a JSON object")

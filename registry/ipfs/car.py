@@ -39,8 +39,10 @@ def encode_header(roots: list[CID]) -> bytes:
 class _Cbor:
     """Just enough of a dag-cbor reader for a CAR header: maps, arrays, text, ints, tag-42."""
 
+    MAX_DEPTH = 8  # a CARv1 header nests 2 levels ({"roots": [CID]}); deeper is hostile
+
     def __init__(self, buf: bytes):
-        self.buf, self.pos = buf, 0
+        self.buf, self.pos, self.depth = buf, 0, 0
 
     def _arg(self, info: int) -> int:
         if info < 24:
@@ -51,6 +53,15 @@ class _Cbor:
         n = int.from_bytes(self.buf[self.pos : self.pos + width], "big")
         self.pos += width
         return n
+
+    def _map(self, n: int) -> dict:
+        found = {}
+        for _ in range(n):
+            key = self.value()
+            if not isinstance(key, str):  # dag-cbor: map keys are strings
+                raise ValueError(f"a map key is a {type(key).__name__}, not a string")
+            found[key] = self.value()
+        return found
 
     def value(self):
         if self.pos >= len(self.buf):
@@ -64,16 +75,27 @@ class _Cbor:
             raw = self.buf[self.pos : self.pos + n]
             self.pos += n
             return raw.decode() if major == 3 else raw
-        if major == 4:
-            return [self.value() for _ in range(n)]
-        if major == 5:
-            return {self.value(): self.value() for _ in range(n)}
+        if major in (4, 5):
+            self.depth += 1
+            if self.depth > self.MAX_DEPTH:
+                raise ValueError(f"nested more than {self.MAX_DEPTH} levels deep")
+            if n > len(self.buf):  # each item takes a byte at least: refuse before allocating
+                raise ValueError(f"{n} items in {len(self.buf)} bytes")
+            found = [self.value() for _ in range(n)] if major == 4 else self._map(n)
+            self.depth -= 1
+            return found
         if major == 6 and n == 42:
             link = self.value()
             if not isinstance(link, bytes) or link[:1] != b"\x00":
                 raise ValueError("tag 42 is not a CID")
-            return unixfs.cid_from_bytes(link[1:])
+            try:
+                return unixfs.cid_from_bytes(link[1:])
+            except Exception as e:  # multiformats raises several unrelated types
+                raise ValueError(f"tag 42 holds no valid CID ({e})") from None
         raise ValueError(f"unsupported CBOR item (major type {major})")
+
+
+STORED_CODECS = ("raw", "dag-pb")
 
 
 def decode_header(buf: bytes) -> list[CID]:
@@ -128,9 +150,20 @@ def _split_cid(section: bytes) -> tuple[CID, bytes]:
             end = pos + length
         if end > len(section):
             raise ValueError("CID runs past the section")
-        return unixfs.cid_from_bytes(section[:end]), section[end:]
+        cid = unixfs.cid_from_bytes(section[:end])
     except Exception as e:
         raise CarInvalid(f"CAR section does not start with a valid CID: {e}") from None
+    if cid.codec.name not in STORED_CODECS or cid.hashfun.name != "sha2-256":
+        # An identity hash holds the data in the CID itself (too long for a file name), and other
+        # codecs are no UnixFS: neither is a block this store keeps.
+        raise CarInvalid(f"CAR block {_short(cid)} is {cid.codec.name} hashed with {cid.hashfun.name}; this "
+                         f"store keeps only {' and '.join(STORED_CODECS)} blocks hashed with sha2-256")
+    return cid, section[end:]
+
+
+def _short(cid: CID) -> str:
+    text = str(cid)
+    return text if len(text) <= 80 else text[:40] + "..." + text[-8:]
 
 
 def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from multiformats import CID
 
-from modelreg._atomic import TMP_PREFIX, write_atomic
+from modelreg._atomic import FULL_DISK, temp_prefix, write_atomic
 from modelreg._files import open_regular
-from modelreg.errors import BlockNotFound, CarInvalid, InputInvalid
+from modelreg.errors import BlockNotFound, CarInvalid, DirectoryInvalid, DiskFull, InputInvalid
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.blockstore import Blockstore
 from modelreg.ipfs.car import encode_car, read_car
 from modelreg.ipfs.unixfs import Block
+
+MAX_DIRECTORY_DEPTH = 256  # levels written by `get`; a model directory nests a few
 
 
 def write_atomically_from(chunks, out_path: str | os.PathLike) -> None:
@@ -47,9 +49,10 @@ class EmbeddedIpfs:
         self.profile = profile
 
     def _put_all(self, blocks, pin: bool) -> str:
-        root = self.store.put_all(blocks).cid
-        if pin:  # only now, with every block durable
-            self.store.pin(root)
+        with self.store.writing():  # gc waits until the DAG is pinned
+            root = self.store.put_all(blocks).cid
+            if pin:  # only now, with every block durable
+                self.store.pin(root)
         return str(root)
 
     def add(self, path, pin=True, *, follow_symlinks=False, open_file=None) -> str:
@@ -82,9 +85,15 @@ class EmbeddedIpfs:
             raise InputInvalid(f"cannot write the directory {cid} to {out}: it already exists")
         if not out.parent.is_dir():
             raise InputInvalid(f"cannot write {out}: the directory {out.parent} does not exist")
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{out.name}.", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(f"{out.name}."), dir=out.parent))
+        rel = ""
         try:
             for rel, cid_, is_dir in directory.walk(root, self.store.get):
+                if rel.count("/") >= MAX_DIRECTORY_DEPTH:
+                    raise DirectoryInvalid(f"directory {cid} nests deeper than {MAX_DIRECTORY_DEPTH} "
+                                           f"levels (at {rel[:80]!r}...); it is not written")
+                if os.path.lexists(tmp / rel):  # a second entry of one name would overwrite the first
+                    raise DirectoryInvalid(f"directory {cid} has two entries at {rel!r}; it is not written")
                 if is_dir:
                     (tmp / rel).mkdir()
                 else:
@@ -92,6 +101,14 @@ class EmbeddedIpfs:
                         for chunk in unixfs.read(cid_, self.store.get):
                             f.write(chunk)
             os.rename(tmp, out)
+        except (OSError, ValueError, RecursionError) as e:  # a name the file system cannot hold
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) and e.errno in FULL_DISK:
+                raise DiskFull(f"no space left on the device writing {out} from {cid}; nothing was kept",
+                               path=str(out)) from None
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+            raise DirectoryInvalid(f"directory {cid} has an entry that cannot be written here, at "
+                                   f"{rel[:200]!r} ({reason}); nothing was kept") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -107,6 +124,17 @@ class EmbeddedIpfs:
 
     def unpin(self, cid) -> None:
         self.store.unpin(unixfs.parse_cid(cid))
+
+    def release(self, cid) -> None:
+        """Undo one `pin` of `cid`: a pin someone else made too stays."""
+        self.store.release(unixfs.parse_cid(cid))
+
+    def writing(self):
+        """Hold off gc from a DAG's first block to its pin (`Blockstore.writing`)."""
+        return self.store.writing()
+
+    def check(self):
+        return self.store.check()
 
     def pins(self) -> list[str]:
         return self.store.pins()
@@ -125,11 +153,14 @@ class EmbeddedIpfs:
         The blocks are stored as one batch (see `Blockstore.put_all`): a file that turns out
         bad part-way leaves none of its blocks behind.
         """
-        with open_regular(path) as f:
+        with open_regular(path) as f, self.store.writing():
             roots, blocks = read_car(f)
             if not roots:
                 raise CarInvalid(f"CAR file {path} names no root")
             self.store.put_all(Block(bytes(cid), data) for cid, data in blocks)
+            return self._check_roots(path, roots, pin)
+
+    def _check_roots(self, path, roots, pin: bool) -> list[str]:
         for root in roots:
             try:
                 self.store.check_complete(root)

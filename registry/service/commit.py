@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from modelreg._hex import to_hex
-from modelreg.errors import DuplicateRoot, ModelregError
+from modelreg.errors import DuplicateRoot, InputInvalid, ModelregError, TransactionFailed
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
 from modelreg.formats.model import SealedModel
 from modelreg.records import Commit, VersionRef
@@ -41,8 +41,9 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         The `Commit`. Content the model already holds is not committed again: the existing version
         comes back with `existing=True`.
     """
-    # One read of each file gives both the seal and the blocks.
+    # One read of each file gives both the seal and the blocks, pinned before the transaction.
     sealed, checkpoint_cid = added or seal_and_add(path, ipfs, follow_symlinks=follow_symlinks)
+    pinned = [] if added else [checkpoint_cid]  # this call's own pins
     metrics = dict(metrics or {})
     artifacts = {**(artifacts or {}), "weights": {"cid": checkpoint_cid}}  # where a replay fetches them
     extra = {"transcript": transcript} if transcript is not None else {}
@@ -53,6 +54,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),
         metrics=metrics, environment=dict(environment or {}), artifacts=artifacts, **extra)
     manifest_cid = ipfs.add_bytes(canonical_json(manifest))
+    pinned.append(manifest_cid)
     try:
         version, receipt = client.commit_version(
             model_id, sealed.root, tensor_count=sealed.tensor_count,
@@ -62,10 +64,27 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         # The model holds this content already (committed before, perhaps by a killed attempt that
         # never recorded it): the chain has it, so it is done.
         return _existing(client, model_id, sealed, checkpoint_cid, step, metrics)
+    except NOT_COMMITTED:
+        release_pins(ipfs, pinned)
+        raise
     return Commit(model_id=model_id, version=version, root=sealed.root, checkpoint_cid=checkpoint_cid,
                   manifest_cid=manifest_cid, tx=to_hex(receipt["transactionHash"]),
                   block=receipt["blockNumber"], step=step, val_loss=metrics.get("val_loss"),
                   tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
+
+
+# Refused before sending, or reverted: no version names the CIDs, so a commit takes back its own
+# pins (a pin another add or commit made stays). Any other error (a lost connection) may hide a
+# transaction that landed: its pins stay.
+NOT_COMMITTED = (TransactionFailed, InputInvalid)
+
+
+def release_pins(ipfs, cids: list[str]) -> None:
+    """Take back one pin of each of `cids` (`EmbeddedIpfs.release`)."""
+    release = getattr(ipfs, "release", None)  # a Kubo daemon's pins are its own to manage
+    if release is not None:
+        for cid in cids:
+            release(cid)
 
 
 def _files_root(sealed: SealedModel) -> str | None:

@@ -6,6 +6,7 @@ the file records; a keystore password from an environment variable or a prompt.
 
 import os
 import re
+import urllib.parse
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +18,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from modelreg._atomic import write_atomic
+from modelreg._files import read_small
+from modelreg._json import nesting_depth
 from modelreg.errors import ConfigInvalid
 
 FILENAME = "config.toml"
@@ -126,17 +129,30 @@ def load_config(home: Path, flags: dict[tuple[str, str], object] | None = None,
     """The effective configuration: file, then environment, then flags."""
     path = config_path(home)
     config = Config()
-    if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigInvalid(f"{path} is not valid TOML: {e}") from None
+    if path.exists() or path.is_symlink():
+        raw = _read_toml(path)
         config = _applied(config, _flatten(raw, path), f"{path}: ")
     environ = os.environ if environ is None else environ
     for setting in SETTINGS:
         if environ.get(setting.env):
             config = _applied(config, {(setting.section, setting.key): environ[setting.env]}, f"${setting.env}: ")
     return config.with_overrides(flags or {})
+
+
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few hundred bytes
+MAX_CONFIG_NESTING = 16  # the file nests 2 levels ([chain] rpc_url = ...)
+
+
+def _read_toml(path: Path) -> dict:
+    """The parsed file; ConfigInvalid naming it when it is special, huge, nested deep or no TOML."""
+    data = read_small(path, MAX_CONFIG_BYTES, "configuration file", ConfigInvalid)
+    depth = nesting_depth(data)  # brackets and braces, as in JSON; tomllib recurses per level
+    if depth > MAX_CONFIG_NESTING:
+        raise ConfigInvalid(f"{path} nests {depth} levels deep; the limit is {MAX_CONFIG_NESTING}")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ConfigInvalid(f"{path} is not valid TOML: {e}") from None
 
 
 def _applied(config: Config, overrides: dict, source: str) -> Config:
@@ -196,4 +212,17 @@ def _validated(config: Config) -> Config:
     rpc_url = config.chain.rpc_url
     if rpc_url and not rpc_url.startswith(("http://", "https://")):
         raise ConfigInvalid(f"chain.rpc_url must be an http(s):// URL, got {rpc_url!r}")
+    if rpc_url:
+        _check_url(rpc_url, "chain.rpc_url")
     return config
+
+
+def _check_url(url: str, name: str) -> None:
+    """ConfigInvalid for a URL that only fails when used: a malformed IPv6 host, a bad port, no host."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+        if not parts.hostname:
+            raise ValueError("it names no host")
+    except ValueError as e:
+        raise ConfigInvalid(f"{name} {url!r} is not a valid URL: {e}") from None

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from modelreg._atomic import temp_prefix
 from modelreg.chain import deployments
 from modelreg.chain.rpc import JsonRpc
 from modelreg.errors import (
@@ -19,7 +20,7 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import setup_lock
+from modelreg.home import send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
 from modelreg.service.config import Config
@@ -120,17 +121,22 @@ class Registry:
             >>> registry.commit("checkpoint-500", "my-gpt", metrics={"val_loss": 2.1}).version
             1
         """
-        from modelreg.service.commit import commit_checkpoint
+        from modelreg.service.commit import NOT_COMMITTED, commit_checkpoint, release_pins
         from modelreg.service.ingest import seal_and_add
 
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
-        model_id = self.model_id_or_register(model, "")
-        if isinstance(parent, int):
-            parent = VersionRef(model_id, parent)
-        return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
-                                 parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                 config=config, note=note, added=(sealed, checkpoint_cid))
+        try:
+            model_id = self.model_id_or_register(model, "")
+            if isinstance(parent, int):
+                parent = VersionRef(model_id, parent)
+            with send_lock(self.home):
+                return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
+                                         parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
+                                         config=config, note=note, added=(sealed, checkpoint_cid))
+        except NOT_COMMITTED:
+            release_pins(self.ipfs, [checkpoint_cid])
+            raise
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
@@ -197,7 +203,7 @@ def local_copy(target: str | os.PathLike, open_store, workdir: Path | None = Non
         return
     _check_cid(str(target))
     store = open_store()
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("verify."), dir=workdir) as tmp:
         path = Path(tmp) / "model"  # a file or a directory, as the CID holds it
         store.get(str(target), path)
         yield path

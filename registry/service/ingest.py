@@ -12,7 +12,7 @@ the two sha256 streams run on two cores.
 import os
 import queue
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from modelreg._files import open_regular
@@ -43,11 +43,13 @@ def seal_and_add(path: str | os.PathLike, ipfs, *, follow_symlinks: bool = False
                 yield feed
             hashers[file] = hasher
 
-    cid = ipfs.add(path, pin=False, follow_symlinks=follow_symlinks, open_file=open_file)
-    sealed = seal_model(path, follow_symlinks=follow_symlinks,
-                        hashed={p: h.result() for p, h in hashers.items()})
-    if pin:
-        ipfs.pin(cid)
+    # The embedded store's writer lock keeps gc off the blocks until they are pinned.
+    with getattr(ipfs, "writing", nullcontext)():
+        cid = ipfs.add(path, pin=False, follow_symlinks=follow_symlinks, open_file=open_file)
+        sealed = seal_model(path, follow_symlinks=follow_symlinks,
+                            hashed={p: h.result() for p, h in hashers.items()})
+        if pin:
+            ipfs.pin(cid)
     return sealed, cid
 
 

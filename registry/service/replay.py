@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from modelreg import caps
-from modelreg._atomic import write_atomic
+from modelreg._atomic import temp_prefix, write_atomic
 from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelregError, ReplayUnavailable
 from modelreg.formats.diff import diff_tensors
@@ -195,7 +195,7 @@ def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, to
     if not tolerance and transcript["numerics"].get("device", "cpu") != "cpu":
         raise ReplayUnavailable(f"{model['name']} v{entry['version']} was trained on "
                                 f"{transcript['numerics']['device']}, which no replay reproduces bit for bit")
-    with tempfile.TemporaryDirectory(dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("replay."), dir=registry.home) as tmp:
         try:
             job = _prepare(registry, events, entry, manifest, Path(tmp), device)
         except _Mismatch as e:

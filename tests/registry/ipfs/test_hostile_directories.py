@@ -1,0 +1,50 @@
+"""A stranger's UnixFS directory whose entries no file system holds: one error of its own, nothing written."""
+
+import pytest
+
+from modelreg.errors import DirectoryInvalid
+from modelreg.ipfs import unixfs
+from modelreg.ipfs.directory import build_directory
+from modelreg.ipfs.embedded import MAX_DIRECTORY_DEPTH, EmbeddedIpfs
+from modelreg.ipfs.unixfs import _Link
+
+
+def _store_directory(ipfs: EmbeddedIpfs, entries: list[tuple[bytes, _Link]]) -> tuple[str, _Link]:
+    gen = build_directory(entries, unixfs.V1_2025)
+    try:
+        while True:
+            ipfs.pending.append(next(gen))
+    except StopIteration as done:
+        return unixfs.cid_text(done.value.cid), done.value
+
+
+def _file(ipfs: EmbeddedIpfs, data: bytes) -> _Link:
+    cid = unixfs.parse_cid(ipfs.add_bytes(data, pin=False))
+    return _Link(bytes(cid), len(data), len(data))
+
+
+def _hostile(ipfs: EmbeddedIpfs, case: str) -> str:
+    leaf = _file(ipfs, b"weights")
+    if case == "a NUL in a name":
+        return _store_directory(ipfs, [(b"model\0.bin", leaf)])[0]
+    if case == "a name too long":
+        return _store_directory(ipfs, [(b"n" * 300, leaf)])[0]
+    if case == "a file and a directory of one name":
+        _, sub = _store_directory(ipfs, [(b"inner", leaf)])
+        return _store_directory(ipfs, [(b"same", leaf), (b"same", sub)])[0]
+    _, link = _store_directory(ipfs, [(b"bottom", leaf)])  # very deep nesting
+    for _ in range(MAX_DIRECTORY_DEPTH + 10):
+        cid, link = _store_directory(ipfs, [(b"d", link)])
+    return cid
+
+
+@pytest.mark.parametrize("case", ["a NUL in a name", "a name too long", "a file and a directory of one name",
+                                  "very deep nesting"])
+def test_a_hostile_directory_is_refused_by_name_and_leaves_nothing(tmp_path, case):
+    ipfs = EmbeddedIpfs(tmp_path / "home")
+    ipfs.pending = []  # the directory's blocks, stored as one batch
+    cid = _hostile(ipfs, case)
+    ipfs.store.put_all(ipfs.pending)
+    with pytest.raises(DirectoryInvalid, match=f"directory {cid}"):
+        ipfs.get(cid, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
