@@ -205,6 +205,6 @@ class DiskFull(ModelregError):
     """No space left on the device while writing; the message names the path and the operation."""
 
 
-class DirectoryInvalid(InputInvalid):
+class DirectoryInvalid(ManifestInvalid):
     """A UnixFS directory cannot be written out: a name no file system holds (a NUL, too long), two
     entries of one name, nesting too deep."""

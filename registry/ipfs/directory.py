@@ -30,7 +30,14 @@ from multiformats import CID
 
 from modelreg import caps
 from modelreg._files import open_regular
-from modelreg.errors import BlockCorrupted, InputInvalid, ManifestInvalid, PathNotFound, SymlinkRefused
+from modelreg.errors import (
+    BlockCorrupted,
+    DirectoryInvalid,
+    InputInvalid,
+    ManifestInvalid,
+    PathNotFound,
+    SymlinkRefused,
+)
 from modelreg.formats import paths
 from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.unixfs import DAG_PB, RAW, Block, Profile, _Link
@@ -215,7 +222,7 @@ def ls(cid: CID, get_block: GetBlock) -> list[Entry]:
     entries.sort(key=lambda e: e.name.encode())
     for a, b in zip(entries, entries[1:], strict=False):
         if a.name == b.name:  # a lookup would find one, a listing both: which bytes are "the" file is ambiguous
-            raise ManifestInvalid(f"directory {cid} has two entries named {a.name!r}; refused as ambiguous")
+            raise DirectoryInvalid(f"directory {cid} has two entries named {a.name!r}; refused as ambiguous")
     return entries
 
 
@@ -258,7 +265,7 @@ def lookup(cid: CID, name: str, get_block: GetBlock) -> CID:
     if fs.type == dagpb.UNIXFS_DIRECTORY:
         found = [link for link in node.links if link.name == name]
         if len(found) > 1:
-            raise ManifestInvalid(f"directory {cid} has two entries named {name!r}; refused as ambiguous")
+            raise DirectoryInvalid(f"directory {cid} has two entries named {name!r}; refused as ambiguous")
         if found:
             return unixfs.cid_from_bytes(found[0].hash)
         raise PathNotFound(f"directory {cid} has no entry {name!r}")
@@ -309,7 +316,7 @@ def _walk(cid: CID, get_block: GetBlock, prefix: str, seen: list[int]) -> Iterat
             paths.check_name(entry.name, what="entry")
         paths.check_unique((e.name for e in entries), what="the listing")
     except ManifestInvalid as e:  # the CID made text only now: it is slow to make
-        raise ManifestInvalid(f"directory {cid}: {e}") from None
+        raise DirectoryInvalid(f"directory {cid}: {e}") from None
     for entry in entries:
         seen[0] += 1  # entries so far, across the whole tree
         caps.check("max_files", "the number of entries under the directory fetched", seen[0])
