@@ -3,10 +3,11 @@
 It serves the handful of Kubo RPC endpoints registry.kubo uses, with Kubo's response shapes
 (newline-delimited JSON, errors as HTTP 500 {"Message", "Code", "Type": "error"}), backed by
 the embedded blockstore and our own UnixFS builder. Like a Kubo daemon with default Import
-settings, it takes the chunker, raw-leaves and cid-version from each add request and its
-file max-links (174) from its own configuration.
+settings, it takes the chunker, raw-leaves, cid-version and max-file-links from each add
+request (Kubo 0.42 does).
 
 Modes, to test the client's errors: "kubo" (behaves), "wrong-cid" (add answers another CID),
+"ignores-max-links" (an older Kubo: max-file-links from its own configuration, 174),
 "garbage" (every answer is an HTML page), "corrupt-export" (dag/export flips a block byte).
 """
 
@@ -64,7 +65,8 @@ class KuboRpcTestDouble:
             unixfs.V0_2015, name="kubo-request", chunk_size=int(chunker.removeprefix("size-")),
             raw_leaves=_bool(params, "raw-leaves", False),
             cid_version=int(params.get("cid-version", ["0"])[0]),
-            max_links=self.file_max_links)
+            max_links=self.file_max_links if self.mode == "ignores-max-links"
+            else int(params.get("max-file-links", [self.file_max_links])[0]))
         ipfs = EmbeddedIpfs(self.store.store.root.parent, profile)
         cid = ipfs.add_bytes(data, pin=_bool(params, "pin", True))
         if self.mode == "wrong-cid":
