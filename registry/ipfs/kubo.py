@@ -94,24 +94,25 @@ class KuboIpfs:
 
     def _cause(self, is_dir: bool) -> str:
         """Why a daemon given every per-request parameter can still disagree, and the fix."""
-        apply = (f"`ipfs config profile apply {self.profile.name}` and restart the daemon")
+        apply = f"`ipfs config profile apply {self.profile.name}`"
         if not is_dir:
-            return (f"the daemon ignored the per-request import parameters (Kubo 0.42 takes them); "
-                    f"configure it with {apply}")
+            return ("the daemon ignored the per-request import parameters (Kubo 0.42 takes them); "
+                    f"configure it with {apply} and restart it")
         for key, attr, default in _CONFIG_ONLY:
             try:
                 (answer,) = self.rpc.call("config", key)
-                value = str(answer.get("Value"))
-            except IpfsCallRejected:  # Kubo refuses a key its config does not set: the default
-                value = default
+                value = answer.get("Value")
+            except IpfsCallRejected:  # a key its config does not set
+                value = None
+            value = default if value is None else str(value)
             want = getattr(self.profile, attr)
             have = _threshold_bytes(value) if attr == "hamt_threshold" else value
             if have != want:
                 setting = f"{want >> 10}KiB" if attr == "hamt_threshold" else want
                 return (f"Kubo takes {key} only from its config, where it is {value!r} and the "
-                        f"profile needs {setting!r}: run `ipfs config {key} {setting}` (or {apply})"
-                        f"{' and restart the daemon' if 'restart' not in apply else ''}")
-        return f"configure the daemon with {apply}"
+                        f"profile needs {setting!r}: run `ipfs config {key} {setting}` and restart "
+                        f"the daemon (or apply the whole profile: {apply})")
+        return f"configure the daemon with {apply} and restart it"
 
     def add(self, path, pin=True, *, follow_symlinks=False, open_file=None) -> str:
         """Add a file or a directory (recursively, hidden files and empty directories included,

@@ -38,6 +38,7 @@ class KuboDaemon:
         self.log = Path(workdir) / "daemon.log"  # a file, not a pipe, which could fill and block it
         self.profile = profile
         self.proc: subprocess.Popen | None = None
+        Path(workdir).mkdir(parents=True, exist_ok=True)
         self.ipfs("init", "--profile", "test" + (f",{profile}" if profile else ""))
 
     @classmethod
@@ -54,6 +55,10 @@ class KuboDaemon:
         """`ipfs ARGS` on this repo (through the running daemon when there is one); its stdout."""
         return subprocess.run([str(KUBO), *args], env={**os.environ, "IPFS_PATH": str(self.repo)},
                               capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+    def ipfs_bytes(self, *args: str, timeout: float = 120) -> bytes:
+        return subprocess.run([str(KUBO), *args], env={**os.environ, "IPFS_PATH": str(self.repo)},
+                              capture_output=True, timeout=timeout, check=True).stdout
 
     @property
     def api(self) -> str:
