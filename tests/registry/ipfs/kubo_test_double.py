@@ -8,13 +8,15 @@ request (Kubo 0.42 does).
 
 Modes, to test the client's errors: "kubo" (behaves), "wrong-cid" (add answers another CID),
 "ignores-max-links" (an older Kubo: max-file-links from its own configuration, 174),
-"garbage" (every answer is an HTML page), "corrupt-export" (dag/export flips a block byte).
+"garbage" (every answer is an HTML page), "corrupt-export" (dag/export flips a block byte),
+"slow-drip" (a daemon under load: 200, then one byte of JSON whitespace every 0.2 s, without end).
 """
 
 import dataclasses
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -129,6 +131,8 @@ class KuboRpcTestDouble:
                 params = parse_qs(url.query)
                 double.requests.append((endpoint, params))
                 body = self._body()
+                if double.mode == "slow-drip":
+                    return self._drip()
                 if double.mode == "garbage":
                     status, ctype, out = 200, "text/html", b"<html>not kubo</html>"
                 elif not hasattr(double, endpoint) or endpoint.startswith("_"):
@@ -143,6 +147,18 @@ class KuboRpcTestDouble:
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
+
+            def _drip(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    for _ in range(300):  # a minute at most, should a client never give up
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:  # the client gave up: what the test waits for
+                    pass
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -2,15 +2,21 @@
 
 import dataclasses
 import socket
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner
 
+from modelreg.cli.main import cli
 from modelreg.errors import (
     CarInvalid,
     CidMismatch,
     InputInvalid,
     IpfsAnswerInvalid,
     IpfsRefused,
+    IpfsTimeout,
     IpfsUnavailable,
 )
 from modelreg.ipfs import unixfs
@@ -165,3 +171,31 @@ def test_paths_inside_a_directory_are_resolved_here_over_verified_blocks(tmp_pat
     assert [e.name for e in ipfs.ls(cid)] == ["config.json", "sub"]
     ipfs.get(f"{cid}/sub", tmp_path / "out")
     assert (tmp_path / "out" / "w.bin").read_bytes() == pattern_bytes(2 * MiB + 1, seed=4)
+
+
+def test_a_daemon_that_drips_its_answer_ends_the_call_within_its_deadline(tmp_path):
+    # Every read gets a byte before a per-read timeout could fire; only the overall deadline ends it.
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="slow-drip") as kubo:
+        ipfs = KuboIpfs(kubo.url, tmp_path / "home", timeout=1)
+        started = time.monotonic()
+        with pytest.raises(IpfsTimeout, match=f"{kubo.url} did not finish pin/ls within 1 s"):
+            ipfs.pins()
+        assert time.monotonic() - started < 2
+        result = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "ipfs", "ls", "--ipfs-api", kubo.url,
+                                          "--timeout", "1"])
+        assert result.exit_code == 2
+        assert result.output.splitlines()[0].startswith(f"Error: the IPFS API at {kubo.url} did not finish "
+                                                        "pin/ls within 1 s")
+        assert "allow more with --timeout (now 1 s)" in result.output
+
+
+def test_an_answer_that_is_not_kubos_is_named_as_such(tmp_path):
+    # An HTTP server on the port that is not Kubo's RPC (a gateway, a web app): 404 in plain text.
+    with ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}"
+            with pytest.raises(IpfsAnswerInvalid, match=f"{url} answered pin/ls with HTTP 501"):
+                client(tmp_path, url).pins()
+        finally:
+            server.shutdown()

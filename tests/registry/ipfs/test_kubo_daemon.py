@@ -8,22 +8,29 @@ Daemons start in well under a second and are shared per module. CI never skips t
 
 import dataclasses
 import json
+import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from modelreg.cli.main import cli
+from modelreg.devnet import manager
 from modelreg.errors import CidMismatch, IpfsApiFileMissing, IpfsDropped, IpfsRefused
 from modelreg.ipfs import dagpb, directory, kubo, unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
 from modelreg.ipfs.kubo import KuboIpfs
+from tests.cli.conftest import CORPUS, Modelreg
 from tests.registry.ipfs.kubo_daemon import KuboDaemon, require_kubo
 from tests.registry.ipfs.test_directory import SHAPES, hugging_face_model, write
 from tests.registry.ipfs.unixfs_patterns import pattern_bytes
 
 PROFILES = [unixfs.V1_2025, unixfs.V0_2015]
 MiB = 1 << 20
+TINY_RUN = ["--steps", "2", "--eval-interval", "2"]  # one version: what goes through Kubo, not training
 EMPTY_DIR = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"  # `ipfs init` pins it
 
 
@@ -278,3 +285,45 @@ def test_a_fetch_to_verify_is_not_pinned_and_the_cache_stays_within_its_limit(st
 def _digest(cid: str) -> bytes:
     """A block's multihash: `refs local` names blocks as CIDv1 raw whatever their codec."""
     return bytes(unixfs.parse_cid(cid).digest)
+
+
+def test_no_third_party_warning_reaches_the_terminal(stock, tmp_path):
+    done = subprocess.run([sys.executable, "-W", "default", "-m", "modelreg.cli", "--home", str(tmp_path / "h"),
+                           "ipfs", "ls", "--ipfs-api", str(stock.repo)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.slow
+def test_train_commit_verify_audit_and_replay_through_a_stock_daemon_and_from_an_auditors_directory(
+        stock, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for source in sorted(CORPUS.glob("*.txt"))[:2]:
+        (data / source.name).write_bytes(source.read_bytes()[:30_000])
+    api = str(stock.repo)
+    owner = Modelreg(tmp_path / "owner")
+    try:
+        trained = json.loads(owner("train-and-register", "--data", data, "--model", "gpt-kubo", *TINY_RUN,
+                                   "--ipfs-api", api, "--json").output)
+        last = trained["versions"][-1]
+        assert last["checkpoint_cid"] in stock.ipfs("pin", "ls", "--type", "recursive", "-q").split()
+        checkpoint = sorted(Path(trained["run_dir"]).glob("ckpt-*[0-9].safetensors"))[-1]
+        committed = json.loads(owner("commit", checkpoint, "--model", "gpt-kubo-copy", "--ipfs-api", api,
+                                     "--json").output)
+        assert committed["checkpoint_cid"] == last["checkpoint_cid"]
+
+        rpc_url = manager.status(owner.home).url
+        registry = re.search(r"0x[0-9a-fA-F]{40}", (owner.home / "deployments.json").read_text()).group()
+        auditor = Modelreg(tmp_path / "auditor")
+        flags = ["--rpc-url", rpc_url, "--registry", registry, "--ipfs-api", api]
+        verdict = json.loads(auditor("verify", last["checkpoint_cid"], "--model", "gpt-kubo", *flags,
+                                     "--json").output)
+        assert (verdict["status"], verdict["version"]) == ("VERIFIED", last["version"])
+        assert EmbeddedIpfs(auditor.home).pins() == []  # fetched to verify: cached, not pinned
+        shown = auditor("audit", "show", "gpt-kubo", str(last["version"]), *flags).output
+        assert "manifest: manifest verified" in shown, shown
+        replayed = auditor("audit", "replay", "gpt-kubo", *flags).output
+        assert "REPRODUCED" in replayed, replayed
+    finally:
+        manager.down(owner.home)
