@@ -127,6 +127,14 @@ class KuboIpfs:
         expected = str(unixfs.root_of(io.BytesIO(data), self.profile))
         return self._add([Part("data", io.BytesIO(data))], "data", expected, pin, False)
 
+    def describe(self) -> str:
+        """The daemon in words, from its own `id`: 'kubo/0.42.0/ (peer 12D3…) at API'."""
+        try:
+            (me,) = self.rpc.call("id")
+            return f"{str(me.get('AgentVersion'))[:60]} (peer {str(me.get('ID'))[:80]}) at {self.api}"
+        except (IpfsUnavailable, ValueError):  # the report still says where it looked
+            return f"the IPFS API at {self.api} (it did not answer `id`)"
+
     def cid_of(self, path, *, follow_symlinks=False, open_file=None) -> str:
         return self.local.cid_of(path, follow_symlinks=follow_symlinks, open_file=open_file)
 

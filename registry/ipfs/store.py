@@ -54,3 +54,10 @@ def clear_cache(ipfs: Ipfs) -> int:
     embedded store's unpinned blocks. Returns how many blocks went."""
     clear = getattr(ipfs, "clear_cache", None)
     return clear() if clear else ipfs.gc()
+
+
+def describe_node(ipfs: Ipfs, home: str | os.PathLike) -> str:
+    """The IPFS node a reader's checks went through, in words: Kubo with its version and peer ID
+    and where it was reached, or the embedded store."""
+    describe = getattr(ipfs, "describe", None)
+    return describe() if describe else f"the embedded IPFS store in {os.fspath(home)}/ipfs"

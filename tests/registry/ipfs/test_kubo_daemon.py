@@ -321,6 +321,9 @@ def test_train_commit_verify_audit_and_replay_through_a_stock_daemon_and_from_an
                                      "--json").output)
         assert (verdict["status"], verdict["version"]) == ("VERIFIED", last["version"])
         assert EmbeddedIpfs(auditor.home).pins() == []  # fetched to verify: cached, not pinned
+        said = auditor("verify", last["checkpoint_cid"], "--model", "gpt-kubo", *flags).output
+        assert f"into a cache in {auditor.home}/ipfs (not pinned, trimmed past 1024 MiB" in said
+        assert "`modelreg ipfs clear-cache` empties it" in said
         shown = auditor("audit", "show", "gpt-kubo", str(last["version"]), *flags).output
         assert "manifest: manifest verified" in shown, shown
         replayed = auditor("audit", "replay", "gpt-kubo", *flags).output
