@@ -4,6 +4,8 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modelreg._files import open_regular
@@ -47,6 +49,31 @@ def _threshold_bytes(value: str) -> int:
     return int(value)
 
 
+class _Stopped(Exception):
+    """The other side of an add failed: this side stops reading."""
+
+
+def _stoppable(open_file, stop: threading.Event):
+    """`open_file`, its files raising _Stopped at the next read once `stop` is set."""
+
+    @contextlib.contextmanager
+    def opened(path):
+        with open_file(path) as f:
+            yield _StoppableFile(f, stop)
+
+    return opened
+
+
+class _StoppableFile:
+    def __init__(self, f, stop: threading.Event):
+        self._f, self._stop = f, stop
+
+    def read(self, n: int = -1) -> bytes:
+        if self._stop.is_set():
+            raise _Stopped
+        return self._f.read(n)
+
+
 def _root_of(reply: list, name: str) -> dict | None:
     """The entry of an `add` answer for the added root itself: a directory's answer names every
     entry under it by its path, the root's own name last."""
@@ -74,7 +101,8 @@ class KuboIpfs:
         self.cache_bytes = cache_bytes
         self.local = EmbeddedIpfs(home, profile)
 
-    def _add(self, parts, name: str, expected: str, pin: bool, is_dir: bool) -> str:
+    def _upload(self, parts, name: str, pin: bool) -> str:
+        """Send `parts` to the daemon's add; the CID it gives the root named `name`."""
         reply = self.rpc.call("add", parts=parts, pin=pin, progress=False, **add_options(self.profile))
         root = _root_of(reply, name)
         if root is None:
@@ -82,10 +110,12 @@ class KuboIpfs:
                                    f"a CID for {name!r} (an error it sends after the answer; its "
                                    "log has it)", api=self.api)
         try:
-            got = str(unixfs.parse_cid(str(root["Hash"])))
+            return str(unixfs.parse_cid(str(root["Hash"])))
         except Exception as e:  # whatever a bad CID string raises in multiformats
             raise IpfsAnswerInvalid(f"the Kubo daemon at {self.api} answered add with "
                                     f"{root['Hash']!r}, not a CID ({e})", api=self.api) from None
+
+    def _check(self, got: str, expected: str, is_dir: bool) -> str:
         if got != expected:
             what = "the directory" if is_dir else "the file"
             raise CidMismatch(f"the Kubo daemon at {self.api} stored {what} as {got}, but "
@@ -116,16 +146,42 @@ class KuboIpfs:
 
     def add(self, path, pin=True, *, follow_symlinks=False, open_file=None) -> str:
         """Add a file or a directory (recursively, hidden files and empty directories included,
-        as the local CID is computed); the CID is computed here first, reading through
-        `open_file` when given, so bad input never reaches the daemon."""
-        expected = self.cid_of(path, follow_symlinks=follow_symlinks, open_file=open_file)
+        as the local CID is computed), reading through `open_file` when given; pinned only once
+        the daemon's CID equals the local one.
+
+        The local CID is computed on a second thread while the daemon receives the bytes, so its
+        hashing and the daemon's run on two cores (the file is read twice, from the page cache
+        the second time). Bad input found by either side stops the other, and its error is the
+        one raised; what the daemon received by then is unpinned, for its gc.
+        """
         path = Path(path)
-        parts = file_parts(path, open_regular, follow_symlinks)
-        return self._add(parts, path.name, expected, pin, path.is_dir())
+        stop = threading.Event()
+        local_open = _stoppable(open_file or open_regular, stop)
+        with ThreadPoolExecutor(1) as pool:
+            local = pool.submit(self._local_cid, path, follow_symlinks, local_open, stop)
+            try:
+                got = self._upload(file_parts(path, _stoppable(open_regular, stop), follow_symlinks),
+                                   path.name, pin=False)
+            except BaseException as e:
+                stop.set()
+                local_error = local.exception()
+                raise (local_error if not isinstance(local_error, (_Stopped, type(None))) else e) from None
+            expected = local.result()
+        self._check(got, expected, path.is_dir())
+        if pin:
+            self.pin(got)
+        return got
+
+    def _local_cid(self, path, follow_symlinks, open_file, stop) -> str:
+        try:
+            return self.cid_of(path, follow_symlinks=follow_symlinks, open_file=open_file)
+        except BaseException:
+            stop.set()  # the upload ends at its next read
+            raise
 
     def add_bytes(self, data: bytes, pin=True) -> str:
         expected = str(unixfs.root_of(io.BytesIO(data), self.profile))
-        return self._add([Part("data", io.BytesIO(data))], "data", expected, pin, False)
+        return self._check(self._upload([Part("data", io.BytesIO(data))], "data", pin), expected, False)
 
     def describe(self) -> str:
         """The daemon in words, from its own `id`: 'kubo/0.42.0/ (peer 12D3…) at API'."""

@@ -199,3 +199,11 @@ def test_an_answer_that_is_not_kubos_is_named_as_such(tmp_path):
                 client(tmp_path, url).pins()
         finally:
             server.shutdown()
+
+
+def test_a_file_whose_cid_differs_is_left_unpinned_on_the_daemon(tmp_path):
+    (tmp_path / "w.bin").write_bytes(pattern_bytes(3 * MiB, seed=6))
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="wrong-cid") as kubo:
+        with pytest.raises(CidMismatch, match="stored the file as"):
+            client(tmp_path, kubo.url).add(tmp_path / "w.bin")
+        assert kubo.store.pins() == []

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from modelreg.cli.main import cli
 from modelreg.devnet import manager
-from modelreg.errors import CidMismatch, IpfsApiFileMissing, IpfsDropped, IpfsRefused
+from modelreg.errors import CidMismatch, IpfsApiFileMissing, IpfsDropped, IpfsRefused, SymlinkRefused
 from modelreg.ipfs import dagpb, directory, kubo, unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
 from modelreg.ipfs.kubo import KuboIpfs
@@ -330,3 +330,13 @@ def test_train_commit_verify_audit_and_replay_through_a_stock_daemon_and_from_an
         assert "REPRODUCED" in replayed, replayed
     finally:
         manager.down(owner.home)
+
+
+def test_a_symbolic_link_refused_here_stops_the_upload_and_pins_nothing(stock, tmp_path):
+    hugging_face_model(tmp_path / "m")
+    (tmp_path / "m" / "unique.txt").write_text(str(tmp_path))
+    (tmp_path / "m" / "link").symlink_to(tmp_path / "m" / "config.json")
+    pins = sorted(stock.ipfs("pin", "ls", "-q").split())
+    with pytest.raises(SymlinkRefused):
+        KuboIpfs(stock.repo, tmp_path / "home", unixfs.V1_2025).add(tmp_path / "m")
+    assert sorted(stock.ipfs("pin", "ls", "-q").split()) == pins
