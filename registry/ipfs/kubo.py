@@ -184,7 +184,7 @@ class KuboIpfs:
         return self._check(self._upload([Part("data", io.BytesIO(data))], "data", pin), expected, False)
 
     def describe(self) -> str:
-        """The daemon in words, from its own `id`: 'kubo/0.42.0/ (peer 12D3…) at API'."""
+        """The daemon in words, from its own `id`: 'kubo/0.42.0 (peer 12D3…) at API'."""
         try:
             (me,) = self.rpc.call("id")
             return f"{str(me.get('AgentVersion'))[:60]} (peer {str(me.get('ID'))[:80]}) at {self.api}"

@@ -328,6 +328,12 @@ def test_train_commit_verify_audit_and_replay_through_a_stock_daemon_and_from_an
         assert "manifest: manifest verified" in shown, shown
         replayed = auditor("audit", "replay", "gpt-kubo", *flags).output
         assert "REPRODUCED" in replayed, replayed
+        auditor("audit", "report", "gpt-kubo", "--format", "json", "-o", tmp_path / "report.json", *flags)
+        report = json.loads((tmp_path / "report.json").read_text())
+        (version,) = report["versions"]
+        assert (version["verification"], version["checkpoint_cid"]) == ("manifest verified", last["checkpoint_cid"])
+        assert report["ipfs_node"].startswith("kubo/0.42.0 (peer 12D3") and report["ipfs_node"].endswith(f"at {api}")
+        assert report["links"]["gateway"] is None
     finally:
         manager.down(owner.home)
 

@@ -130,10 +130,10 @@ def test_each_version_shows_its_checkpoint_cid_beside_its_manifest_cid_and_the_n
     report, unlinked, _ = made
     cids = [v["checkpoint_cid"] for v in report["versions"]]
     assert all(c and c.startswith("bafk") for c in cids) and len(set(cids)) == 2
-    node = "kubo/0.42.0/ (peer 12D3KooW) at /tmp/ipfs"
+    node = "kubo/0.42.0 (peer 12D3KooW) at /tmp/ipfs"
     md = render({**report, "ipfs_node": node}, "md")
     assert f"[{cids[0]}](<https://gw.example/ipfs/{cids[0]}>)" in md
-    assert "Manifests were fetched and checked through kubo/0\\.42\\.0/ \\(peer 12D3KooW\\) at /tmp/ipfs\\." in md
+    assert "Manifests were fetched and checked through kubo/0\\.42\\.0 \\(peer 12D3KooW\\) at /tmp/ipfs\\." in md
     page = render({**unlinked, "ipfs_node": node}, "html")
     assert cids[0] in page and f"/ipfs/{cids[0]}" not in page  # no gateway configured: printed, not linked
-    assert "checked through kubo/0.42.0/ (peer 12D3KooW) at /tmp/ipfs." in page
+    assert "checked through kubo/0.42.0 (peer 12D3KooW) at /tmp/ipfs." in page
