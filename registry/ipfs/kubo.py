@@ -41,12 +41,14 @@ def add_options(p: unixfs.Profile) -> dict:
             "empty-dirs": True}
 
 
-def _threshold_bytes(value: str) -> int:
-    units = {"KiB": 1 << 10, "MiB": 1 << 20, "KB": 1000, "MB": 1000**2, "B": 1}
+def _threshold_bytes(value: str) -> int | None:
+    """Kubo's byte sizes ("256KiB", "1MB", "262144") in bytes; None for anything else."""
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "KB": 1000, "MB": 1000**2, "B": 1, "": 1}
     for unit, factor in units.items():
-        if value.endswith(unit) and value[: -len(unit)].strip().isdigit():
-            return int(value[: -len(unit)]) * factor
-    return int(value)
+        number = value[: len(value) - len(unit)].strip()
+        if value.endswith(unit) and number.isdigit():
+            return int(number) * factor
+    return None
 
 
 class _Stopped(Exception):
