@@ -10,7 +10,8 @@ arguments, one streaming multipart upload, and newline-delimited JSON or raw byt
 
 Every call has one overall deadline (the `timeout` setting): connecting, sending and every
 read take what is left of it, so a server that drips a byte a second still ends the call on
-time. Failures are told apart, each its own error class: nothing listening (IpfsRefused), the
+time. Bytes that do move extend it by a second per 8 MiB (_MOVING), so a many-GiB shard going
+to or coming from a working daemon is not cut off by a deadline sized for small calls. Failures are told apart, each its own error class: nothing listening (IpfsRefused), the
 connection closed in the middle (IpfsDropped), the deadline passed (IpfsTimeout), an answer
 that is not Kubo's (IpfsAnswerInvalid), and Kubo refusing the request (IpfsCallRejected).
 """
@@ -39,6 +40,7 @@ _SEND_CHUNK = 1 << 20
 _READ_CHUNK = 1 << 16
 _BOUNDARY = "modelreg-kubo-multipart-boundary-7d1f0c"
 _MAX_JSON_LINE = 1 << 20  # one NDJSON answer line; Kubo's are a few hundred bytes
+_MOVING = 8 << 20  # bytes per second of deadline added as they are sent or received
 
 
 def api_url(api: str) -> str:
@@ -180,6 +182,7 @@ class KuboRpc:
                     conn.putheader(k, v)
                 conn.endheaders()
                 for piece in _multipart(parts, answer.left):
+                    answer.deadline += len(piece) / _MOVING
                     conn.sock.settimeout(answer.left())
                     conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
                 conn.send(b"0\r\n\r\n")
@@ -248,7 +251,9 @@ class _Answer:
     def _read(self, n: int) -> bytes:
         try:
             self.sock.settimeout(self.left())
-            return self.response.read1(n)
+            chunk = self.response.read1(n)
+            self.deadline += len(chunk) / _MOVING
+            return chunk
         except BaseException as e:
             raise self.translated(e) from None
 

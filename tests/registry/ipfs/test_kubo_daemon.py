@@ -346,3 +346,12 @@ def test_a_symbolic_link_refused_here_stops_the_upload_and_pins_nothing(stock, t
     with pytest.raises(SymlinkRefused):
         KuboIpfs(stock.repo, tmp_path / "home", unixfs.V1_2025).add(tmp_path / "m")
     assert sorted(stock.ipfs("pin", "ls", "-q").split()) == pins
+
+
+def test_a_transfer_that_keeps_moving_outlasts_a_deadline_sized_for_small_calls(stock, tmp_path):
+    # 48 MiB under a 1 s deadline: each 8 MiB moved adds a second, so a working daemon finishes.
+    data = pattern_bytes(48 * MiB, seed=10)
+    (tmp_path / "shard.bin").write_bytes(data)
+    client = KuboIpfs(stock.repo, tmp_path / "home", unixfs.V1_2025, timeout=1)
+    cid = client.add(tmp_path / "shard.bin")
+    assert client.cat(cid) == data
