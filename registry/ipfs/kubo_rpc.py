@@ -184,7 +184,8 @@ class KuboRpc:
                 for piece in _multipart(parts, answer.left):
                     answer.deadline += len(piece) / _MOVING
                     conn.sock.settimeout(answer.left())
-                    conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    for buffer in (b"%x\r\n" % len(piece), piece, b"\r\n"):  # no copy of the MiB
+                        conn.sock.sendall(buffer)
                 conn.send(b"0\r\n\r\n")
             answer.sock = conn.sock  # getresponse() drops conn.sock when the server will close
             answer.sock.settimeout(answer.left())
