@@ -8,8 +8,9 @@ from rich.table import Table
 
 from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
+from modelreg.ipfs.store import describe_node
 from modelreg.service import audit as audit_lib
-from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render, visible
+from modelreg.service.report import EXPLORERS, render, visible
 
 
 def _replays(home, client) -> dict:
@@ -159,8 +160,9 @@ def _template(value: str | None, placeholder: str, option: str) -> str | None:
               help="Markdown, JSON for programs, or a self-contained HTML page with the graphs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of standard output.")
-@click.option("--gateway-url", envvar="MODELREG_GATEWAY_URL", default=DEFAULT_GATEWAY, show_default=True,
-              help="Where CID links point: a URL template with {cid} [env MODELREG_GATEWAY_URL].")
+@click.option("--gateway-url", envvar="MODELREG_GATEWAY_URL",
+              help="Where CID links point: a URL template with {cid}, e.g. https://ipfs.io/ipfs/{cid} [env "
+                   "MODELREG_GATEWAY_URL; default: none, CIDs are printed and not linked].")
 @click.option("--explorer-url", envvar="MODELREG_EXPLORER_URL",
               help="Where transaction and address links point: a URL template with {path} (tx/HASH, "
                    "address/ADDR), e.g. https://sepolia.etherscan.io/{path} [env MODELREG_EXPLORER_URL; "
@@ -180,6 +182,7 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
     report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"], chain, registry.ipfs.cat,
                                     block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
                                     links=links, replays=_replays(registry.home, registry.client))
+    report["ipfs_node"] = describe_node(registry.ipfs, registry.home)
     text = render(report, fmt)
     if output is None:
         return click.echo(text)

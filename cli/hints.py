@@ -21,6 +21,18 @@ HINTS: dict[type, str] = {
     errors.SymlinkRefused: "pass --follow-symlinks to follow links",
     # hostile registries (issue 20)
     errors.CapExceeded: "if you trust the source, set ${env} higher and run it again",
+
+
+    # a Kubo daemon's RPC API (issue 23)
+    errors.IpfsRefused: ("start the daemon (`ipfs daemon`), or fix --ipfs-api ($MODELREG_IPFS_API); naming its "
+                         "IPFS_PATH directory (--ipfs-api ~/.ipfs) finds it on whatever port it listens"),
+    errors.IpfsApiFileMissing: "start the daemon with `IPFS_PATH={repo} ipfs daemon`, or fix --ipfs-api",
+    errors.IpfsDropped: ("check that the daemon at {api} still runs (its log says why it stopped), restart it "
+                         "and run the command again: what was stored is kept, nothing is added twice"),
+    errors.IpfsTimeout: "the daemon may be busy: run it again, or allow more with --timeout (now {timeout} s)",
+    errors.IpfsAnswerInvalid: ("point --ipfs-api at Kubo's RPC API (port 5001 by default; the gateway on 8080 "
+                               "is not it)"),
+    errors.IpfsCallRejected: "the daemon's message says why; fix that and run the command again",
 }
 
 

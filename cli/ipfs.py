@@ -12,7 +12,7 @@ from modelreg.cli.options import (
     json_option,
     print_json,
 )
-from modelreg.ipfs.store import Ipfs, open_ipfs
+from modelreg.ipfs.store import Ipfs, clear_cache, open_ipfs
 from modelreg.ipfs.unixfs import DEFAULT_PROFILE, PROFILES
 from modelreg.service.config import load_config
 
@@ -25,19 +25,53 @@ profile_option = click.option(
 def _ipfs(profile: str | None = None) -> Ipfs:
     """The store the configuration names (file, environment, then these flags)."""
     ctx = click.get_current_context()
-    flags = {("ipfs", "api"): ctx.meta.get("ipfs_api"), ("ipfs", "profile"): profile}
-    config = load_config(home_of(ctx), flags=flags).ipfs
-    return open_ipfs(home_of(ctx), api=config.api or None, profile=config.profile)
+    flags = {("ipfs", "api"): ctx.meta.get("ipfs_api"), ("ipfs", "profile"): profile,
+             ("ipfs", "cache_mib"): ctx.meta.get("ipfs_cache_mib"),
+             ("network", "timeout"): ctx.meta.get("timeout")}
+    config = load_config(home_of(ctx), flags=flags)
+    return open_ipfs(home_of(ctx), api=config.ipfs.api or None, profile=config.ipfs.profile,
+                     timeout=config.network.timeout, cache_bytes=config.ipfs.cache_mib << 20)
 
 
-@click.group()
-@click.option("--ipfs-api", envvar="MODELREG_IPFS_API", metavar="URL",
-              help="Kubo RPC API (http://127.0.0.1:5001 or a multiaddr) "
-                   "[env MODELREG_IPFS_API; default: the embedded store in the data directory].")
+_API_HELP = ("Kubo RPC API: a URL, a multiaddr, or the daemon's repo directory (IPFS_PATH, whose api file "
+             "is read on each call) [env MODELREG_IPFS_API; default: the embedded store in the data directory].")
+_TIMEOUT_HELP = "Deadline for each call to the daemon, in seconds [env MODELREG_TIMEOUT; default 120]."
+_CACHE_HELP = "Keep content fetched from Kubo, unpinned, up to this size [env MODELREG_IPFS_CACHE_MIB; default 1024]."
+
+
+def _remember(name):
+    def callback(ctx, param, value):
+        if value is not None:  # given after the subcommand: it wins over the group's
+            ctx.meta[name] = value
+        return value
+
+    return callback
+
+
+def _settings(command):
+    """The group's settings, accepted after the subcommand too (`modelreg ipfs add --ipfs-api ...`)."""
+    for flag, name, kind, text in (("--ipfs-api", "ipfs_api", None, _API_HELP),
+                                   ("--timeout", "timeout", click.IntRange(1), _TIMEOUT_HELP),
+                                   ("--ipfs-cache-mib", "ipfs_cache_mib", click.IntRange(0), _CACHE_HELP)):
+        command = click.option(flag, name, type=kind, expose_value=False, callback=_remember(name),
+                               help=text)(command)
+    return command
+
+
+class _Group(click.Group):
+    def command(self, *args, **kwargs):
+        decorator = super().command(*args, **kwargs)
+        return lambda f: decorator(_settings(f))
+
+
+@click.group(cls=_Group)
+@click.option("--ipfs-api", metavar="URL|IPFS_PATH", help=_API_HELP)
+@click.option("--timeout", type=click.IntRange(1), help=_TIMEOUT_HELP)
+@click.option("--ipfs-cache-mib", type=click.IntRange(0), help=_CACHE_HELP)
 @click.pass_context
-def ipfs(ctx, ipfs_api):
+def ipfs(ctx, ipfs_api, timeout, ipfs_cache_mib):
     """Store files as UnixFS DAGs with the CIDs Kubo gives them."""
-    ctx.meta["ipfs_api"] = ipfs_api
+    ctx.meta.update(ipfs_api=ipfs_api, timeout=timeout, ipfs_cache_mib=ipfs_cache_mib)
 
 
 @ipfs.command()
@@ -187,3 +221,15 @@ def import_car(file, as_json):
     else:
         for root in roots:
             click.echo(f"imported and pinned {root}")
+
+
+@ipfs.command(name="clear-cache")
+@json_option
+def clear_cache_(as_json):
+    """Drop content kept only because it was fetched to verify or read (Kubo: the local cache in
+    the data directory, not the daemon's store; embedded: unpinned blocks)."""
+    removed = clear_cache(_ipfs())
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} cached blocks")

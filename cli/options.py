@@ -60,8 +60,15 @@ _FLAGS = {
     "registry": click.option("--registry", metavar="ADDRESS",
                              help="ModelRegistry contract to use [env MODELREG_REGISTRY; default: the one recorded "
                                   "in the data directory for the chain]. Reading needs only this and --rpc-url."),
-    "ipfs_api": click.option("--ipfs-api", help="Kubo RPC API, e.g. /ip4/127.0.0.1/tcp/5001 [env MODELREG_IPFS_API; "
-                                                "default: the embedded blockstore]."),
+    "ipfs_api": click.option("--ipfs-api", metavar="URL|IPFS_PATH",
+                             help="Kubo RPC API: a URL, a multiaddr, or the daemon's repo directory (IPFS_PATH, "
+                                  "whose api file is read on each call) [env MODELREG_IPFS_API; default: the "
+                                  "embedded blockstore]."),
+    "ipfs_cache_mib": click.option("--ipfs-cache-mib", type=click.IntRange(0), metavar="MIB",
+                                   help="Keep content fetched from Kubo to verify or read, unpinned, up to this "
+                                        "size [env MODELREG_IPFS_CACHE_MIB; default 1024]."),
+    "timeout": click.option("--timeout", type=click.IntRange(1), metavar="SECONDS",
+                            help="Deadline for each network operation [env MODELREG_TIMEOUT; default 120]."),
     "profile": click.option("--profile", type=click.Choice(PROFILES),
                             help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
     "signer": click.option("--signer", type=click.Choice(SIGNER_KINDS),
@@ -107,8 +114,10 @@ def open_ipfs_store(ctx: click.Context | None = None):
     from modelreg.ipfs.store import open_ipfs
 
     ctx = ctx or click.get_current_context()
-    ipfs = config_of(ctx).ipfs
-    return open_ipfs(home_of(ctx), api=ipfs.api or None, profile=ipfs.profile)
+    config = config_of(ctx)
+    ipfs = config.ipfs
+    return open_ipfs(home_of(ctx), api=ipfs.api or None, profile=ipfs.profile,
+                     timeout=config.network.timeout, cache_bytes=ipfs.cache_mib << 20)
 
 
 def open_registry(ctx: click.Context | None = None, *, write: bool = False):

@@ -1,10 +1,14 @@
 """`modelreg verify`: is this model (a file, a directory, or an IPFS CID) exactly a registered version?"""
 
+from pathlib import Path
+
 import click
 
 from modelreg.cli.options import (
     VERSION,
+    config_of,
     follow_symlinks_option,
+    home_of,
     json_option,
     open_registry,
     print_json,
@@ -47,8 +51,17 @@ def verify(target, model, version, tensors, files, follow_symlinks, as_json):
         print_json(verdict.to_dict())
     else:
         _print(model, verdict)
+        _print_cache_note(target)
     if not verdict.ok:
         raise SystemExit(1)
+
+
+def _print_cache_note(target: str) -> None:
+    """Where a CID fetched from a Kubo daemon went, and how to get the space back."""
+    ipfs = config_of().ipfs
+    if ipfs.api and not Path(target).exists():
+        click.echo(f"  fetched from {ipfs.api} into a cache in {home_of()}/ipfs (not pinned, trimmed past "
+                   f"{ipfs.cache_mib} MiB, --ipfs-cache-mib); `modelreg ipfs clear-cache` empties it")
 
 
 def _print(model: str, v) -> None:

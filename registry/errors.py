@@ -208,3 +208,28 @@ class DiskFull(ModelregError):
 class DirectoryInvalid(ManifestInvalid):
     """A UnixFS directory cannot be written out: a name no file system holds (a NUL, too long), two
     entries of one name, nesting too deep."""
+
+
+# --- a Kubo daemon's RPC API: each way a call can fail (issue 23) -------------------------
+class IpfsRefused(IpfsUnavailable):
+    """Nothing listens at the IPFS API address: the connection was refused or cannot be made."""
+
+
+class IpfsApiFileMissing(IpfsUnavailable):
+    """`--ipfs-api` names a Kubo repo (IPFS_PATH) that has no `api` file: no daemon runs on it."""
+
+
+class IpfsDropped(IpfsUnavailable):
+    """The IPFS daemon closed the connection in the middle of a call (it stopped or was killed)."""
+
+
+class IpfsTimeout(IpfsUnavailable):
+    """An IPFS call did not finish within its deadline (the `timeout` setting)."""
+
+
+class IpfsAnswerInvalid(IpfsUnavailable):
+    """The IPFS API address answered, but not as Kubo's RPC API does."""
+
+
+class IpfsCallRejected(IpfsUnavailable):
+    """The Kubo daemon answered the call with an error of its own (its message is kept)."""

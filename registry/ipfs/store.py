@@ -35,11 +35,29 @@ class Ipfs(Protocol):
 
 
 def open_ipfs(home: str | os.PathLike, api: str | None = None,
-              profile: str = unixfs.DEFAULT_PROFILE) -> Ipfs:
-    """The embedded store under `home`, or the Kubo daemon at `api` when one is given."""
+              profile: str = unixfs.DEFAULT_PROFILE, *, timeout: float = 120,
+              cache_bytes: int | None = None) -> Ipfs:
+    """The embedded store under `home`, or the Kubo daemon at `api` (a URL, a multiaddr or its
+    IPFS_PATH directory) when one is given: each call to it within `timeout` seconds, content
+    fetched from it cached unpinned under `home` up to `cache_bytes`."""
     chosen = unixfs.profile_named(profile)
     if api:
-        from modelreg.ipfs.kubo import KuboIpfs  # ipfshttpclient is only imported when used
+        from modelreg.ipfs.kubo import DEFAULT_CACHE_BYTES, KuboIpfs
 
-        return KuboIpfs(api, home, chosen)
+        cache = DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
+        return KuboIpfs(api, home, chosen, timeout=timeout, cache_bytes=cache)
     return EmbeddedIpfs(home, chosen)
+
+
+def clear_cache(ipfs: Ipfs) -> int:
+    """Drop content kept only because it was fetched: a Kubo client's local cache, or the
+    embedded store's unpinned blocks. Returns how many blocks went."""
+    clear = getattr(ipfs, "clear_cache", None)
+    return clear() if clear else ipfs.gc()
+
+
+def describe_node(ipfs: Ipfs, home: str | os.PathLike) -> str:
+    """The IPFS node a reader's checks went through, in words: Kubo with its version and peer ID
+    and where it was reached, or the embedded store."""
+    describe = getattr(ipfs, "describe", None)
+    return describe() if describe else f"the embedded IPFS store in {os.fspath(home)}/ipfs"

@@ -391,7 +391,7 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
     versions = []
     for v in history(events, model_id):
         status, manifest = check_manifest(v, fetch)
-        versions.append({**v, "verification": status,
+        versions.append({**v, "verification": status, "checkpoint_cid": _weights_cid(status, manifest),
                          "replay": replay_summary((replays or {}).get((model_id, v["version"]))),
                          "step": (manifest or {}).get("step"),
                          "metrics": (manifest or {}).get("metrics") or {}})
@@ -411,6 +411,14 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
               "datasets": ds, "roles": roles(events, model_id), "lineage": graph}
     report["times"] = _times(report, block_time) if block_time else {}
     return report
+
+
+def _weights_cid(status: str, manifest: dict | None) -> str | None:
+    """The checkpoint's (or model directory's) CID, from a manifest shown to be the version's."""
+    if status != "manifest verified":
+        return None
+    cid = ((manifest or {}).get("artifacts") or {}).get("weights", {}).get("cid")
+    return cid if isinstance(cid, str) else None
 
 
 def replay_summary(verdict: dict | None) -> str:

@@ -50,6 +50,8 @@ SETTINGS = (
     Setting("key_env", "signer", "key_env", "MODELREG_KEY_ENV"),
     Setting("ipfs_api", "ipfs", "api", "MODELREG_IPFS_API"),
     Setting("profile", "ipfs", "profile", "MODELREG_IPFS_PROFILE"),
+    Setting("ipfs_cache_mib", "ipfs", "cache_mib", "MODELREG_IPFS_CACHE_MIB"),
+    Setting("timeout", "network", "timeout", "MODELREG_TIMEOUT"),
 )
 
 
@@ -82,6 +84,16 @@ class SignerConfig:
 class IpfsConfig:
     api: str = ""  # empty: the embedded blockstore under the data directory
     profile: str = "unixfs-v1-2025"
+    # Content fetched from a Kubo daemon to verify or read is cached unpinned in the data directory;
+    # past this size its unpinned blocks are dropped. 1 GiB holds a small model's shards.
+    cache_mib: int = 1024
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    # An overall deadline per network operation (one RPC call, one upload, one fetch), in seconds:
+    # long enough for a multi-GiB shard through a local daemon, short enough that a hung one ends.
+    timeout: int = 120
 
 
 @dataclass(frozen=True)
@@ -89,13 +101,14 @@ class Config:
     chain: ChainConfig = field(default_factory=ChainConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
     ipfs: IpfsConfig = field(default_factory=IpfsConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def with_overrides(self, overrides: dict[tuple[str, str], object]) -> "Config":
         """A copy with (section, key) -> value applied; values of None are ignored."""
-        sections = {name: getattr(self, name) for name in ("chain", "signer", "ipfs")}
+        sections = {name: getattr(self, name) for name in ("chain", "signer", "ipfs", "network")}
         for (section, key), value in overrides.items():
             if value is None:
                 continue
@@ -171,14 +184,14 @@ def save_config(home: Path, config: Config) -> Path:
 
 
 def _flatten(raw: dict, path: Path) -> dict[tuple[str, str], object]:
-    known = {"chain": ChainConfig, "signer": SignerConfig, "ipfs": IpfsConfig}
+    known = {"chain": ChainConfig, "signer": SignerConfig, "ipfs": IpfsConfig, "network": NetworkConfig}
     flat = {}
     for section, values in raw.items():
         if not isinstance(values, dict):
             raise ConfigInvalid(f"{path}: '{section}' is outside a section; put it under [chain], "
-                                "[signer] or [ipfs]")
+                                "[signer], [ipfs] or [network]")
         if section not in known:
-            raise ConfigInvalid(f"{path}: unknown section [{section}] (known: chain, signer, ipfs)")
+            raise ConfigInvalid(f"{path}: unknown section [{section}] (known: chain, signer, ipfs, network)")
         fields = known[section].__dataclass_fields__
         for key, value in values.items():
             if key not in fields:
@@ -206,6 +219,10 @@ def _validated(config: Config) -> Config:
         raise ConfigInvalid(f"signer.kind must be one of {', '.join(SIGNER_KINDS)}, got {config.signer.kind!r}")
     if config.ipfs.profile not in PROFILES:
         raise ConfigInvalid(f"ipfs.profile must be one of {', '.join(PROFILES)}, got {config.ipfs.profile!r}")
+    if config.network.timeout < 1:
+        raise ConfigInvalid(f"network.timeout must be at least 1 second, got {config.network.timeout}")
+    if config.ipfs.cache_mib < 0:
+        raise ConfigInvalid(f"ipfs.cache_mib must be 0 or more, got {config.ipfs.cache_mib}")
     registry = config.chain.registry
     if registry and not _ADDRESS.fullmatch(registry):
         raise ConfigInvalid(f"chain.registry must be a contract address (0x and 40 hex digits), got {registry!r}")

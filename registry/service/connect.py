@@ -58,7 +58,9 @@ class Registry:
     def ipfs(self):
         from modelreg.ipfs.store import open_ipfs
 
-        return open_ipfs(self.home, api=self.config.ipfs.api or None, profile=self.config.ipfs.profile)
+        ipfs = self.config.ipfs
+        return open_ipfs(self.home, api=ipfs.api or None, profile=ipfs.profile,
+                         timeout=self.config.network.timeout, cache_bytes=ipfs.cache_mib << 20)
 
     def _index(self) -> EventIndex:
         deployment = None if "client" in self.__dict__ else self._recorded()

@@ -19,7 +19,6 @@ EXPLORERS = {
     17000: "https://holesky.etherscan.io/{path}",
     560048: "https://hoodi.etherscan.io/{path}",
 }
-DEFAULT_GATEWAY = "https://ipfs.io/ipfs/{cid}"  # a CID names the same bytes on any gateway
 
 MANIFEST_CHECK = ("manifest check: the version's manifest was fetched by its CID and its Merkle root "
                   "compared with the weights root on-chain; 'manifest verified' means they are equal.")
@@ -158,7 +157,8 @@ def _intro(report: dict) -> str:
     return (f"Read from chain {chain['chain_id']}, contract {chain['contract']} (deployed in block "
             f"{chain.get('deployment_block', '-')}), up to block {latest} ({_when(report, latest)}), "
             f"by {report.get('tool') or 'modelreg'}. Model {model['name']} (id {model['id']}) was registered in "
-            f"block {model['block']} ({_when(report, model['block'])}).")
+            f"block {model['block']} ({_when(report, model['block'])})."
+            + (f" Manifests were fetched and checked through {report['ipfs_node']}." if report.get("ipfs_node") else ""))
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -196,14 +196,15 @@ def render_markdown(report: dict) -> str:
         "```", *check_commands(report), "```", "",
         "## History", "",
         _md(MANIFEST_CHECK), "",
-        "| version | step | val loss | weights root | dataset root | parent | manifest CID | committer | "
-        "block | time | tx | manifest check | replay | revoked |",
-        "|" + " --- |" * 14,
+        "| version | step | val loss | weights root | dataset root | parent | manifest CID | checkpoint CID | "
+        "committer | block | time | tx | manifest check | replay | revoked |",
+        "|" + " --- |" * 15,
     ]
     for v in report["versions"]:
         cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _loss(v),
                  _md(v["weights_root"]), _md(v.get("dataset_root") or "-"), _md(_parent(v, names)),
                  _md_link(shown_cid(v.get("manifest_cid")), cid_url(report, v.get("manifest_cid"))),
+                 _md_link(shown_cid(v.get("checkpoint_cid")), cid_url(report, v.get("checkpoint_cid"))),
                  _md_link(v["committer"], explorer_url(report, "address", v["committer"])) + _md(_stranger(v)),
                  str(v["block"]),
                  _md(_when(report, v["block"])), _md_link(v["tx"], explorer_url(report, "tx", v["tx"])),
@@ -351,11 +352,13 @@ def render_html(report: dict) -> str:
     tx = lambda t: _a(t, explorer_url(report, "tx", t), "hash")  # noqa: E731
     cid = lambda c: _a(shown_cid(c), cid_url(report, c), "hash")  # noqa: E731
     history = _table(
-        ["version", "step", "val loss", "weights root", "dataset root", "parent", "manifest CID", "committer",
+        ["version", "step", "val loss", "weights root", "dataset root", "parent", "manifest CID", "checkpoint CID",
+         "committer",
          "block", "time", "tx", "manifest check", "replay", "revoked"],
         [[str(v["version"]), esc(str(v.get("step") if v.get("step") is not None else "-")), _loss(v),
           _a(v["weights_root"], None, "hash"), _a(v.get("dataset_root") or "-", None, "hash"),
-          esc(_parent(v, names)), cid(v.get("manifest_cid")), addr(v["committer"]) + esc(_stranger(v)),
+          esc(_parent(v, names)), cid(v.get("manifest_cid")), cid(v.get("checkpoint_cid")),
+          addr(v["committer"]) + esc(_stranger(v)),
           str(v["block"]), esc(_when(report, v["block"])), tx(v["tx"]), esc(v.get("verification", "-")),
           esc(v.get("replay", "-")),
           f'<span class="revoked">{esc(_revoked(v))}</span>' if v.get("revoked") else "no"]

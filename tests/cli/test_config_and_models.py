@@ -11,10 +11,11 @@ ALICE, BOB = (a.address for a in dev_accounts(2))
 
 def test_init_writes_the_flags_and_config_show_reads_them_back(modelreg):
     modelreg("init", "--rpc-url", "http://127.0.0.1:8545", "--ipfs-api", "/ip4/127.0.0.1/tcp/5001",
-             "--profile", "unixfs-v0-2015")
+             "--profile", "unixfs-v0-2015", "--ipfs-cache-mib", "64", "--timeout", "30")
     shown = json.loads(modelreg("config", "show", "--json").output)
     assert shown["chain"]["rpc_url"] == "http://127.0.0.1:8545"
-    assert shown["ipfs"] == {"api": "/ip4/127.0.0.1/tcp/5001", "profile": "unixfs-v0-2015"}
+    assert shown["ipfs"] == {"api": "/ip4/127.0.0.1/tcp/5001", "profile": "unixfs-v0-2015", "cache_mib": 64}
+    assert shown["network"] == {"timeout": 30}
 
 
 def test_config_show_says_what_an_unset_chain_id_and_registry_mean(modelreg):

@@ -120,7 +120,8 @@ def test_an_unreachable_ipfs_daemon_is_found_before_training(demo, untouched, sm
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     fails(demo, "train-and-register", "--data", small_data, "--model", "no-ipfs", "--ipfs-api",
-          f"http://127.0.0.1:{port}", *FAST_RUN, match=r"cannot reach the Kubo daemon")
+          f"http://127.0.0.1:{port}", *FAST_RUN, match=rf"nothing listens at http://127.0.0.1:{port}, the IPFS "
+                                                     r"API \(pin/ls\): connection refused; start the daemon")
     assert not (demo.home / "runs" / "no-ipfs").exists()
 
 

@@ -3,11 +3,13 @@
 It serves the handful of Kubo RPC endpoints registry.kubo uses, with Kubo's response shapes
 (newline-delimited JSON, errors as HTTP 500 {"Message", "Code", "Type": "error"}), backed by
 the embedded blockstore and our own UnixFS builder. Like a Kubo daemon with default Import
-settings, it takes the chunker, raw-leaves and cid-version from each add request and its
-file max-links (174) from its own configuration.
+settings, it takes the chunker, raw-leaves, cid-version and max-file-links from each add
+request (Kubo 0.42 does).
 
 Modes, to test the client's errors: "kubo" (behaves), "wrong-cid" (add answers another CID),
+"ignores-max-links" (an older Kubo: max-file-links from its own configuration, 174),
 "garbage" (every answer is an HTML page), "corrupt-export" (dag/export flips a block byte),
+"slow-drip" (a daemon under load: 200, then one byte of JSON whitespace every 0.2 s, without end),
 "endless-export" (dag/export streams bytes without end, as fast as they are read), "slow-export"
 (dag/export sends a few bytes every tenth of a second, without end). Hostile DAGs (lying sizes,
 duplicate names, deep nesting) are served by putting their blocks in `store` first.
@@ -69,7 +71,8 @@ class KuboRpcTestDouble:
             unixfs.V0_2015, name="kubo-request", chunk_size=int(chunker.removeprefix("size-")),
             raw_leaves=_bool(params, "raw-leaves", False),
             cid_version=int(params.get("cid-version", ["0"])[0]),
-            max_links=self.file_max_links)
+            max_links=self.file_max_links if self.mode == "ignores-max-links"
+            else int(params.get("max-file-links", [self.file_max_links])[0]))
         ipfs = EmbeddedIpfs(self.store.store.root.parent, profile)
         cid = ipfs.add_bytes(data, pin=_bool(params, "pin", True))
         if self.mode == "wrong-cid":
@@ -136,6 +139,8 @@ class KuboRpcTestDouble:
                 params = parse_qs(url.query)
                 double.requests.append((endpoint, params))
                 body = self._body()
+                if double.mode == "slow-drip":
+                    return self._drip()
                 if double.mode == "garbage":
                     status, ctype, out = 200, "text/html", b"<html>not kubo</html>"
                 elif not hasattr(double, endpoint) or endpoint.startswith("_"):
@@ -158,6 +163,18 @@ class KuboRpcTestDouble:
                     for chunk in out:
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up: what it should do
+                    pass
+
+            def _drip(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    for _ in range(300):  # a minute at most, should a client never give up
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:  # the client gave up: what the test waits for
                     pass
 
             def _body(self) -> bytes:

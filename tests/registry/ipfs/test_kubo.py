@@ -2,13 +2,26 @@
 
 import dataclasses
 import socket
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner
 
-from modelreg.errors import CarInvalid, CidMismatch, InputInvalid, IpfsUnavailable
+from modelreg.cli.main import cli
+from modelreg.errors import (
+    CarInvalid,
+    CidMismatch,
+    InputInvalid,
+    IpfsAnswerInvalid,
+    IpfsRefused,
+    IpfsTimeout,
+    IpfsUnavailable,
+)
 from modelreg.ipfs import unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
-from modelreg.ipfs.kubo import KuboIpfs, api_multiaddr
+from modelreg.ipfs.kubo import KuboIpfs, api_url
 from modelreg.ipfs.store import open_ipfs
 from tests.registry.ipfs.kubo_test_double import KuboRpcTestDouble
 from tests.registry.ipfs.unixfs_patterns import pattern_bytes
@@ -37,9 +50,11 @@ def test_add_sends_the_profiles_parameters_and_the_cid_matches_the_local_one(
     (endpoint, params), = [r for r in kubo.requests if r[0] == "add"]
     p = unixfs.profile_named(profile)
     assert params["chunker"] == [f"size-{p.chunk_size}"]
-    assert params["raw-leaves"] == [str(p.raw_leaves)]
+    assert params["raw-leaves"] == [str(p.raw_leaves).lower()]
     assert params["cid-version"] == [str(p.cid_version)]
-    assert params["hash"] == ["sha2-256"] and params["trickle"] == ["False"]
+    assert params["hash"] == ["sha2-256"] and params["trickle"] == ["false"]
+    assert params["max-file-links"] == [str(p.max_links)]
+    assert params["max-hamt-fanout"] == [str(p.hamt_fanout)]
     assert ipfs.pins() == [cid]
 
 
@@ -77,22 +92,25 @@ def test_a_daemon_returning_another_cid_is_an_error(tmp_path):
             ipfs.add_bytes(b"weights")
 
 
-def test_a_daemon_with_other_max_links_is_caught_by_the_cid_comparison(tmp_path, kubo):
-    # The double keeps Kubo's default of 174 links per node; a profile wanting 4 disagrees
-    # as soon as a file has more than 4 chunks.
+def test_a_daemon_ignoring_max_file_links_is_caught_by_the_cid_comparison(tmp_path):
+    # This double keeps 174 links per node whatever the request says; a profile wanting 4
+    # disagrees as soon as a file has more than 4 chunks.
     small = dataclasses.replace(unixfs.V1_2025, name="tiny", chunk_size=1024, max_links=4)
-    ipfs = KuboIpfs(kubo.url, tmp_path / "home", small)
-    assert ipfs.add_bytes(b"x" * 4096)  # 4 chunks: one level either way
-    with pytest.raises(CidMismatch, match="stored the file as"):
-        ipfs.add_bytes(pattern_bytes(5 * 1024, seed=1))
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="ignores-max-links") as kubo:
+        ipfs = KuboIpfs(kubo.url, tmp_path / "home", small)
+        assert ipfs.add_bytes(b"x" * 4096)  # 4 chunks: one level either way
+        with pytest.raises(CidMismatch, match="stored the file as .*ignored the per-request import "
+                                              "parameters.*ipfs config profile apply tiny"):
+            ipfs.add_bytes(pattern_bytes(5 * 1024, seed=1))
 
 
 def test_a_daemon_answering_garbage_is_named(tmp_path):
     with KuboRpcTestDouble(tmp_path / "daemon", mode="garbage") as kubo:
         ipfs = client(tmp_path, kubo.url)
-        with pytest.raises(IpfsUnavailable, match=f"{kubo.url} answered garbage to add"):
+        with pytest.raises(IpfsAnswerInvalid, match=f"{kubo.url} answered add with text/html, not the "
+                                                    "JSON Kubo's RPC sends"):
             ipfs.add_bytes(b"x")
-        with pytest.raises(IpfsUnavailable, match="answered garbage to pin/ls"):
+        with pytest.raises(IpfsAnswerInvalid, match="answered pin/ls with text/html"):
             ipfs.pins()
         with pytest.raises(IpfsUnavailable, match="sent a bad DAG"):
             ipfs.cat("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
@@ -115,8 +133,8 @@ def test_a_daemon_that_is_down_is_named_with_its_url(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ipfs = client(tmp_path, f"http://127.0.0.1:{port}")
-    with pytest.raises(IpfsUnavailable, match=f"cannot reach the Kubo daemon at "
-                                              f"http://127.0.0.1:{port} \\(add\\)"):
+    with pytest.raises(IpfsRefused, match=f"nothing listens at http://127.0.0.1:{port}, the IPFS "
+                                          "API.*\\(add\\): connection refused"):
         ipfs.add_bytes(b"x")
 
 
@@ -127,12 +145,16 @@ def test_only_hash_needs_no_daemon(tmp_path):
 
 
 def test_api_accepts_urls_and_multiaddrs_and_names_a_bad_one():
-    assert api_multiaddr("http://127.0.0.1:5001") == "/ip4/127.0.0.1/tcp/5001/http"
-    assert api_multiaddr("https://ipfs.example:443") == "/dns/ipfs.example/tcp/443/https"
-    assert api_multiaddr("/ip4/10.0.0.1/tcp/5001") == "/ip4/10.0.0.1/tcp/5001"
-    for bad in ("ftp://x", "not a url", "/ip4/1.2.3", "/garbage", "http://[::1", "http://127.0.0.1:99999"):
+    assert api_url("http://127.0.0.1:5001") == "http://127.0.0.1:5001"
+    assert api_url("127.0.0.1:5001") == "http://127.0.0.1:5001"
+    assert api_url("https://ipfs.example") == "https://ipfs.example:443"
+    assert api_url("/ip4/10.0.0.1/tcp/5001") == "http://10.0.0.1:5001"
+    assert api_url("/ip6/::1/tcp/5001/http") == "http://[::1]:5001"
+    assert api_url("/dns4/kubo.local/tcp/5001/https") == "https://kubo.local:5001"
+    for bad in ("ftp://x", "not a url", "/ip4/1.2.3", "/ip4/1.2.3.4/tcp/0", "/ip6/1.2.3.4/tcp/1",
+                "/garbage", "/ip4/1.2.3.4/udp/5001", "http://[::1", "http://127.0.0.1:99999"):
         with pytest.raises(InputInvalid, match="IPFS API address .* is not an http"):
-            api_multiaddr(bad)
+            api_url(bad)
 
 
 def test_paths_inside_a_directory_are_resolved_here_over_verified_blocks(tmp_path, kubo):
@@ -149,3 +171,39 @@ def test_paths_inside_a_directory_are_resolved_here_over_verified_blocks(tmp_pat
     assert [e.name for e in ipfs.ls(cid)] == ["config.json", "sub"]
     ipfs.get(f"{cid}/sub", tmp_path / "out")
     assert (tmp_path / "out" / "w.bin").read_bytes() == pattern_bytes(2 * MiB + 1, seed=4)
+
+
+def test_a_daemon_that_drips_its_answer_ends_the_call_within_its_deadline(tmp_path):
+    # Every read gets a byte before a per-read timeout could fire; only the overall deadline ends it.
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="slow-drip") as kubo:
+        ipfs = KuboIpfs(kubo.url, tmp_path / "home", timeout=1)
+        started = time.monotonic()
+        with pytest.raises(IpfsTimeout, match=f"{kubo.url} did not finish pin/ls within 1 s"):
+            ipfs.pins()
+        assert time.monotonic() - started < 2
+        result = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "ipfs", "ls", "--ipfs-api", kubo.url,
+                                          "--timeout", "1"])
+        assert result.exit_code == 2
+        assert result.output.splitlines()[0].startswith(f"Error: the IPFS API at {kubo.url} did not finish "
+                                                        "pin/ls within 1 s")
+        assert "allow more with --timeout (now 1 s)" in result.output
+
+
+def test_an_answer_that_is_not_kubos_is_named_as_such(tmp_path):
+    # An HTTP server on the port that is not Kubo's RPC (a gateway, a web app): 404 in plain text.
+    with ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}"
+            with pytest.raises(IpfsAnswerInvalid, match=f"{url} answered pin/ls with HTTP 501"):
+                client(tmp_path, url).pins()
+        finally:
+            server.shutdown()
+
+
+def test_a_file_whose_cid_differs_is_left_unpinned_on_the_daemon(tmp_path):
+    (tmp_path / "w.bin").write_bytes(pattern_bytes(3 * MiB, seed=6))
+    with KuboRpcTestDouble(tmp_path / "daemon", mode="wrong-cid") as kubo:
+        with pytest.raises(CidMismatch, match="stored the file as"):
+            client(tmp_path, kubo.url).add(tmp_path / "w.bin")
+        assert kubo.store.pins() == []

@@ -67,7 +67,7 @@ def test_markdown_escapes_a_revocation_reason_so_it_stays_text(made):
     assert REASON not in md and "<script>" not in md
     assert r"leaked \*data\* \| see \<script\>alert\(1\)\</script\> & \[link\]\(x\) second line" in md
     (row,) = [line for line in md.splitlines() if line.startswith("| 2 | 2 | ")]  # version 2, step 2
-    assert len(re.findall(r"(?<!\\)\|", row)) == 15  # 14 cells: the reason's | did not add a column
+    assert len(re.findall(r"(?<!\\)\|", row)) == 16  # 15 cells: the reason's | did not add a column
 
 
 def test_html_escapes_a_revocation_reason_and_shows_it_whole(made):
@@ -124,3 +124,16 @@ def test_a_model_without_versions_gets_a_report_that_says_so(made):
     page = render(empty, "html")
     assert "No versions." in page and "No loss values in the manifests." in page
     assert "0 versions, 0 revoked" in render(empty, "md")
+
+
+def test_each_version_shows_its_checkpoint_cid_beside_its_manifest_cid_and_the_node_that_checked(made):
+    report, unlinked, _ = made
+    cids = [v["checkpoint_cid"] for v in report["versions"]]
+    assert all(c and c.startswith("bafk") for c in cids) and len(set(cids)) == 2
+    node = "kubo/0.42.0 (peer 12D3KooW) at /tmp/ipfs"
+    md = render({**report, "ipfs_node": node}, "md")
+    assert f"[{cids[0]}](<https://gw.example/ipfs/{cids[0]}>)" in md
+    assert "Manifests were fetched and checked through kubo/0\\.42\\.0 \\(peer 12D3KooW\\) at /tmp/ipfs\\." in md
+    page = render({**unlinked, "ipfs_node": node}, "html")
+    assert cids[0] in page and f"/ipfs/{cids[0]}" not in page  # no gateway configured: printed, not linked
+    assert "checked through kubo/0.42.0 (peer 12D3KooW) at /tmp/ipfs." in page
