@@ -18,7 +18,6 @@ that is not Kubo's (IpfsAnswerInvalid), and Kubo refusing the request (IpfsCallR
 
 import http.client
 import ipaddress
-import json
 import os
 import socket
 import time
@@ -26,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
+from modelreg._json import loads_outside
 from modelreg.errors import (
     InputInvalid,
     IpfsAnswerInvalid,
@@ -267,7 +267,7 @@ class _Answer:
             body += chunk
         self.conn.close()
         try:
-            message = json.loads(body)
+            message = loads_outside(body, what=f"the answer of {self.rpc.api}")
             if not isinstance(message, dict) or message.get("Type") != "error":
                 raise ValueError
         except ValueError:
@@ -298,7 +298,7 @@ class _Answer:
 
     def _object(self, line: bytes) -> dict:
         try:
-            value = json.loads(line)
+            value = loads_outside(line, what=f"the answer of {self.rpc.api}")
         except ValueError as e:
             raise self.translated(e) from None
         if not isinstance(value, dict):
