@@ -107,6 +107,21 @@ def show_cmd(model, version, as_json):
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
         click.echo(f"{'metrics':>14}: {metrics or 'none'}")
         click.echo(f"{'tensors':>14}: {len(manifest['leaves'])}")
+        if manifest.get("derivation"):
+            _show_derivation(manifest["derivation"])
+
+
+def _show_derivation(d: dict) -> None:
+    from modelreg.service.derive import fidelity_summary
+
+    s = d["source"]
+    params = " ".join(f"{k}={v}" for k, v in d["transform"]["params"].items())
+    click.echo(f"{'edge':>14}: {d['kind']}{' (' + params + ')' if params else ''} from model {s['model_id']} "
+               f"v{s['version']} (weights root {s['weights_root']})")
+    click.echo(f"{'checkable':>14}: {'yes, audit replay re-derives it' if d['checkable'] else 'no, transform unknown'}")
+    click.echo(f"{'fidelity':>14}: {fidelity_summary(d['fidelity'])}")
+    if d["tools"]:
+        click.echo(f"{'tools':>14}: {', '.join(f'{k} {v}' for k, v in sorted(d['tools'].items()))}")
 
 
 def _number(value) -> str:
@@ -127,16 +142,31 @@ def _revocation(revoked: dict | None) -> str:
 @json_option
 def lineage_cmd(model, as_json):
     """Show MODEL's lineage: every ancestor and descendant version across models, and the datasets."""
-    events = open_registry().events()
+    from modelreg.service.derive import derivation_edges, fidelity_summary
+
+    registry = open_registry()
+    events = registry.events()
     graph = audit_lib.lineage(events, audit_lib.find_model(events, model)["id"])
+    derived = derivation_edges(events, graph, registry.ipfs.cat)
     if as_json:
-        return print_json(graph)
+        return print_json({**graph, "derivations": derived})
     parents = {dst: src for src, dst in graph["edges"] if not src.startswith("dataset:")}
     data = {dst: src for src, dst in graph["edges"] if src.startswith("dataset:")}
     roots = {n["id"]: n.get("root") for n in graph["nodes"] if n["row"] == "datasets"}
-    _table(f"Lineage of {model}", ["version", "parent", "dataset root", "weights root", "revoked"],
-           [[n["id"], parents.get(n["id"]), short(roots.get(data.get(n["id"]))), short(n["weights_root"]),
-             "yes" if n["revoked"] else ""] for n in graph["nodes"] if n["row"] != "datasets"])
+
+    def edge(node_id: str) -> str | None:
+        if node_id not in parents:
+            return None
+        d = derived.get(node_id)
+        if d is None:
+            return "trained"
+        checkable = "" if d["checkable"] else ", not checkable"
+        return f"{d['kind']}{checkable}: {fidelity_summary(d['fidelity'])}"
+
+    _table(f"Lineage of {model}", ["version", "parent", "edge", "dataset root", "weights root", "revoked"],
+           [[n["id"], parents.get(n["id"]), edge(n["id"]), short(roots.get(data.get(n["id"]))),
+             short(n["weights_root"]), "yes" if n["revoked"] else ""]
+            for n in graph["nodes"] if n["row"] != "datasets"])
 
 
 _EXAMPLES = {"{cid}": "https://ipfs.io/ipfs/{cid}", "{path}": "https://sepolia.etherscan.io/{path}"}
@@ -176,6 +206,9 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
     report = audit_lib.build_report(events, audit_lib.find_model(events, model)["id"], chain, registry.ipfs.cat,
                                     block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
                                     links=links, replays=_replays(registry.home, registry.client))
+    from modelreg.service.derive import derivation_edges
+
+    report["derivations"] = derivation_edges(events, report["lineage"], registry.ipfs.cat)
     text = render(report, fmt)
     if output is None:
         return click.echo(text)
@@ -207,12 +240,19 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     if device != "cpu" and not tolerance:
         raise click.UsageError("a replay on a GPU is never bit-exact; pass --tolerance ATOL RTOL")
     from modelreg.service import replay as replay_lib
+    from modelreg.training import transforms
     from modelreg.training.replay import execute  # torch is slow to import
 
     tol = replay_lib.Tolerance(*tolerance) if tolerance else None
-    report = replay_lib.replay(open_registry(), model, version, execute, sample=sample, tolerance=tol, device=device)
+    report = replay_lib.replay(open_registry(), model, version, execute, sample=sample, tolerance=tol, device=device,
+                               derive_engine=transforms)
     if as_json:
         print_json(report.to_dict())
+    elif report.verdicts[0].mode == "re-derived":
+        v = report.verdicts[0]
+        click.echo(f"{v.status}: {v.model} v{v.version} (re-derived): {v.reason}")
+        for t in v.tensors[:10]:
+            click.echo(f"  {t['kind']} {t['name']}: {t['difference']}")
     else:
         for v in report.verdicts:
             at = f" at step {v.step}" if v.status == "DIVERGED" else ""

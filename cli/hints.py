@@ -31,3 +31,12 @@ def hint_for(error: errors.ModelregError) -> str | None:
             except KeyError:  # raised for another reason than the hint is about: its message says it all
                 return None
     return None
+
+
+# --- derivations (modelreg derive) -------------------------------------------
+HINTS.update({
+    errors.TransformUnknown: "`modelreg derive --help` lists the transforms",
+    errors.TransformParamsInvalid: "`modelreg derive --help` lists each transform's parameters",
+    errors.SourceRevoked: "`modelreg audit history {model}` lists its versions; derive from a live one",
+    errors.SourceUnverified: "drop --local to fetch the source by its CID, or pass a copy of the committed files",
+})
