@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelreg.errors import (
+    InputInvalid,
     ModelregError,
     ReplayUnavailable,
     SourceRevoked,
@@ -59,6 +60,7 @@ class DeriveOutcome:
     path: str
     fidelity: dict | None
     tools: dict
+    fidelity_s: float = 0.0  # the time measuring fidelity took (running both models)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ def derive(registry, model: str, version: int | None, transform: str, params: di
     `out_dir` (kept) or to a temporary directory.
     """
     params = engine.normalize(transform, dict(params or {}))  # an unknown name or parameter: before any work
+    if out_dir is not None and Path(out_dir).exists() and (not Path(out_dir).is_dir() or any(Path(out_dir).iterdir())):
+        # everything in the directory is sealed and committed: a stray file would join the derived version
+        raise InputInvalid(f"{os.fspath(out_dir)} exists and is not an empty directory; name a new one")
     events = registry.events()
     source, manifest = _source(registry, events, model, version)
     timings = {}
@@ -92,7 +97,8 @@ def derive(registry, model: str, version: int | None, transform: str, params: di
         t0 = time.perf_counter()
         outcome = engine.run(DeriveJob(transform, params, str(path), manifest.get("config") or None, str(out),
                                        **inputs))
-        timings["transform_s"] = time.perf_counter() - t0
+        timings["transform_s"] = time.perf_counter() - t0 - outcome.fidelity_s
+        timings["fidelity_s"] = outcome.fidelity_s
         record = derivation_record(source=_roots(source), name=transform, params=params, checkable=True,
                                    tools=outcome.tools, fidelity=outcome.fidelity)
         t0 = time.perf_counter()

@@ -103,9 +103,12 @@ def test_a_local_copy_that_differs_from_the_chain_is_not_transformed(trained, tm
     assert "Error: no model named 'gpt-tiny-x'" in trained("audit", "history", "gpt-tiny-x", expect=2).output
 
 
-def test_unknown_transforms_and_revoked_sources_are_refused_by_name(trained):
+def test_unknown_transforms_revoked_sources_and_used_output_directories_are_refused_by_name(trained, tmp_path):
     result = _derive(trained, "--transform", "int4", "--to", "gpt-tiny-int4", expect=2)
     assert "Error: no transform named 'int4'; known: cast, int8-weight-only, onnx" in result.output
+    (tmp_path / "notes.txt").write_text("mine")
+    result = _derive(trained, "--transform", "cast", "--to", "gpt-tiny-fp16", "-o", tmp_path, expect=2)
+    assert f"Error: {tmp_path} exists and is not an empty directory; name a new one" in result.output
     trained("model", "revoke", "gpt-tiny", "1", "--reason", "trained on leaked eval data")
     result = trained("derive", "gpt-tiny:1", "--transform", "cast", "--to", "gpt-tiny-fp16", expect=2)
     assert "gpt-tiny v1 was revoked by 0x" in result.output

@@ -14,6 +14,7 @@ training): it applies the transform and, when asked, measures the derived model'
 import contextlib
 import importlib
 import pkgutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,12 +103,12 @@ def run(job: DeriveJob) -> DeriveOutcome:
         transform.apply(source, params, out)
     finally:
         torch.set_num_threads(threads)
-    measured = None
+    measured, t0 = None, time.perf_counter()
     if job.measure:
         from modelreg.training.transforms._fidelity import fidelity
 
         measured = fidelity(source, transform.logits(out, source.config) if source.config else None, job)
-    return DeriveOutcome(path=str(out), fidelity=measured, tools=tools())
+    return DeriveOutcome(path=str(out), fidelity=measured, tools=tools(), fidelity_s=time.perf_counter() - t0)
 
 
 def tools() -> dict[str, str]:
