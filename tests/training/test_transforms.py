@@ -39,6 +39,7 @@ def _roots(path: str) -> list[str]:
     return [sealed.root, sealed.files_root]
 
 
+@pytest.mark.slow  # a second Python imports torch and exports the GPT again
 def test_every_transform_gives_the_same_roots_twice_and_in_another_process(source, tmp_path):
     here = {}
     for i, (name, params) in enumerate(CASES):
