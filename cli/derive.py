@@ -31,7 +31,8 @@ def parse_source(value: str) -> tuple[str, int | None]:
 transform_option = click.option(
     "--transform", "transform", required=True, metavar="NAME",
     help="cast (--param dtype=fp16|bf16), int8-weight-only (per output channel, scales as NAME.scale) "
-         "or onnx (opset 17; initializers read from model.safetensors).")
+         "onnx (opset 17; initializers read from model.safetensors) or merge-lora (--param adapter=CID of a "
+         "pinned PEFT adapter, --param scale=ALPHA/R).")
 param_option = click.option("--param", "params", type=_Param(), multiple=True,
                             help="A parameter of the transform, k=v (repeatable).")
 

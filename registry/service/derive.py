@@ -19,7 +19,7 @@ which the version's manifest CID binds.
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelreg.errors import (
@@ -51,6 +51,7 @@ class DeriveJob:
     tokenizer_sha256: str | None = None
     data_dir: str | None = None
     dataset_manifest: dict | None = None
+    inputs: dict = field(default_factory=dict)  # input parameter -> local copy of the CID it names
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,12 @@ def derive(registry, model: str, version: int | None, transform: str, params: di
         t0 = time.perf_counter()
         path = _source_copy(registry, source, manifest, Path(tmp), local)
         inputs = _validation_inputs(registry, events, source, manifest, Path(tmp))
+        extra = _inputs(registry, engine, transform, params, Path(tmp))
         timings["source_s"] = time.perf_counter() - t0
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "derived"
         t0 = time.perf_counter()
         outcome = engine.run(DeriveJob(transform, params, str(path), manifest.get("config") or None, str(out),
-                                       **inputs))
+                                       inputs=extra, **inputs))
         timings["transform_s"] = time.perf_counter() - t0 - outcome.fidelity_s
         timings["fidelity_s"] = outcome.fidelity_s
         record = derivation_record(source=_roots(source), name=transform, params=params, checkable=True,
@@ -176,6 +178,21 @@ def _source_copy(registry, source: dict, manifest: dict, tmp: Path, local) -> Pa
     return path
 
 
+def _inputs(registry, engine, transform: str, params: dict, tmp: Path) -> dict[str, str]:
+    """The transform's second inputs (a LoRA adapter), fetched by the CIDs its parameters name: every
+    block is checked against its CID as it is read, so the CID recorded in the parameters binds the bytes."""
+    found = {}
+    for key in engine.inputs_of(transform):
+        path = tmp / f"input-{key}"
+        try:
+            registry.ipfs.get(params[key], path)
+        except ModelregError as e:
+            raise SourceUnverified(f"--param {key}={params[key]} names no input this IPFS store can fetch: {e}; "
+                                   "pin it first (modelreg ipfs add FILE)") from None
+        found[key] = str(path)
+    return found
+
+
 def _validation_inputs(registry, events, source: dict, manifest: dict, tmp: Path) -> dict:
     """The tokenizer and dataset files of a version trained with a transcript, each checked; else nothing."""
     from modelreg.service import replay
@@ -238,9 +255,10 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
         raise ReplayUnavailable(f"the source {source_model['name']} v{source['version']}: {status}")
     with tempfile.TemporaryDirectory(dir=registry.home) as tmp:
         path = _source_copy(registry, source, source_manifest, Path(tmp), None)
-        outcome = engine.run(DeriveJob(name, d["transform"]["params"], str(path),
-                                       source_manifest.get("config") or None, str(Path(tmp) / "rederived"),
-                                       measure=False))
+        params = d["transform"]["params"]
+        outcome = engine.run(DeriveJob(name, params, str(path), source_manifest.get("config") or None,
+                                       str(Path(tmp) / "rederived"), measure=False,
+                                       inputs=_inputs(registry, engine, name, params, Path(tmp))))
         again = seal_model(outcome.path)
     _, committed = load_model(manifest)
     rows = differences(committed, again)

@@ -77,6 +77,21 @@ def test_an_onnx_export_with_one_changed_byte_is_diverged_naming_the_file(traine
     assert "tensor " not in result.output  # the weights, and so every initializer, are the honest ones
 
 
+def test_a_lora_merge_records_its_adapter_by_cid_and_is_reproduced(trained, tmp_path):
+    committed = load_file(next((trained.home / "runs" / "gpt-tiny").glob("ckpt-000006.safetensors")))
+    torch.manual_seed(1)
+    out_f, in_f = committed["transformer.h.0.attn.c_attn.weight"].shape
+    save_file({"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight": torch.randn(4, in_f),
+               "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight": torch.randn(out_f, 4) * 0.01},
+              tmp_path / "adapter.safetensors")
+    cid = json.loads(trained("ipfs", "add", tmp_path / "adapter.safetensors", "--json").output)["cid"]
+    _derive(trained, "--transform", "merge-lora", "--param", f"adapter={cid}", "--param", "scale=0.5",
+            "--to", "gpt-tiny-lora")
+    d = json.loads(trained("audit", "show", "gpt-tiny-lora", "1", "--json").output)["manifest"]["derivation"]
+    assert d["transform"] == {"name": "merge-lora", "params": {"adapter": cid, "scale": "0.5"}}
+    assert trained("audit", "replay", "gpt-tiny-lora").output.startswith("REPRODUCED")
+
+
 def test_a_derivation_by_an_unknown_transform_is_recorded_but_not_checkable(trained, tmp_path):
     torch.manual_seed(0)
     save_file({"w": torch.randn(4, 4)}, tmp_path / "gptq.safetensors")
@@ -105,7 +120,7 @@ def test_a_local_copy_that_differs_from_the_chain_is_not_transformed(trained, tm
 
 def test_unknown_transforms_revoked_sources_and_used_output_directories_are_refused_by_name(trained, tmp_path):
     result = _derive(trained, "--transform", "int4", "--to", "gpt-tiny-int4", expect=2)
-    assert "Error: no transform named 'int4'; known: cast, int8-weight-only, onnx" in result.output
+    assert "Error: no transform named 'int4'; known: cast, int8-weight-only, merge-lora, onnx" in result.output
     (tmp_path / "notes.txt").write_text("mine")
     result = _derive(trained, "--transform", "cast", "--to", "gpt-tiny-fp16", "-o", tmp_path, expect=2)
     assert f"Error: {tmp_path} exists and is not an empty directory; name a new one" in result.output

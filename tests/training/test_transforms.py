@@ -113,10 +113,34 @@ def test_an_onnx_export_of_something_that_is_no_gpt_is_refused(source, tmp_path)
 
 
 def test_unknown_transforms_and_parameters_are_named():
-    with pytest.raises(TransformUnknown, match="no transform named 'int4'; known: cast, int8-weight-only, onnx"):
+    with pytest.raises(TransformUnknown, match="no transform named 'int4'; known: cast, int8-weight-only, merge-lora, onnx"):
         transforms.normalize("int4", {})
     with pytest.raises(TransformParamsInvalid, match="needs --param dtype=VALUE with VALUE one of fp16, bf16"):
         transforms.normalize("cast", {"dtype": "fp8"})
     with pytest.raises(TransformParamsInvalid, match="has no parameter 'opset'"):
         transforms.normalize("onnx", {"opset": "18"})
     assert transforms.normalize("cast", {}) == {"dtype": "fp16"}
+
+
+def test_merge_lora_adds_scale_times_b_a_to_each_adapted_weight_and_nothing_else(source, tmp_path):
+    torch.manual_seed(3)
+    adapted = ["transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc"]
+    base = load_file(source)
+    adapter = {}
+    for module in adapted:
+        out_f, in_f = base[module + ".weight"].shape
+        adapter[f"base_model.model.{module}.lora_A.weight"] = torch.randn(2, in_f)
+        adapter[f"base_model.model.{module}.lora_B.weight"] = torch.randn(out_f, 2) * 0.01
+    save_file(adapter, tmp_path / "adapter.safetensors")
+    job = DeriveJob("merge-lora", {"adapter": "bafy-the-cid", "scale": "2"}, str(source), CONFIG.to_dict(),
+                    str(tmp_path / "a"), inputs={"adapter": str(tmp_path / "adapter.safetensors")})
+    merged = load_file(Path(transforms.run(job).path) / "model.safetensors")
+    for module in adapted:
+        a, b = adapter[f"base_model.model.{module}.lora_A.weight"], adapter[f"base_model.model.{module}.lora_B.weight"]
+        expected = (base[module + ".weight"].double() + 2 * (b.double() @ a.double())).float()
+        assert torch.equal(merged[module + ".weight"], expected)
+    assert all(torch.equal(merged[k], v) for k, v in base.items() if k.rsplit(".", 1)[0] not in adapted)
+    again = transforms.run(DeriveJob(**{**job.__dict__, "out_dir": str(tmp_path / "b")}))
+    assert _roots(again.path) == _roots(str(tmp_path / "a"))
+    with pytest.raises(TransformParamsInvalid, match="needs --param adapter=VALUE"):
+        transforms.normalize("merge-lora", {"scale": "1"})

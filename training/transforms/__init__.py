@@ -46,11 +46,12 @@ class Transform:
     tuple: required, any value), how it writes the derived model, and how the derived model runs."""
 
     name: str
-    apply: Callable[[Source, dict, Path], None]  # writes into the directory
+    apply: Callable[[Source, dict, Path], None]  # writes into the directory; input params hold local paths
     logits: Callable[[Path, TrainConfig], Logits]  # the derived model in out_dir, as a function
     params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     summary: str = ""
     needs_gpt: bool = False
+    inputs: tuple[str, ...] = ()  # parameters whose value is the CID of a second input (a LoRA adapter)
 
 
 def known() -> dict[str, Transform]:
@@ -80,11 +81,18 @@ def normalize(name: str, params: dict[str, str]) -> dict[str, str]:
     out = {}
     for key, allowed in spec.items():
         value = params.get(key, allowed[0] if allowed else None)
-        if value is None or (allowed and value not in allowed):
+        if value is None and not allowed:
+            raise TransformParamsInvalid(f"transform {name!r} needs --param {key}=VALUE")
+        if allowed and value not in allowed:
             raise TransformParamsInvalid(f"transform {name!r} needs --param {key}=VALUE with VALUE one of "
                                          f"{', '.join(allowed)}; got {value!r}")
         out[key] = value
     return out
+
+
+def inputs_of(name: str) -> tuple[str, ...]:
+    """The parameters of transform `name` that name a second input by CID, fetched and checked by the caller."""
+    return get(name).inputs
 
 
 def run(job: DeriveJob) -> DeriveOutcome:
@@ -100,7 +108,7 @@ def run(job: DeriveJob) -> DeriveOutcome:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # every transform is elementwise or a copy; one thread, no doubt about sums
     try:
-        transform.apply(source, params, out)
+        transform.apply(source, {**params, **job.inputs}, out)
     finally:
         torch.set_num_threads(threads)
     measured, t0 = None, time.perf_counter()
