@@ -2,11 +2,12 @@
 
     python bench/derive.py [--preset small] [--repeat 3] [--json]
 
-For each transform (cast fp16, cast bf16, int8-weight-only, onnx) on a seeded GPT of the preset
+For each transform (cast fp16, cast bf16, int8-weight-only, onnx, and merge-lora of a rank-8
+adapter of every attention and MLP input projection, pinned beforehand) on a seeded GPT of the preset
 (its initialisation: the cost depends on the shapes, not on training), committed as a version of
 a model on the embedded devnet:
 
-- transform alone: `modelreg.training.transforms.run` on the local weights file, no fidelity;
+- transform alone: `modelreg.training.transforms.run` on the local weights file (and adapter), no fidelity;
 - derive+commit: `Registry.derive`: fetch the source by CID and check it against the chain, run
   the transform, measure fidelity (probe batch, both models), seal, pin, commit; shown whole and
   without the fidelity measurement (running two models costs more than a cast);
@@ -63,7 +64,9 @@ def main() -> None:
         registry = modelreg.connect(home)
         try:
             registry.commit(source, "src", config=config.to_dict())
-            rows = [_case(registry, source, config, name, params, args.repeat, tmp) for name, params in CASES]
+            lora = {"adapter": registry.ipfs.add(_adapter(config, tmp / "adapter.safetensors")), "scale": "2"}
+            rows = [_case(registry, source, config, name, params, args.repeat, tmp)
+                    for name, params in [*CASES, ("merge-lora", lora)]]
         finally:
             manager.down(home)
     result = {"preset": args.preset, "params": sum(p.numel() for p in GPT(config).parameters()),
@@ -81,12 +84,26 @@ def main() -> None:
               f"{r['replay_s']:>10.3f}{r['replay_vs_derive']:>7.2f}")
 
 
+def _adapter(config, path: Path) -> Path:
+    """A rank-8 LoRA adapter of every attention and MLP input projection, as PEFT names it."""
+    g = torch.Generator().manual_seed(config.seed)
+    tensors = {}
+    for i in range(config.n_layer):
+        for module, out_f in ((f"transformer.h.{i}.attn.c_attn", 3 * config.n_embd),
+                              (f"transformer.h.{i}.mlp.c_fc", 4 * config.n_embd)):
+            tensors[f"base_model.model.{module}.lora_A.weight"] = torch.randn(8, config.n_embd, generator=g)
+            tensors[f"base_model.model.{module}.lora_B.weight"] = torch.randn(out_f, 8, generator=g) * 1e-3
+    save_file(tensors, path)
+    return path
+
+
 def _case(registry, source: Path, config, name: str, params: dict, repeat: int, tmp: Path) -> dict:
-    label = name + "".join(f" {k}={v}" for k, v in params.items())
+    label = name + (f" dtype={params['dtype']}" if "dtype" in params else " rank 8" if name == "merge-lora" else "")
     out = tmp / "alone"
+    inputs = {"adapter": str(tmp / "adapter.safetensors")} if name == "merge-lora" else {}
     alone = _median(lambda: transforms.run(DeriveJob(name, params, str(source), config.to_dict(), str(out),
-                                                     measure=False)), repeat)
-    target = "d-" + name + "".join(f"-{v}" for v in params.values())
+                                                     measure=False, inputs=inputs)), repeat)
+    target = "d-" + name + ("-" + params["dtype"] if "dtype" in params else "")
     derived = []  # each derivation commits a version; the same content again is found, not recommitted
     total = _median(lambda: derived.append(registry.derive("src", 1, name, params, to=target, engine=transforms)),
                     repeat)
