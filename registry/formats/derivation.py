@@ -15,6 +15,7 @@ The source's roots are the chain's at derivation time, so `audit replay` can re-
 from exactly that source and compare the roots it gets with the derived version's.
 """
 
+import math
 import re
 
 from modelreg.errors import ManifestInvalid
@@ -24,6 +25,8 @@ _KEYS = {"format", "kind", "source", "transform", "checkable", "tools", "fidelit
 _SOURCE_KEYS = {"model_id", "version", "weights_root", "tensor_count", "files_root"}
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_PARAM = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+_MAX_TEXT = 256
 
 
 def kind_of(name: str) -> str:
@@ -59,13 +62,37 @@ def check_derivation(d) -> None:
     if not isinstance(transform["name"], str) or not _NAME.fullmatch(transform["name"]):
         raise ManifestInvalid(f"transform name {transform['name']!r} must be 1 to 64 of a-z, 0-9, '.', '_', '-'")
     params = transform["params"]
-    if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
-        raise ManifestInvalid("derivation transform params must map strings to strings")
+    if not isinstance(params, dict) or not all(isinstance(k, str) and _PARAM.fullmatch(k) and _printable(v)
+                                               for k, v in params.items()):
+        raise ManifestInvalid("derivation transform params must map names (a-z, 0-9, '_') to printable strings "
+                              f"of at most {_MAX_TEXT} characters")
     if d["kind"] != kind_of(transform["name"]):
         raise ManifestInvalid(f"derivation kind {d['kind']!r} must be {kind_of(transform['name'])!r}")
     if not isinstance(d["checkable"], bool):
         raise ManifestInvalid("derivation checkable must be true or false")
-    if not isinstance(d["tools"], dict) or not all(isinstance(v, str) for v in d["tools"].values()):
-        raise ManifestInvalid("derivation tools must map tool names to version strings")
-    if d["fidelity"] is not None and not isinstance(d["fidelity"], dict):
-        raise ManifestInvalid("derivation fidelity must be an object or null")
+    if not isinstance(d["tools"], dict) or not all(_NAME.fullmatch(str(k)) and _printable(v)
+                                                   for k, v in d["tools"].items()):
+        raise ManifestInvalid("derivation tools must map tool names to printable version strings")
+    _check_fidelity(d["fidelity"])
+
+
+def _check_fidelity(f) -> None:
+    """null, or the figures `audit show` prints: a probe, a finite max |logit difference|, perplexities."""
+    if f is None:
+        return
+    if not isinstance(f, dict) or set(f) != {"probe", "max_abs_logit_diff", "perplexity"}:
+        raise ManifestInvalid("derivation fidelity must be null or {\"probe\", \"max_abs_logit_diff\", \"perplexity\"}")
+    probe, ppl = f["probe"], f["perplexity"]
+    if not isinstance(probe, dict) or not all(_number(v) for v in probe.values()) or not _number(f["max_abs_logit_diff"]):
+        raise ManifestInvalid("derivation fidelity's probe and max_abs_logit_diff must be numbers")
+    if ppl is not None and not (isinstance(ppl, dict) and all(_number(ppl.get(k)) for k in ("source", "derived"))):
+        raise ManifestInvalid("derivation fidelity's perplexity must be null or hold source and derived numbers")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _printable(v) -> bool:
+    # Shown in terminals, tables and reports: no control characters (escape sequences), no markup brackets.
+    return isinstance(v, str) and len(v) <= _MAX_TEXT and v.isprintable() and not set(v) & set("[]<>")
