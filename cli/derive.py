@@ -70,6 +70,8 @@ def derive(source, transform, params, to, output, local, as_json):
     c, d = derived.commit, derived.derivation
     params_text = " ".join(f"{k}={v}" for k, v in d["transform"]["params"].items())
     kept = f"  written to     {derived.path}\n" if derived.path else ""
+    if c.existing:
+        kept += f"  (version {c.version} already held exactly this content: nothing new was committed)\n"
     click.echo(f"Derived {model} v{d['source']['version']} {d['kind']}{' (' + params_text + ')' if params_text else ''}"
                f" as {to} version {c.version}\n"
                f"  weights root   {c.root} ({c.tensor_count} tensors)\n"

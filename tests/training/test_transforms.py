@@ -19,7 +19,8 @@ from modelreg.training.config import TrainConfig
 from modelreg.training.model import GPT
 
 CONFIG = TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=300)
-CASES = [("cast", {"dtype": "fp16"}), ("cast", {"dtype": "bf16"}), ("int8-weight-only", {}), ("onnx", {})]
+CASES = [("cast", {"dtype": "fp16"}), ("cast", {"dtype": "bf16"}), ("int8-weight-only", {}), ("onnx", {}),
+         ("merge-lora", {"adapter": "bafy-the-adapter-cid", "scale": "0.5"})]
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,16 @@ def source(tmp_path_factory) -> Path:
     torch.manual_seed(7)
     path = tmp_path_factory.mktemp("source") / "ckpt.safetensors"
     save_file({k: v.contiguous() for k, v in GPT(CONFIG).state_tensors().items()}, path)
+    module = "base_model.model.transformer.h.0.attn.c_attn"
+    save_file({f"{module}.lora_A.weight": torch.randn(2, CONFIG.n_embd),
+               f"{module}.lora_B.weight": torch.randn(3 * CONFIG.n_embd, 2) * 0.01}, path.parent / "adapter.safetensors")
     return path
 
 
 def _derive(source: Path, out: Path, name: str, params: dict, measure: bool = False):
-    return transforms.run(DeriveJob(name, params, str(source), CONFIG.to_dict(), str(out), measure=measure))
+    inputs = {"adapter": str(source.parent / "adapter.safetensors")} if name == "merge-lora" else {}
+    return transforms.run(DeriveJob(name, params, str(source), CONFIG.to_dict(), str(out), measure=measure,
+                                    inputs=inputs))
 
 
 def _roots(path: str) -> list[str]:
