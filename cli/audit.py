@@ -147,7 +147,8 @@ def lineage_cmd(model, as_json):
     registry = open_registry()
     events = registry.events()
     graph = audit_lib.lineage(events, audit_lib.find_model(events, model)["id"])
-    derived = derivation_edges(events, graph, registry.ipfs.cat)
+    unverified: dict[str, str] = {}
+    derived = derivation_edges(events, graph, registry.ipfs.cat, unverified)
     if as_json:
         return print_json({**graph, "derivations": derived})
     parents = {dst: src for src, dst in graph["edges"] if not src.startswith("dataset:")}
@@ -157,6 +158,8 @@ def lineage_cmd(model, as_json):
     def edge(node_id: str) -> str | None:
         if node_id not in parents:
             return None
+        if node_id in unverified:  # the manifest says which kind of edge it is, and it cannot be read
+            return f"unknown ({unverified[node_id]})"
         d = derived.get(node_id)
         if d is None:
             return "trained"

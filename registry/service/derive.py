@@ -285,16 +285,22 @@ def differences(committed: SealedModel, again: SealedModel) -> list[dict]:
     return rows
 
 
-def derivation_edges(events, graph: dict, fetch) -> dict[str, dict]:
+def derivation_edges(events, graph: dict, fetch, unverified: dict | None = None) -> dict[str, dict]:
     """For each version node of a lineage graph whose verified manifest records a derivation: its kind,
-    transform, parameters, whether it is checkable, and its fidelity."""
+    transform, parameters, whether it is checkable, and its fidelity. A node with a parent whose manifest
+    cannot be verified goes into `unverified` (node id -> status): its edge's kind is unknown."""
     found = {}
     for node in graph["nodes"]:
         if node.get("row") == "datasets":
             continue
         model = {"id": node["model_id"], "name": node["row"], "versions": "?"}
-        status, manifest = audit.check_manifest(audit.find_version(events, model, node["version"]), fetch)
-        d = (manifest or {}).get("derivation") if status == "manifest verified" else None
+        version = audit.find_version(events, model, node["version"])
+        status, manifest = audit.check_manifest(version, fetch)
+        if status != "manifest verified":
+            if version["parent"] and unverified is not None:
+                unverified[node["id"]] = status
+            continue
+        d = manifest.get("derivation")
         if d:
             found[node["id"]] = {"kind": d["kind"], "transform": d["transform"]["name"],
                                  "params": d["transform"]["params"], "checkable": d["checkable"],
