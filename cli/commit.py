@@ -98,9 +98,10 @@ def _dataset_root(registry, dataset: str | None) -> str | None:
 
 
 def _commit_derived(path, model, derived_from, transform, params, others, as_json):
-    from modelreg.cli.derive import _Param, parse_source
+    from modelreg.cli.derive import _Param, parse_source, transforms_engine
     from modelreg.service.derive import commit_derived
-    from modelreg.training import transforms
+
+    transforms = transforms_engine()
 
     if not (derived_from and transform):
         raise click.UsageError("--derived-from MODEL:VERSION and --transform NAME go together")

@@ -28,6 +28,16 @@ def parse_source(value: str) -> tuple[str, int | None]:
     return name, int(number)
 
 
+def transforms_engine():
+    """modelreg.training.transforms: torch is slow to import, and absent from a core install."""
+    try:
+        from modelreg.training import transforms
+    except ImportError as e:
+        raise click.ClickException(f"derivations run the transforms, which need torch ({e}); "
+                                   "pip install 'modelreg[train]'") from None
+    return transforms
+
+
 transform_option = click.option(
     "--transform", "transform", required=True, metavar="NAME",
     help="cast (--param dtype=fp16|bf16), int8-weight-only (per output channel, scales as NAME.scale) "
@@ -57,8 +67,7 @@ def derive(source, transform, params, to, output, local, as_json):
     the tool versions and the fidelity (max |logit difference| on a probe batch, validation
     perplexity of both). `modelreg audit replay` re-derives it.
     """
-    from modelreg.training import transforms  # torch is slow to import
-
+    transforms = transforms_engine()
     model, version = parse_source(source)
     derived = open_registry(write=True).derive(model, version, transform, dict(params), to=to, engine=transforms,
                                                out_dir=output, local=local)
