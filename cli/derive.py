@@ -40,7 +40,7 @@ def transforms_engine():
 
 transform_option = click.option(
     "--transform", "transform", required=True, metavar="NAME",
-    help="cast (--param dtype=fp16|bf16), int8-weight-only (per output channel, scales as NAME.scale) "
+    help="cast (--param dtype=fp16|bf16), int8-weight-only (per output channel, scales as NAME.scale), "
          "onnx (opset 17; initializers read from model.safetensors) or merge-lora (--param adapter=CID of a "
          "pinned PEFT adapter, --param scale=ALPHA/R).")
 param_option = click.option("--param", "params", type=_Param(), multiple=True,
