@@ -110,8 +110,24 @@ def show_cmd(model, version, as_json):
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
         lines += [("step", manifest.get("step", "-")), ("code_revision", manifest.get("code_revision") or "-"),
                   ("metrics", metrics or "none"), ("tensors", len(manifest["leaves"]))]
+        if manifest.get("derivation"):
+            lines += _derivation_lines(manifest["derivation"])
     for key, value in lines:  # every value may be a stranger's: shown without control characters
         click.echo(f"{key:>14}: {visible(value)}")
+
+
+def _derivation_lines(d: dict) -> list[tuple[str, str]]:
+    from modelreg.service.derive import fidelity_summary
+
+    s = d["source"]
+    params = " ".join(f"{k}={v}" for k, v in d["transform"]["params"].items())
+    lines = [("edge", f"{d['kind']}{' (' + params + ')' if params else ''} from model {s['model_id']} "
+                      f"v{s['version']} (weights root {s['weights_root']})"),
+             ("checkable", "yes, audit replay re-derives it" if d["checkable"] else "no, transform unknown"),
+             ("fidelity", fidelity_summary(d["fidelity"]))]
+    if d["tools"]:
+        lines.append(("tools", ", ".join(f"{k} {v}" for k, v in sorted(d["tools"].items()))))
+    return lines
 
 
 def _number(value) -> str:
@@ -132,16 +148,35 @@ def _revocation(revoked: dict | None) -> str:
 @json_option
 def lineage_cmd(model, as_json):
     """Show MODEL's lineage: every ancestor and descendant version across models, and the datasets."""
-    events = open_registry().events()
+    from modelreg.service.derive import derivation_edges, fidelity_summary
+
+    registry = open_registry()
+    events = registry.events()
     graph = audit_lib.lineage(events, audit_lib.find_model(events, model)["id"])
+    unverified: dict[str, str] = {}
+    derived = derivation_edges(events, graph, registry.ipfs.cat, unverified)
     if as_json:
-        return print_json(graph)
+        return print_json({**graph, "derivations": derived})
     parents = {dst: src for src, dst in graph["edges"] if not src.startswith("dataset:")}
     data = {dst: src for src, dst in graph["edges"] if src.startswith("dataset:")}
     roots = {n["id"]: n.get("root") for n in graph["nodes"] if n["row"] == "datasets"}
-    _table(f"Lineage of {model}", ["version", "parent", "dataset root", "weights root", "revoked", "stranger"],
-           [[n["id"], parents.get(n["id"]), short(roots.get(data.get(n["id"]))), short(n["weights_root"]),
-             "yes" if n["revoked"] else "", n["stranger"] or ""] for n in graph["nodes"] if n["row"] != "datasets"])
+
+    def edge(node_id: str) -> str | None:
+        if node_id not in parents:
+            return None
+        if node_id in unverified:  # the manifest says which kind of edge it is, and it cannot be read
+            return f"unknown ({unverified[node_id]})"
+        d = derived.get(node_id)
+        if d is None:
+            return "trained"
+        checkable = "" if d["checkable"] else ", not checkable"
+        return f"{d['kind']}{checkable}: {fidelity_summary(d['fidelity'])}"
+
+    _table(f"Lineage of {model}", ["version", "parent", "edge", "dataset root", "weights root", "revoked",
+                                   "stranger"],
+           [[n["id"], parents.get(n["id"]), edge(n["id"]), short(roots.get(data.get(n["id"]))),
+             short(n["weights_root"]), "yes" if n["revoked"] else "", n["stranger"] or ""]
+            for n in graph["nodes"] if n["row"] != "datasets"])
 
 
 _EXAMPLES = {"{cid}": "https://ipfs.io/ipfs/{cid}", "{path}": "https://sepolia.etherscan.io/{path}"}
@@ -183,6 +218,9 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
                                     block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
                                     links=links, replays=_replays(registry.home, registry.client))
     report["ipfs_node"] = describe_node(registry.ipfs, registry.home)
+    from modelreg.service.derive import derivation_edges
+
+    report["derivations"] = derivation_edges(events, report["lineage"], registry.ipfs.cat)
     text = render(report, fmt)
     if output is None:
         return click.echo(text)
@@ -214,12 +252,19 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     if device != "cpu" and not tolerance:
         raise click.UsageError("a replay on a GPU is never bit-exact; pass --tolerance ATOL RTOL")
     from modelreg.service import replay as replay_lib
+    from modelreg.training import transforms
     from modelreg.training.replay import execute  # torch is slow to import
 
     tol = replay_lib.Tolerance(*tolerance) if tolerance else None
-    report = replay_lib.replay(open_registry(), model, version, execute, sample=sample, tolerance=tol, device=device)
+    report = replay_lib.replay(open_registry(), model, version, execute, sample=sample, tolerance=tol, device=device,
+                               derive_engine=transforms)
     if as_json:
         print_json(report.to_dict())
+    elif report.verdicts[0].mode == "re-derived":
+        v = report.verdicts[0]
+        click.echo(f"{v.status}: {visible(v.model)} v{v.version} (re-derived): {visible(v.reason)}")
+        for t in v.tensors[:10]:
+            click.echo(f"  {t['kind']} {t['name']}: {t['difference']}")
     else:
         for v in report.verdicts:
             at = f" at step {v.step}" if v.status == "DIVERGED" else ""

@@ -40,16 +40,23 @@ class _Metric(click.ParamType):
 @click.option("--metric", "metrics", type=_Metric(), multiple=True,
               help="A metric recorded in the manifest, name=value (repeatable).")
 @click.option("--note", help="Free text recorded in the manifest.")
+@click.option("--derived-from", "derived_from", metavar="MODEL:VERSION",
+              help="PATH was derived elsewhere from this version by --transform: the parent edge is "
+                   "'derived by NAME'; a transform modelreg knows is checked by `audit replay`.")
+@click.option("--transform", metavar="NAME", help="With --derived-from: the transform's name (see `modelreg derive`).")
+@click.option("--param", "params", multiple=True, metavar="k=v", help="With --transform: a parameter (repeatable).")
 @follow_symlinks_option
 @connection_options
 @json_option
-def commit(path, model, dataset, parent, metrics, note, follow_symlinks, as_json):
+def commit(path, model, dataset, parent, metrics, note, derived_from, transform, params, follow_symlinks, as_json):
     """Commit the model PATH, a safetensors file or a model directory, as the next version of MODEL.
 
     PATH is sealed (every tensor of every *.safetensors shard; every other file as bytes), pinned
     to IPFS (a directory as a UnixFS directory) with its manifest, and committed on-chain.
     Content the model already holds is not committed again: its version is printed, exit 0.
     """
+    if derived_from or transform:
+        return _commit_derived(path, model, derived_from, transform, params, (dataset, parent, metrics, note), as_json)
     registry = open_registry(write=True)
     dataset_root = _dataset_root(registry, dataset)
     c = registry.commit(path, model, parent=_parent(registry, parent), dataset_root=dataset_root,
@@ -88,3 +95,27 @@ def _dataset_root(registry, dataset: str | None) -> str | None:
                                  param_hint="--dataset")
     sealed, _ = registry.register_dataset_dir(dataset)
     return sealed.root
+
+
+def _commit_derived(path, model, derived_from, transform, params, others, as_json):
+    from modelreg.cli.derive import _Param, parse_source, transforms_engine
+    from modelreg.service.derive import commit_derived
+
+    transforms = transforms_engine()
+
+    if not (derived_from and transform):
+        raise click.UsageError("--derived-from MODEL:VERSION and --transform NAME go together")
+    if any(others[:2]) or others[2] or others[3]:
+        raise click.UsageError("--derived-from takes no --dataset, --parent, --metric or --note: the source "
+                               "version is the parent")
+    source, version = parse_source(derived_from)
+    if version is None:
+        raise click.BadParameter(f"{derived_from!r} names no version; use MODEL:VERSION", param_hint="--derived-from")
+    pairs = dict(_Param().convert(p, None, None) for p in params)
+    c = commit_derived(open_registry(write=True), path, model, source, version, transform, pairs, transforms)
+    if as_json:
+        return print_json(c.to_dict())
+    checked = "audit replay re-derives it" if transform in transforms.known() else (
+        f"{transform!r} is no transform modelreg knows: the edge is recorded, not checkable")
+    click.echo(f"Committed {path} as {model} version {c.version}, derived by {transform} from {derived_from} "
+               f"({checked})\n  weights root  {c.root} ({c.tensor_count} tensors)\n  tx            {c.tx}")

@@ -62,3 +62,12 @@ HINTS.update({
     errors.JsonTooDeep: "the data is hostile or broken: ask its publisher, or point at another source",
     errors.JsonTooLarge: "the data is hostile or broken: ask its publisher, or point at another source",
 })
+
+
+# --- derivations (modelreg derive) -------------------------------------------
+HINTS.update({
+    errors.TransformUnknown: "`modelreg derive --help` lists the transforms",
+    errors.TransformParamsInvalid: "`modelreg derive --help` lists each transform's parameters",
+    errors.SourceRevoked: "`modelreg audit history {model}` lists its versions; derive from a live one",
+    errors.SourceUnverified: "drop --local to fetch the source by its CID, or pass a copy of the committed files",
+})

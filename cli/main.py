@@ -24,6 +24,7 @@ COMMANDS = {
                            "Train a GPT language model from scratch and register every checkpoint."),
     "commit": ("modelreg.cli.commit", "commit", "Commit any model, a safetensors file or a directory."),
     "verify": ("modelreg.cli.verify", "verify", "Prove TARGET is exactly a registered version."),
+    "derive": ("modelreg.cli.derive", "derive", "Derive a cast, int8 or ONNX version and commit it with its edge."),
     "audit": ("modelreg.cli.audit", "audit", "Read history, lineage and revocations from the chain."),
     "model": ("modelreg.cli.model", "model", "Register models and manage who may commit to them."),
     "deploy": ("modelreg.cli.model", "deploy", "Deploy a ModelRegistry on the configured chain."),

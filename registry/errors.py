@@ -233,3 +233,24 @@ class IpfsAnswerInvalid(IpfsUnavailable):
 
 class IpfsCallRejected(IpfsUnavailable):
     """The Kubo daemon answered the call with an error of its own (its message is kept)."""
+
+
+# --- derivations (modelreg derive) -------------------------------------------
+class TransformUnknown(InputInvalid):
+    """No derivation transform of that name is known to this modelreg."""
+
+
+class TransformParamsInvalid(InputInvalid):
+    """A transform's parameter is unknown, missing, or has a value the transform does not take."""
+
+
+class SourceRevoked(InputInvalid):
+    """The version to derive from was revoked: nothing is derived from it."""
+
+
+class SourceUnverified(VerificationFailed):
+    """The source copy to transform does not have the roots the chain commits for its version."""
+
+
+class DerivationUnavailable(ModelregError):
+    """The transform cannot run on this source (an ONNX export of something that is no modelreg GPT)."""

@@ -12,7 +12,8 @@ its IPFS CID is stable. Two shapes:
   a manifest of the sealed weights alone, none. A model directory with files besides its
   weights adds "files": {"format": "modelreg-files-v1", "root", "leaves": [{"path", "size",
   "sha256"}, ...]}; a single file has no "files" key (its files root is zero). An optional
-  "note" holds the committer's free text.
+  "note" holds the committer's free text, an optional "derivation" the `modelreg-derivation-v1`
+  of a version derived from another (formats.derivation).
 - `modelreg-checkpoint-manifest-v2`: v1 plus the lineage key "transcript", a
   `modelreg-training-transcript-v1` (formats.transcript): what `audit replay`
   re-executes. v1 manifests stay readable; they have no transcript.
@@ -28,6 +29,7 @@ from pathlib import Path
 from modelreg import caps
 from modelreg._json import loads_outside
 from modelreg.errors import JsonInvalid, JsonTooDeep, JsonTooLarge, ManifestInvalid
+from modelreg.formats.derivation import check_derivation
 from modelreg.formats.model import SealedModel
 from modelreg.formats.paths import check_paths
 from modelreg.formats.safetensors import DTYPE_BITS
@@ -104,7 +106,8 @@ def _check_lineage(manifest: dict) -> None:
     v2 = manifest["manifest"] == CHECKPOINT_MANIFEST_V2
     keys = (*LINEAGE_KEYS, "transcript") if v2 else LINEAGE_KEYS
     present = [k for k in keys if k in manifest]
-    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files", "note"})
+    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files", "note",
+                                                  "derivation"})
     if unknown:
         raise ManifestInvalid(f"{manifest['manifest']} has unknown keys {unknown}; lineage keys are "
                               f"{', '.join(keys)}")
@@ -114,6 +117,8 @@ def _check_lineage(manifest: dict) -> None:
                               f"{', '.join(keys)} or none")
     if not isinstance(manifest.get("note", ""), str):
         raise ManifestInvalid(f"note {manifest['note']!r} must be a string")
+    if "derivation" in manifest:
+        check_derivation(manifest["derivation"])
     if not present:
         return
     if v2:

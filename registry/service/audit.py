@@ -425,6 +425,8 @@ def replay_summary(verdict: dict | None) -> str:
     """One line for a recorded replay verdict: its status, step, mode and steps, or "not replayed"."""
     if verdict is None:
         return "not replayed"
+    if verdict["mode"] == "re-derived":
+        return f"{verdict['status']} (re-derived from its source, recorded locally)"
     at = f" at step {verdict['step']}" if verdict["status"] == "DIVERGED" else ""
     return (f"{verdict['status']}{at} ({verdict['mode']}, steps {verdict['first_step']}..{verdict['last_step']}, "
             f"recorded locally)")

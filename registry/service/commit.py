@@ -23,7 +23,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
                       environment: dict | None = None, artifacts: dict | None = None,
                       code_revision: str | None = None, note: str | None = None,
                       transcript: dict | None = None, follow_symlinks: bool = False,
-                      added: tuple[SealedModel, str] | None = None) -> Commit:
+                      added: tuple[SealedModel, str] | None = None, derivation: dict | None = None) -> Commit:
     """Seal `path`, pin it and its manifest, and commit it as the next version of `model_id`.
 
     Args:
@@ -36,6 +36,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         transcript: a `modelreg-training-transcript-v1` (formats.transcript); the manifest is then a v2.
         follow_symlinks: follow symbolic links in a model directory (a Hugging Face cache snapshot).
         added: the seal of `path` and its pinned CID (`seal_and_add`) when the caller has them already.
+        derivation: a `modelreg-derivation-v1` (formats.derivation) for a version derived from `parent`.
 
     Returns:
         The `Commit`. Content the model already holds is not committed again: the existing version
@@ -49,6 +50,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
     extra = {"transcript": transcript} if transcript is not None else {}
     if note:
         extra["note"] = note
+    if derivation is not None:
+        extra["derivation"] = derivation
     manifest = checkpoint_manifest(
         sealed, model=model_name, step=step, parent=parent.to_dict() if parent else None,
         dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),

@@ -140,6 +140,29 @@ class Registry:
             release_pins(self.ipfs, [checkpoint_cid])
             raise
 
+    def derive(self, model: str, version: int | None, transform: str, params: dict | None = None, *, to: str,
+               engine, out_dir: str | os.PathLike | None = None, local: str | os.PathLike | None = None):
+        """Derive a version of `to` from `version` of `model` by a named transform, and commit it.
+
+        Args:
+            model, version: the source (version None: the newest); a revoked one is refused.
+            transform, params: the transform's name and its parameters ({"dtype": "fp16"} for cast).
+            to: the model the derived version is committed to (registered if new; may be `model`).
+            engine: the transforms, `modelreg.training.transforms` (torch lives there, not here).
+            out_dir: keep the derived model here; local: a copy of the source, checked against the chain.
+
+        Returns:
+            A `Derived`: `.commit`, `.derivation` (source roots, transform, tools, fidelity), `.timings`.
+
+        Example:
+            >>> from modelreg.training import transforms
+            >>> registry.derive("gpt", 3, "cast", {"dtype": "bf16"}, to="gpt-bf16", engine=transforms).commit.version
+            1
+        """
+        from modelreg.service.derive import derive
+
+        return derive(self, model, version, transform, params, to=to, engine=engine, out_dir=out_dir, local=local)
+
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
         once in one data directory register it once."""

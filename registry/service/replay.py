@@ -140,9 +140,10 @@ Execute = Callable[[ReplayJob], ReplayOutcome]
 
 
 def replay(registry, model: str, version: int | None, execute: Execute, *, sample: bool = False,
-           tolerance: Tolerance | None = None, device: str = "cpu") -> ReplayReport:
+           tolerance: Tolerance | None = None, device: str = "cpu", derive_engine=None) -> ReplayReport:
     """Replay `version` of `model` (default: the newest), or with sample=True one segment up to it
-    chosen by a block hash; each verdict is recorded under the data directory."""
+    chosen by a block hash; each verdict is recorded under the data directory. A derived version is
+    re-derived from its source instead, by `derive_engine` (service.derive.replay_derivation)."""
     events = registry.events()
     entry = audit.find_model(events, model)
     versions = audit.history(events, entry["id"])
@@ -155,7 +156,7 @@ def replay(registry, model: str, version: int | None, execute: Execute, *, sampl
         chosen, sampling = _sample(registry.client.w3, entry, [v for v in versions if v["version"] <= target["version"]])
     verdicts = []
     for v in chosen:
-        verdict = _replay_one(registry, events, entry, v, execute, tolerance, device)
+        verdict = _replay_one(registry, events, entry, v, execute, tolerance, device, derive_engine)
         record(registry.home, registry.client, verdict)
         verdicts.append(verdict)
     _, manifest = audit.check_manifest(target, registry.ipfs.cat)
@@ -178,11 +179,15 @@ def _sample(w3, model: dict, candidates: list[dict]) -> tuple[list[dict], dict]:
 
 
 def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, tolerance: Tolerance | None,
-                device: str) -> Verdict:
+                device: str, derive_engine=None) -> Verdict:
     t0 = time.time()
     status, manifest = audit.check_manifest(entry, registry.ipfs.cat)
     if status != "manifest verified":
         raise ReplayUnavailable(f"{model['name']} v{entry['version']}: {status}")
+    if "derivation" in manifest:
+        from modelreg.service.derive import replay_derivation
+
+        return replay_derivation(registry, events, model, entry, manifest, derive_engine)
     transcript = manifest.get("transcript")
     if transcript is None:
         raise ReplayUnavailable(f"{model['name']} v{entry['version']} carries no training transcript "

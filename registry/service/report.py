@@ -84,8 +84,11 @@ def edges(report: dict) -> list[str]:
     """Every lineage edge as a sentence: dataset -> version, parent -> child, marked across models."""
     labels, rows = _labels(report), {n["id"]: n["row"] for n in report["lineage"]["nodes"]}
     out = []
+    derived = report.get("derivations") or {}  # node id -> service.derive.derivation_edges
     for src, dst in report["lineage"]["edges"]:
-        if rows.get(src) == "datasets":
+        if rows.get(src) != "datasets" and dst in derived:
+            kind = _derivation(derived[dst])
+        elif rows.get(src) == "datasets":
             kind = "trained on"
         elif rows.get(src) != rows.get(dst):
             kind = "parent, across models"
@@ -93,6 +96,14 @@ def edges(report: dict) -> list[str]:
             kind = "parent"
         out.append(f"{labels.get(src, src)} → {labels.get(dst, dst)} ({kind})")
     return out
+
+
+def _derivation(d: dict) -> str:
+    from modelreg.service.derive import fidelity_summary
+
+    params = " ".join(f"{k}={v}" for k, v in d["params"].items())
+    checked = "checkable by audit replay" if d["checkable"] else "not checkable: the transform is unknown"
+    return f"{d['kind']}{' ' + params if params else ''}; {checked}; fidelity: {fidelity_summary(d['fidelity'])}"
 
 
 def _cut(value: str | None, keep: int = 10) -> str:

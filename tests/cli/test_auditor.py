@@ -42,8 +42,9 @@ def test_the_auditor_reads_what_the_owner_reads(world):
 def test_the_auditor_data_directory_holds_no_record_no_config_and_starts_no_devnet(world):
     _, auditor, flags, _ = world
     auditor("audit", "models", *flags)
-    # The event cache alone: no deployments.json, no config.toml, no devnet.
-    assert sorted(p.name for p in auditor.home.iterdir()) == ["index"]
+    # The event cache, and the empty IPFS store `audit lineage` opened to read the manifests (which say
+    # whether an edge is a derivation): no deployments.json, no config.toml, no devnet.
+    assert sorted(p.name for p in auditor.home.iterdir()) == ["index", "ipfs"]
 
 
 def test_init_records_the_registry_for_every_later_command(world, tmp_path):
@@ -82,6 +83,9 @@ def test_the_lineage_crosses_models_and_links_each_dataset(world):
     edges = {tuple(e) for e in _json(auditor, "audit", "lineage", "tuned", *flags)["edges"]}
     assert {("base:1", "base:2"), ("base:2", "base:3"), ("base:2", "tuned:1")} <= edges
     assert len({src for src, _ in edges if src.startswith("dataset:")}) == 2
+    # Without the manifests (the auditor's IPFS store holds none) no edge is called trained or derived.
+    table = auditor("audit", "lineage", "tuned", *flags).output
+    assert "unknown (manifest" in table and "trained" not in table
 
 
 def test_the_auditor_verifies_a_file_against_the_chain(world):
