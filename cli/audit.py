@@ -51,11 +51,15 @@ def models_cmd(as_json):
 @read_options
 @json_option
 def history_cmd(model, as_json):
-    """List MODEL's versions: roots, parents, datasets, committer, block, revocations."""
-    events = open_registry().events()
+    """List MODEL's versions: roots, parents, datasets, committer, block, revocations (--json: and DP claims)."""
+    registry = open_registry()
+    events = registry.events()
     model_id = audit_lib.find_model(events, model)["id"]
     versions = audit_lib.history(events, model_id)
     if as_json:
+        for v in versions:  # each version's DP claim, from its manifest (checked against the chain)
+            status, manifest = audit_lib.check_manifest(v, registry.ipfs.cat)
+            v["privacy"] = (manifest or {}).get("privacy") if status == "manifest verified" else None
         return print_json(versions)
     _table(f"History of {model} (datasets and CIDs: audit show, or --json)",
            ["version", "parent", "weights root", "committer", "block", "tx", "revoked"],
@@ -107,6 +111,9 @@ def show_cmd(model, version, as_json):
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
         click.echo(f"{'metrics':>14}: {metrics or 'none'}")
         click.echo(f"{'tensors':>14}: {len(manifest['leaves'])}")
+        from modelreg.formats.privacy import describe
+
+        click.echo(f"{'privacy':>14}: {describe(manifest.get('privacy'))}")
 
 
 def _number(value) -> str:

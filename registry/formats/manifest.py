@@ -27,6 +27,8 @@ from pathlib import Path
 
 from modelreg.errors import ManifestInvalid
 from modelreg.formats.model import SealedModel
+from modelreg.formats.privacy import check as check_privacy
+from modelreg.formats.privacy import from_transcript as privacy_from_transcript
 from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
     FILES_FORMAT,
@@ -101,7 +103,7 @@ def _check_lineage(manifest: dict) -> None:
     v2 = manifest["manifest"] == CHECKPOINT_MANIFEST_V2
     keys = (*LINEAGE_KEYS, "transcript") if v2 else LINEAGE_KEYS
     present = [k for k in keys if k in manifest]
-    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files", "note"})
+    unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files", "note", "privacy"})
     if unknown:
         raise ManifestInvalid(f"{manifest['manifest']} has unknown keys {unknown}; lineage keys are "
                               f"{', '.join(keys)}")
@@ -111,6 +113,13 @@ def _check_lineage(manifest: dict) -> None:
                               f"{', '.join(keys)} or none")
     if not isinstance(manifest.get("note", ""), str):
         raise ManifestInvalid(f"note {manifest['note']!r} must be a string")
+    if "privacy" in manifest:
+        check_privacy(manifest["privacy"])
+        dp = (manifest.get("transcript") or {}).get("dp")
+        if (manifest["privacy"]["basis"] == "transcript") != (dp is not None) or (
+                dp is not None and manifest["privacy"] != privacy_from_transcript(dp)):
+            raise ManifestInvalid("privacy with basis \"transcript\" must restate the transcript's dp section, "
+                                  "and a transcript with dp needs it")
     if not present:
         return
     if v2:

@@ -99,7 +99,8 @@ class Registry:
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
-               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False) -> Commit:
+               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
+               privacy: dict | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
 
         Args:
@@ -109,6 +110,8 @@ class Registry:
             dataset_root: the root of a registered dataset it was trained on (see `register_dataset`).
             step, metrics, config, note: recorded in the version's manifest.
             follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
+            privacy: a DP guarantee from your own trainer, {"epsilon", "delta", ...}: recorded in the
+                manifest as "claimed, not checkable by replay" (formats.privacy).
 
         Returns:
             The `Commit` (`existing=True` when the model already held exactly this content).
@@ -121,6 +124,10 @@ class Registry:
         from modelreg.service.commit import commit_checkpoint
         from modelreg.service.ingest import seal_and_add
 
+        if privacy is not None:
+            from modelreg.formats.privacy import claimed
+
+            claimed(privacy)  # a bad claim fails before anything is pinned or sent
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
         model_id = self.model_id_or_register(model, "")
@@ -128,7 +135,7 @@ class Registry:
             parent = VersionRef(model_id, parent)
         return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                  parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                 config=config, note=note, added=(sealed, checkpoint_cid))
+                                 config=config, note=note, added=(sealed, checkpoint_cid), privacy=privacy)
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
