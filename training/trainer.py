@@ -286,7 +286,8 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
     model.train()
     while step < config.max_steps:
         step += 1
-        loss, ix = train_step(model, optimizer, config, train_data, step, env, autocast, spec)
+        loss, ix = train_step(model, optimizer, config, train_data, step, env, autocast,
+                              **({"dp": spec} if spec is not None else {}))  # a plain step keeps its signature
         step_losses.append(loss)
         if segment is not None:
             segment.leaves.append(batch_leaf(step, ix, train_data, starts, config))
