@@ -43,12 +43,14 @@ def run(job: ReplayJob) -> ReplayOutcome:
     from modelreg.training.distributed import DistEnv
     from modelreg.training.model import GPT
     from modelreg.training.tokenizer import load_tokenizer
-    from modelreg.training.trainer import batch_leaf, tokenize, train_step
+    from modelreg.training.trainer import batch_leaf, token_cache, tokenize, train_step
 
     config = TrainConfig.from_dict(job.config)
     dataset = load_dataset(job.data_dir, job.dataset_manifest)  # every file checked again against its leaf
     tokenizer, _ = load_tokenizer(Path(job.tokenizer_path), job.tokenizer_sha256)
-    train_data, _, starts = tokenize(dataset, tokenizer, config)
+    cache = token_cache(Path(job.cache_dir), job.dataset_manifest["root"], job.tokenizer_sha256) \
+        if job.cache_dir else None
+    train_data, _, starts = tokenize(dataset, tokenizer, config, cache)
     committed = {leaf.step: leaf for leaf in job.batches}
     spec = None
     if job.dp is not None:

@@ -8,6 +8,7 @@ data and seed write bit-identical checkpoints.
 """
 
 import bisect
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -154,16 +155,20 @@ def estimate_loss(model: GPT, splits: dict[str, torch.Tensor], config: TrainConf
     return out
 
 
-def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig):
-    """The train and validation token streams, and where each file (in manifest order) starts."""
-    eot = tokenizer.token_to_id(EOT)
-    ids: list[int] = []
-    starts: list[int] = []
-    for encoding in tokenizer.encode_batch([f.text for f in dataset.files]):
-        starts.append(len(ids))
-        ids.extend(encoding.ids)
-        ids.append(eot)
-    data = torch.tensor(ids, dtype=torch.long)
+def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig, cache: Path | None = None):
+    """The train and validation token streams, and where each file (in manifest order) starts.
+
+    cache, when given, is a file for this (dataset root, tokenizer) pair: read when it holds the
+    stream (its sha256 checked), written otherwise. A replay of several versions tokenizes once.
+    """
+    found = _cached_tokens(cache) if cache is not None else None
+    if found is not None:
+        data, starts = found
+    else:
+        data, starts = _tokenize(dataset, tokenizer)
+        if cache is not None:
+            with contextlib.suppress(OSError):  # a cache that cannot be written costs time, never the run
+                _store_tokens(cache, data, starts)
     n_val = int(len(data) * config.val_fraction)
     train, val = data[:len(data) - n_val], data[len(data) - n_val:]
     if min(len(train), len(val)) <= config.block_size + 1:
@@ -171,6 +176,50 @@ def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig):
                              f"{config.block_size} with val_fraction {config.val_fraction}; "
                              "use more text or a smaller block_size")
     return train, val, starts
+
+
+def _tokenize(dataset: VerifiedDataset, tokenizer) -> tuple[torch.Tensor, list[int]]:
+    eot = tokenizer.token_to_id(EOT)
+    ids: list[int] = []
+    starts: list[int] = []
+    for encoding in tokenizer.encode_batch([f.text for f in dataset.files]):
+        starts.append(len(ids))
+        ids.extend(encoding.ids)
+        ids.append(eot)
+    return torch.tensor(ids, dtype=torch.long), starts
+
+
+def _cached_tokens(path: Path) -> tuple[torch.Tensor, list[int]] | None:
+    """The stream a token cache holds, or None when it is absent, unreadable or not what it says."""
+    import hashlib
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            digest = (f.metadata() or {}).get("sha256")
+            data, starts = f.get_tensor("ids"), f.get_tensor("starts").tolist()
+    except (OSError, SafetensorError, KeyError, ValueError):
+        return None
+    if digest != hashlib.sha256(data.numpy().tobytes()).hexdigest():
+        return None
+    return data, starts
+
+
+def _store_tokens(path: Path, data: torch.Tensor, starts: list[int]) -> None:
+    import hashlib
+
+    from safetensors.torch import save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = save({"ids": data, "starts": torch.tensor(starts, dtype=torch.long)},
+                metadata={"sha256": hashlib.sha256(data.numpy().tobytes()).hexdigest()})
+    write_atomic(path, body)
+
+
+def token_cache(cache_dir: Path, dataset_root: str, tokenizer_sha256: str) -> Path:
+    """Where the token stream of this dataset under this tokenizer is cached."""
+    return Path(cache_dir) / f"{dataset_root.lower()}-{tokenizer_sha256.lower()}.safetensors"
 
 
 def _prepare_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
@@ -212,6 +261,7 @@ def train(
     before_first_step: Callable[[], None] | None = None,
     dataset: VerifiedDataset | None = None,
     dp: dict | None = None,
+    token_cache_dir: Path | None = None,
 ) -> TrainResult:
     """Train config on the verified dataset in data_dir, writing checkpoints to out_dir.
 
@@ -233,13 +283,13 @@ def train(
     env = distributed.setup(device)
     try:
         return _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
-                      on_checkpoint, resume, env, t0, before_first_step, dataset, dp)
+                      on_checkpoint, resume, env, t0, before_first_step, dataset, dp, token_cache_dir)
     finally:
         distributed.teardown(env)
 
 
 def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0,
-           before_first_step=None, dataset=None, dp=None):
+           before_first_step=None, dataset=None, dp=None, token_cache_dir=None):
     if dataset is None:
         manifest = manifest if manifest is not None else seal_directory(data_dir)
         dataset = load_dataset(data_dir, manifest, expected_root)  # raises before any step on a bad file
@@ -248,7 +298,8 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
     out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = _prepare_out_dir(out_dir, config, resume)
     tokenizer, tok_artifact = _tokenizer_for(env, dataset, config, out_dir, resume_from)
-    train_data, val_data, starts = tokenize(dataset, tokenizer, config)
+    cache = token_cache(token_cache_dir, dataset.root, tok_artifact.sha256) if token_cache_dir else None
+    train_data, val_data, starts = tokenize(dataset, tokenizer, config, cache)
     spec = None
     if dp is not None:
         if env.world_size > 1:

@@ -55,6 +55,7 @@ class ReplayJob:
     device: str
     out_dir: str  # where the replayed weights file goes
     dp: dict | None = None  # a DP-SGD segment's transcript section: its steps re-clip and re-noise
+    cache_dir: str | None = None  # token streams by (dataset root, tokenizer sha256): tokenized once
 
     def to_dict(self) -> dict:
         return {**asdict(self), "batches": [leaf.to_dict() for leaf in self.batches]}
@@ -232,7 +233,8 @@ def _prepare(registry, events, entry: dict, manifest: dict, tmp: Path, device: s
                      batches=batches, data_dir=str(data_dir), dataset_manifest=dataset_manifest,
                      tokenizer_path=str(tokenizer_path), tokenizer_sha256=tokenizer["sha256"],
                      parent_weights=parent_weights, parent_optimizer=parent_optimizer,
-                     numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"), dp=t.get("dp"))
+                     numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"), dp=t.get("dp"),
+                     cache_dir=str(Path(registry.home) / "cache" / "tokens"))
 
 
 def _parent(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[str | None, str | None]:
