@@ -66,7 +66,10 @@ def run(job: ReplayJob) -> ReplayOutcome:
     try:
         torch.manual_seed(config.seed)
         model = GPT(config).to(env.device)
-        optimizer = model.configure_optimizer(config, env.device_type)
+        from modelreg.training.optim import NAME as IEEE
+
+        # versions trained before the portable optimizer recorded none: torch's AdamW, as they ran
+        optimizer = model.configure_optimizer(config, env.device_type, ieee=job.numerics.get("optimizer") == IEEE)
         if job.parent_weights is not None:
             tensors, _ = ckpt.read_weights(Path(job.parent_weights))
             model.load_state_tensors({k: v.to(env.device) for k, v in tensors.items()})

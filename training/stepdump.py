@@ -15,6 +15,7 @@ yourself to try another profile (e.g. MKL_CBWR=AVX,STRICT).
 
 import argparse
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def dump(out: Path, steps: int, data_dir: Path, limit: int) -> dict:
     model = GPT(config)
     for name, p in model.named_parameters():
         keep(f"init/{name}", p)
-    optimizer = model.configure_optimizer(config, "cpu")
+    optimizer = model.configure_optimizer(config, "cpu", ieee=os.environ.get("STEPDUMP_TORCH_ADAMW") != "1")
     step_no = [0]
 
     def hook(module, args, output):

@@ -309,7 +309,7 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
 
     torch.manual_seed(config.seed)
     model = GPT(config).to(env.device)
-    optimizer = model.configure_optimizer(config, env.device_type)
+    optimizer = model.configure_optimizer(config, env.device_type, ieee=True)  # portable on the CPU
     step = 0
     if resume_from is not None:
         tensors, meta = ckpt.read_weights(resume_from)
@@ -375,6 +375,10 @@ class Segment:
         self.digests: list[str] = []  # DP runs: the parameters' sha256 after each step
         self.files = {f.path: str(data_dir / f.path) for f in dataset.files}
         self.numerics = {**numerics.current(), "device": environment["device"], "dtype": environment["dtype"]}
+        if environment["device"] == "cpu":
+            from modelreg.training.optim import NAME
+
+            self.numerics["optimizer"] = NAME  # replay builds the same optimizer (absent: torch's AdamW)
         self.leaves: list[BatchLeaf] = []
 
     def close(self, step: int) -> dict:

@@ -69,3 +69,38 @@ def test_the_step_dump_names_the_first_operation_another_kernel_profile_changes(
     # kernels it is already the seeded initialisation: torch's normal_ fills 8 or 16 lanes at a time)
     assert result["first"]["name"] == "init/transformer.wte.weight" and result["first"]["max_abs"] > 0
     assert all(not d["name"].startswith("data/") for d in result["first_10"])
+
+
+def test_the_ieee_adamw_is_torchs_adamw_but_for_a_correctly_rounded_sqrt(monkeypatch):
+    import numpy as np
+
+    from modelreg.training import optim
+
+    torch.manual_seed(0)
+    shapes = [(64, 32), (32,), (7, 5, 3)]
+    params = [torch.randn(s) for s in shapes]
+    grads = [[torch.randn(s) * 10 ** -k for s in shapes] for k in range(4)]
+
+    def run(make):
+        ps = [torch.nn.Parameter(p.clone()) for p in params]
+        opt = make([{"params": ps[:2], "weight_decay": 0.1}, {"params": ps[2:], "weight_decay": 0.0}])
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g.clone()
+            opt.step()
+        return ps, opt
+
+    kw = {"lr": 3e-3, "betas": (0.9, 0.99)}
+    theirs, their_opt = run(lambda g: torch.optim.AdamW(g, foreach=False, **kw))
+    with monkeypatch.context() as m:  # the same formula: with torch's sqrt, the same bits
+        m.setattr(optim, "ieee_sqrt", torch.sqrt)
+        same, _ = run(lambda g: optim.IeeeAdamW(g, **kw))
+    assert all(torch.equal(a, b) for a, b in zip(theirs, same))
+    ours, our_opt = run(lambda g: optim.IeeeAdamW(g, **kw))
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(theirs, ours))
+    # its square root is the correctly rounded one (float64 sqrt of a float32 rounds correctly to float32)
+    v = our_opt.state[our_opt.param_groups[0]["params"][0]]["exp_avg_sq"]
+    assert torch.equal(optim.ieee_sqrt(v), torch.from_numpy(np.sqrt(v.numpy().astype(np.float64)).astype(np.float32)))
+    # and its state is torch's: each loads the other's
+    their_opt.load_state_dict(our_opt.state_dict())
+    assert set(our_opt.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}
