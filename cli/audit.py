@@ -54,11 +54,15 @@ def models_cmd(as_json):
 @read_options
 @json_option
 def history_cmd(model, as_json):
-    """List MODEL's versions: roots, parents, datasets, committer, block, revocations."""
-    events = open_registry().events()
+    """List MODEL's versions: roots, parents, datasets, committer, block, revocations (--json: and DP claims)."""
+    registry = open_registry()
+    events = registry.events()
     model_id = audit_lib.find_model(events, model)["id"]
     versions = audit_lib.history(events, model_id)
     if as_json:
+        for v in versions:  # each version's DP claim, from its manifest (checked against the chain)
+            status, manifest = audit_lib.check_manifest(v, registry.ipfs.cat)
+            v["privacy"] = (manifest or {}).get("privacy") if status == "manifest verified" else None
         return print_json(versions)
     _table(f"History of {model} (datasets and CIDs: audit show, or --json)",
            ["version", "parent", "weights root", "committer", "block", "tx", "revoked"],
@@ -112,6 +116,9 @@ def show_cmd(model, version, as_json):
                   ("metrics", metrics or "none"), ("tensors", len(manifest["leaves"]))]
         if manifest.get("derivation"):
             lines += _derivation_lines(manifest["derivation"])
+        from modelreg.formats.privacy import describe
+
+        lines.append(("privacy", describe(manifest.get("privacy"))))
     for key, value in lines:  # every value may be a stranger's: shown without control characters
         click.echo(f"{key:>14}: {visible(value)}")
 

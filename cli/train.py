@@ -75,10 +75,15 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent / "training" / "corpus" / 
 @click.option("--keep-training", is_flag=True,
               help="If a registration fails, train on and journal every checkpoint for a later --resume "
                    "[default: stop at the next checkpoint].")
+@click.option("--dp-epsilon", type=float, metavar="E",
+              help="Train with DP-SGD to (E, delta)-differential privacy over the planned steps.")
+@click.option("--dp-delta", type=float, metavar="D", help="DP delta [default: 1e-5]; below 1/examples.")
+@click.option("--dp-max-grad-norm", type=float, metavar="C",
+              help="DP-SGD per-sample clipping norm [default: 1.0].")
 @connection_options
 @json_option
 def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, seed, device, run_dir,
-                       resume, keep_training, as_json):
+                       resume, keep_training, dp_epsilon, dp_delta, dp_max_grad_norm, as_json):
     """Train a GPT language model from scratch and register every checkpoint.
 
     The dataset is sealed and registered first; each checkpoint is then sealed, pinned to IPFS
@@ -88,6 +93,11 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     from modelreg.training.config import preset
     from modelreg.training.register import TrainingRun, train_unregistered  # torch is slow to import
 
+    if dp_epsilon is None and (dp_delta is not None or dp_max_grad_norm is not None):
+        raise InputInvalid("--dp-delta and --dp-max-grad-norm need --dp-epsilon; give the epsilon to train for")
+    dp = None if dp_epsilon is None else {
+        "epsilon": dp_epsilon, "delta": 1e-5 if dp_delta is None else dp_delta,
+        "max_grad_norm": 1.0 if dp_max_grad_norm is None else dp_max_grad_norm}
     overrides = {k: v for k, v in {"max_steps": steps, "eval_interval": eval_interval, "seed": seed}.items()
                  if v is not None}
     config = replace(preset(preset_name), **overrides)
@@ -97,11 +107,14 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     check_model_name(model_name)  # the contract's rule, before anything is written
     _check_device(device)
     run_dir = _run_dir(home_of(), model_name, run_dir)
+    if dp is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputInvalid("DP-SGD training runs in one process (its transcript holds every sample of a step); "
+                           "run it without torchrun")
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun: only rank 0 talks to IPFS and the chain
         return train_unregistered(config, data_dir, run_dir, resume=resume, device=device)
     registry = open_registry(write=True)
     run = TrainingRun(registry, model_name=model_name, data_dir=data_dir, run_dir=run_dir,
-                      config=config, resume=resume, quiet=as_json, keep_training=keep_training)
+                      config=config, resume=resume, quiet=as_json, keep_training=keep_training, dp=dp)
     try:
         commits = run.execute(device=device)
     except ModelregError as e:

@@ -125,8 +125,12 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1))
         return logits, loss
 
-    def configure_optimizer(self, config: TrainConfig, device_type: str) -> torch.optim.AdamW:
-        """AdamW with two groups: weight decay on 2-D tensors (matrices, embeddings), none on gains."""
+    def configure_optimizer(self, config: TrainConfig, device_type: str, ieee: bool = False) -> torch.optim.AdamW:
+        """AdamW with two groups: weight decay on 2-D tensors (matrices, embeddings), none on gains.
+
+        ieee: on the CPU, `optim.IeeeAdamW`, whose square root is correctly rounded on every CPU
+        (portable CPU training, docs/replay.md); otherwise torch's own AdamW.
+        """
         params = dict(self.named_parameters())  # named_parameters yields the tied tensor once
         decay = [p for _, p in sorted(params.items()) if p.dim() >= 2]
         no_decay = [p for _, p in sorted(params.items()) if p.dim() < 2]
@@ -134,6 +138,10 @@ class GPT(nn.Module):
             {"params": decay, "weight_decay": config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+        if ieee and device_type == "cpu":
+            from modelreg.training.optim import IeeeAdamW
+
+            return IeeeAdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2))
         return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2),
                                  fused=device_type == "cuda")
 

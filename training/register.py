@@ -71,8 +71,8 @@ class TrainingRun:
     """One `train-and-register`: the run directory, its journal, the registrar and the training call."""
 
     def __init__(self, registry, *, model_name: str, data_dir: Path, run_dir: Path, config: TrainConfig,
-                 resume: bool, quiet: bool = False, keep_training: bool = False):
-        self.registry, self.model_name, self.config = registry, model_name, config
+                 resume: bool, quiet: bool = False, keep_training: bool = False, dp: dict | None = None):
+        self.registry, self.model_name, self.config, self.dp = registry, model_name, config, dp
         self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
         self.resume, self.quiet, self.keep_training = resume, quiet, keep_training
         self.model_id: int | None = None
@@ -113,7 +113,8 @@ class TrainingRun:
                 try:
                     train(self.config, self.data_dir, self.run_dir, dataset=dataset,
                           dataset_root=self.dataset_root, on_checkpoint=on_checkpoint, resume=self.resume,
-                          device=device, before_first_step=before_first_step)
+                          device=device, before_first_step=before_first_step, dp=self.dp,
+                          token_cache_dir=Path(self.registry.home) / "cache" / "tokens")
                 except BaseException:
                     if registrar is None and fresh:  # failed before the first step: leave nothing behind
                         self._remove_run_dir(created=fresh == "created")

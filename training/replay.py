@@ -43,20 +43,33 @@ def run(job: ReplayJob) -> ReplayOutcome:
     from modelreg.training.distributed import DistEnv
     from modelreg.training.model import GPT
     from modelreg.training.tokenizer import load_tokenizer
-    from modelreg.training.trainer import batch_leaf, tokenize, train_step
+    from modelreg.training.trainer import batch_leaf, token_cache, tokenize, train_step
 
     config = TrainConfig.from_dict(job.config)
     dataset = load_dataset(job.data_dir, job.dataset_manifest)  # every file checked again against its leaf
     tokenizer, _ = load_tokenizer(Path(job.tokenizer_path), job.tokenizer_sha256)
-    train_data, _, starts = tokenize(dataset, tokenizer, config)
+    cache = token_cache(Path(job.cache_dir), job.dataset_manifest["root"], job.tokenizer_sha256) \
+        if job.cache_dir else None
+    train_data, _, starts = tokenize(dataset, tokenizer, config, cache)
     committed = {leaf.step: leaf for leaf in job.batches}
+    spec = None
+    if job.dp is not None:
+        from modelreg.training import dp as dp_sgd
+
+        spec = dp_sgd.DPSpec.from_dict(job.dp)
+        claim = _check_dp_claim(job, spec, config, len(train_data))
+        if claim is not None:
+            return claim
     env = DistEnv(rank=0, local_rank=0, world_size=1, device=job.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(job.numerics["threads"])  # ATen splits reductions by thread: same count, same sums
     try:
         torch.manual_seed(config.seed)
         model = GPT(config).to(env.device)
-        optimizer = model.configure_optimizer(config, env.device_type)
+        from modelreg.training.optim import NAME as IEEE
+
+        # versions trained before the portable optimizer recorded none: torch's AdamW, as they ran
+        optimizer = model.configure_optimizer(config, env.device_type, ieee=job.numerics.get("optimizer") == IEEE)
         if job.parent_weights is not None:
             tensors, _ = ckpt.read_weights(Path(job.parent_weights))
             model.load_state_tensors({k: v.to(env.device) for k, v in tensors.items()})
@@ -67,11 +80,17 @@ def run(job: ReplayJob) -> ReplayOutcome:
         for step in range(job.first_step, job.last_step + 1):
             if step not in committed:
                 return ReplayOutcome(steps_run=step - job.first_step, step=step)
-            _, ix = train_step(model, optimizer, config, train_data, step, env, autocast)
+            _, ix = train_step(model, optimizer, config, train_data, step, env, autocast, spec)
             replayed = batch_leaf(step, ix, train_data, starts, config)
             if replayed != committed[step]:
                 return ReplayOutcome(steps_run=step - job.first_step + 1, step=step,
                                      committed=committed[step].to_dict(), replayed=replayed.to_dict())
+            if spec is not None:  # DP: the parameters after every step, so the first noised step that differs
+                digest = dp_sgd.params_sha256(model)
+                claimed = job.dp["step_params_sha256"][step - job.first_step]
+                if digest != claimed:
+                    return ReplayOutcome(steps_run=step - job.first_step + 1, step=step,
+                                         committed={"params_sha256": claimed}, replayed={"params_sha256": digest})
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         meta = ckpt.CheckpointMeta(job.last_step, job.config, job.tokenizer_sha256, job.dataset_manifest["root"])
@@ -79,6 +98,27 @@ def run(job: ReplayJob) -> ReplayOutcome:
     finally:
         torch.set_num_threads(threads)
     return ReplayOutcome(steps_run=job.last_step - job.first_step + 1, weights_path=str(path))
+
+
+def _check_dp_claim(job: ReplayJob, spec, config, train_tokens: int) -> ReplayOutcome | None:
+    """A DIVERGED outcome at the segment's first step when the DP claim does not follow from its parameters."""
+    from modelreg.training import dp as dp_sgd
+
+    examples = train_tokens // (config.block_size + 1)
+    spent = dp_sgd.epsilon(spec.noise_multiplier, spec.sample_rate, job.last_step, spec.delta)
+    planned = dp_sgd.epsilon(spec.noise_multiplier, spec.sample_rate, spec.planned_steps, spec.delta)
+    why = ""
+    if spec.examples != examples or abs(spec.sample_rate - config.batch_size / examples) > 1e-12:
+        why = (f" (the dataset gives {examples} examples and sample rate {config.batch_size / examples:.6g}, "
+               f"the transcript says {spec.examples} and {spec.sample_rate:.6g})")
+    elif planned > spec.target_epsilon * (1 + 1e-6):
+        why = f" (its noise multiplier reaches {planned:.6g} over the planned {spec.planned_steps} steps)"
+        return ReplayOutcome(steps_run=0, step=job.first_step, committed={"epsilon": spec.target_epsilon},
+                             replayed={"epsilon": planned, "why": why})
+    if why or abs(spent - job.dp["epsilon_spent"]) > 1e-6 * max(spent, 1e-12):
+        return ReplayOutcome(steps_run=0, step=job.first_step, committed={"epsilon": job.dp["epsilon_spent"]},
+                             replayed={"epsilon": spent, "why": why})
+    return None
 
 
 def _in_child(job: ReplayJob) -> ReplayOutcome:

@@ -8,6 +8,7 @@ data and seed write bit-identical checkpoints.
 """
 
 import bisect
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from modelreg.formats.manifest import canonical_json
 from modelreg.formats.transcript import BatchLeaf, batches_document, config_sha256, tokens_sha256
 from modelreg.training import checkpoint as ckpt
 from modelreg.training import distributed, numerics
+from modelreg.training import dp as dp_sgd
 from modelreg.training.config import TrainConfig
 from modelreg.training.data import VerifiedDataset, load_dataset, seal_directory
 from modelreg.training.model import GPT
@@ -86,6 +88,9 @@ def get_batch(data: torch.Tensor, config: TrainConfig, generator: torch.Generato
               ix: list[int] | None = None):
     """B random windows of T+1 tokens: inputs and the same shifted by one as targets."""
     ix = batch_positions(data, config, generator) if ix is None else ix
+    if not ix:  # a DP step's Poisson sampling may draw no example
+        empty = torch.empty((0, config.block_size), dtype=data.dtype)
+        return empty.to(device), empty.clone().to(device)
     x = torch.stack([data[i:i + config.block_size] for i in ix])  # (B, T)
     y = torch.stack([data[i + 1:i + 1 + config.block_size] for i in ix])  # (B, T)
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -94,18 +99,32 @@ def get_batch(data: torch.Tensor, config: TrainConfig, generator: torch.Generato
 def batch_leaf(step: int, ix: list[int], data: torch.Tensor, starts: list[int], config: TrainConfig) -> BatchLeaf:
     """The batch commitment of a step: each window's file and offset in it, and the sha256 of its tokens."""
     files = [bisect.bisect_right(starts, i) - 1 for i in ix]
-    windows = torch.stack([data[i:i + config.block_size + 1] for i in ix])  # (B, T+1)
+    windows = torch.stack([data[i:i + config.block_size + 1] for i in ix]) if ix else \
+        torch.empty((0, config.block_size + 1), dtype=torch.long)  # (B, T+1)
     return BatchLeaf(step, tuple(files), tuple(i - starts[f] for i, f in zip(ix, files)),
                      tokens_sha256(windows.numpy().astype("<i8").tobytes()))
 
 
-def train_step(model, optimizer, config: TrainConfig, train_data: torch.Tensor, step: int, env, autocast):
-    """One optimizer step, its randomness a function of (seed, step, rank): (loss, sample positions)."""
+def train_step(model, optimizer, config: TrainConfig, train_data: torch.Tensor, step: int, env, autocast,
+               dp: "dp_sgd.DPSpec | None" = None):
+    """One optimizer step, its randomness a function of (seed, step, rank): (loss, sample positions).
+
+    With dp, a DP-SGD step (training/dp.py): Poisson-sampled examples, per-sample clipping and
+    Gaussian noise, each drawn from generators seeded with (seed, step, rank) as well.
+    """
     lr = get_lr(config, step)
     for group in optimizer.param_groups:
         group["lr"] = lr
     torch.manual_seed(_seed(config.seed, step, env.rank))  # dropout masks of this step
     g = torch.Generator().manual_seed(_seed(config.seed, step, env.rank, 1))
+    if dp is not None:
+        ix = dp_sgd.sample(dp, config, torch.Generator().manual_seed(_seed(config.seed, step, env.rank, 2)))
+        x, y = get_batch(train_data, config, g, env.device, ix)
+        noise = torch.Generator().manual_seed(_seed(config.seed, step, env.rank, 3))
+        loss = dp_sgd.noisy_clipped_grads(model, dp, x, y, noise)  # per-sample clipping replaces grad_clip
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss, ix
     ix = batch_positions(train_data, config, g)
     x, y = get_batch(train_data, config, g, env.device, ix)
     with autocast:
@@ -136,16 +155,20 @@ def estimate_loss(model: GPT, splits: dict[str, torch.Tensor], config: TrainConf
     return out
 
 
-def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig):
-    """The train and validation token streams, and where each file (in manifest order) starts."""
-    eot = tokenizer.token_to_id(EOT)
-    ids: list[int] = []
-    starts: list[int] = []
-    for encoding in tokenizer.encode_batch([f.text for f in dataset.files]):
-        starts.append(len(ids))
-        ids.extend(encoding.ids)
-        ids.append(eot)
-    data = torch.tensor(ids, dtype=torch.long)
+def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig, cache: Path | None = None):
+    """The train and validation token streams, and where each file (in manifest order) starts.
+
+    cache, when given, is a file for this (dataset root, tokenizer) pair: read when it holds the
+    stream (its sha256 checked), written otherwise. A replay of several versions tokenizes once.
+    """
+    found = _cached_tokens(cache) if cache is not None else None
+    if found is not None:
+        data, starts = found
+    else:
+        data, starts = _tokenize(dataset, tokenizer)
+        if cache is not None:
+            with contextlib.suppress(OSError):  # a cache that cannot be written costs time, never the run
+                _store_tokens(cache, data, starts)
     n_val = int(len(data) * config.val_fraction)
     train, val = data[:len(data) - n_val], data[len(data) - n_val:]
     if min(len(train), len(val)) <= config.block_size + 1:
@@ -153,6 +176,50 @@ def tokenize(dataset: VerifiedDataset, tokenizer, config: TrainConfig):
                              f"{config.block_size} with val_fraction {config.val_fraction}; "
                              "use more text or a smaller block_size")
     return train, val, starts
+
+
+def _tokenize(dataset: VerifiedDataset, tokenizer) -> tuple[torch.Tensor, list[int]]:
+    eot = tokenizer.token_to_id(EOT)
+    ids: list[int] = []
+    starts: list[int] = []
+    for encoding in tokenizer.encode_batch([f.text for f in dataset.files]):
+        starts.append(len(ids))
+        ids.extend(encoding.ids)
+        ids.append(eot)
+    return torch.tensor(ids, dtype=torch.long), starts
+
+
+def _cached_tokens(path: Path) -> tuple[torch.Tensor, list[int]] | None:
+    """The stream a token cache holds, or None when it is absent, unreadable or not what it says."""
+    import hashlib
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            digest = (f.metadata() or {}).get("sha256")
+            data, starts = f.get_tensor("ids"), f.get_tensor("starts").tolist()
+    except (OSError, SafetensorError, KeyError, ValueError):
+        return None
+    if digest != hashlib.sha256(data.numpy().tobytes()).hexdigest():
+        return None
+    return data, starts
+
+
+def _store_tokens(path: Path, data: torch.Tensor, starts: list[int]) -> None:
+    import hashlib
+
+    from safetensors.torch import save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = save({"ids": data, "starts": torch.tensor(starts, dtype=torch.long)},
+                metadata={"sha256": hashlib.sha256(data.numpy().tobytes()).hexdigest()})
+    write_atomic(path, body)
+
+
+def token_cache(cache_dir: Path, dataset_root: str, tokenizer_sha256: str) -> Path:
+    """Where the token stream of this dataset under this tokenizer is cached."""
+    return Path(cache_dir) / f"{dataset_root.lower()}-{tokenizer_sha256.lower()}.safetensors"
 
 
 def _prepare_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
@@ -193,6 +260,8 @@ def train(
     device: str | None = None,
     before_first_step: Callable[[], None] | None = None,
     dataset: VerifiedDataset | None = None,
+    dp: dict | None = None,
+    token_cache_dir: Path | None = None,
 ) -> TrainResult:
     """Train config on the verified dataset in data_dir, writing checkpoints to out_dir.
 
@@ -205,19 +274,22 @@ def train(
     rank 0 once the data is verified and tokenized into enough tokens for a batch and the model
     is built, before the first step: what must not happen for bad data (registering it) waits
     for it, and an exception from it stops training before any step. dataset, when given, is
-    the data already read and checked (`data.seal_and_load`): it is not read again.
+    the data already read and checked (`data.seal_and_load`): it is not read again. dp, when
+    given ({"epsilon", "delta", "max_grad_norm"}), trains with DP-SGD (training/dp.py): the
+    noise multiplier is calibrated for that target over config.max_steps, and every
+    transcript records the parameters, the accountant and the epsilon spent.
     """
     t0 = time.time()
     env = distributed.setup(device)
     try:
         return _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
-                      on_checkpoint, resume, env, t0, before_first_step, dataset)
+                      on_checkpoint, resume, env, t0, before_first_step, dataset, dp, token_cache_dir)
     finally:
         distributed.teardown(env)
 
 
 def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0,
-           before_first_step=None, dataset=None):
+           before_first_step=None, dataset=None, dp=None, token_cache_dir=None):
     if dataset is None:
         manifest = manifest if manifest is not None else seal_directory(data_dir)
         dataset = load_dataset(data_dir, manifest, expected_root)  # raises before any step on a bad file
@@ -226,11 +298,18 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
     out_dir.mkdir(parents=True, exist_ok=True)
     resume_from = _prepare_out_dir(out_dir, config, resume)
     tokenizer, tok_artifact = _tokenizer_for(env, dataset, config, out_dir, resume_from)
-    train_data, val_data, starts = tokenize(dataset, tokenizer, config)
+    cache = token_cache(token_cache_dir, dataset.root, tok_artifact.sha256) if token_cache_dir else None
+    train_data, val_data, starts = tokenize(dataset, tokenizer, config, cache)
+    spec = None
+    if dp is not None:
+        if env.world_size > 1:
+            raise ConfigInvalid("DP-SGD training runs in one process: its transcript must hold every sample "
+                                "of a step; drop torchrun or the --dp-* options")
+        spec = dp_sgd.plan(dp["epsilon"], dp["delta"], dp["max_grad_norm"], config, len(train_data))
 
     torch.manual_seed(config.seed)
     model = GPT(config).to(env.device)
-    optimizer = model.configure_optimizer(config, env.device_type)
+    optimizer = model.configure_optimizer(config, env.device_type, ieee=True)  # portable on the CPU
     step = 0
     if resume_from is not None:
         tensors, meta = ckpt.read_weights(resume_from)
@@ -254,14 +333,17 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
         evals.append(_eval_record(0, losses))
 
     # A transcript needs every sample of a step: one process, so one rank's batches are all of them.
-    segment = Segment(config, data_dir, dataset, out_dir, step, environment) if env.world_size == 1 else None
+    segment = Segment(config, data_dir, dataset, out_dir, step, environment, spec) if env.world_size == 1 else None
     model.train()
     while step < config.max_steps:
         step += 1
-        loss, ix = train_step(model, optimizer, config, train_data, step, env, autocast)
+        loss, ix = train_step(model, optimizer, config, train_data, step, env, autocast,
+                              **({"dp": spec} if spec is not None else {}))  # a plain step keeps its signature
         step_losses.append(loss)
         if segment is not None:
             segment.leaves.append(batch_leaf(step, ix, train_data, starts, config))
+            if spec is not None:
+                segment.digests.append(dp_sgd.params_sha256(raw_model))
 
         if env.is_main and (step % config.eval_interval == 0 or step == config.max_steps):
             record = _eval_record(step, estimate_loss(raw_model, splits, config, env.device, autocast))
@@ -274,6 +356,8 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
                 metrics = {"train_loss": record["train_loss"], "val_loss": record["val_loss"],
                            "val_perplexity": record["val_perplexity"], "lr": get_lr(config, step),
                            "tokens_seen": step * tokens_per_step, "elapsed_s": time.time() - t0}
+                if transcript is not None and "dp" in transcript:
+                    metrics["dp_epsilon"] = transcript["dp"]["epsilon_spent"]
                 on_checkpoint(CheckpointEvent(path, ckpt.optimizer_path(out_dir, step), step, metrics,
                                               config.to_dict(), tok_artifact.path, tok_artifact.sha256,
                                               dataset.root, dict(environment), transcript))
@@ -286,10 +370,15 @@ class Segment:
     """The steps since the last checkpoint (or the start), recorded for the next checkpoint's transcript."""
 
     def __init__(self, config: TrainConfig, data_dir: Path, dataset: VerifiedDataset, out_dir: Path,
-                 parent_step: int, environment: dict):
-        self.config, self.out_dir, self.parent_step = config, out_dir, parent_step
+                 parent_step: int, environment: dict, dp: "dp_sgd.DPSpec | None" = None):
+        self.config, self.out_dir, self.parent_step, self.dp = config, out_dir, parent_step, dp
+        self.digests: list[str] = []  # DP runs: the parameters' sha256 after each step
         self.files = {f.path: str(data_dir / f.path) for f in dataset.files}
         self.numerics = {**numerics.current(), "device": environment["device"], "dtype": environment["dtype"]}
+        if environment["device"] == "cpu":
+            from modelreg.training.optim import NAME
+
+            self.numerics["optimizer"] = NAME  # replay builds the same optimizer (absent: torch's AdamW)
         self.leaves: list[BatchLeaf] = []
 
     def close(self, step: int) -> dict:
@@ -306,7 +395,9 @@ class Segment:
         transcript = {"first_step": self.parent_step + 1, "last_step": step, "seed": self.config.seed,
                       "config_sha256": config_sha256(self.config.to_dict()), "numerics": dict(self.numerics),
                       "batches_path": str(batches_path), "parent": parent, "dataset_files": dict(self.files)}
-        self.parent_step, self.leaves = step, []
+        if self.dp is not None:
+            transcript["dp"] = dp_sgd.transcript_section(self.dp, step, self.digests)
+        self.parent_step, self.leaves, self.digests = step, [], []
         return transcript
 
 

@@ -32,6 +32,8 @@ from modelreg.errors import JsonInvalid, JsonTooDeep, JsonTooLarge, ManifestInva
 from modelreg.formats.derivation import check_derivation
 from modelreg.formats.model import SealedModel
 from modelreg.formats.paths import check_paths
+from modelreg.formats.privacy import check as check_privacy
+from modelreg.formats.privacy import from_transcript as privacy_from_transcript
 from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
     FILES_FORMAT,
@@ -107,7 +109,7 @@ def _check_lineage(manifest: dict) -> None:
     keys = (*LINEAGE_KEYS, "transcript") if v2 else LINEAGE_KEYS
     present = [k for k in keys if k in manifest]
     unknown = sorted(set(manifest) - set(keys) - {"manifest", "format", "root", "leaves", "files", "note",
-                                                  "derivation"})
+                                                  "derivation", "privacy"})
     if unknown:
         raise ManifestInvalid(f"{manifest['manifest']} has unknown keys {unknown}; lineage keys are "
                               f"{', '.join(keys)}")
@@ -119,6 +121,13 @@ def _check_lineage(manifest: dict) -> None:
         raise ManifestInvalid(f"note {manifest['note']!r} must be a string")
     if "derivation" in manifest:
         check_derivation(manifest["derivation"])
+    if "privacy" in manifest:
+        check_privacy(manifest["privacy"])
+        dp = (manifest.get("transcript") or {}).get("dp")
+        if (manifest["privacy"]["basis"] == "transcript") != (dp is not None) or (
+                dp is not None and manifest["privacy"] != privacy_from_transcript(dp)):
+            raise ManifestInvalid("privacy with basis \"transcript\" must restate the transcript's dp section, "
+                                  "and a transcript with dp needs it")
     if not present:
         return
     if v2:

@@ -25,6 +25,12 @@ from modelreg.errors import ManifestInvalid
 from modelreg.formats.merkle import StandardMerkleTree
 
 TRANSCRIPT_FORMAT = "modelreg-training-transcript-v1"
+# v2 = v1 + "dp": a DP-SGD segment's parameters, accountant, sampling, seeds, epsilon spent and the
+# sha256 of the parameters after each step (training/dp.py). Non-DP segments stay v1.
+TRANSCRIPT_FORMAT_DP = "modelreg-training-transcript-v2"
+_DP_KEYS = {"mechanism", "target_epsilon", "delta", "max_grad_norm", "noise_multiplier", "sample_rate",
+            "planned_steps", "examples", "epsilon_spent", "accountant", "sampling", "example", "sample_seed",
+            "noise_seed", "step_params_sha256"}
 BATCHES_FORMAT = "modelreg-batches-v1"
 _TRANSCRIPT_KEYS = {"format", "first_step", "last_step", "seed", "config_sha256", "batches", "parent",
                     "numerics", "dataset_files"}
@@ -100,11 +106,16 @@ def load_batches(document: bytes | dict, expected_root: str) -> tuple[BatchLeaf,
 
 def check_transcript(t) -> None:
     """ManifestInvalid unless t has the shape of a `modelreg-training-transcript-v1`."""
-    if not isinstance(t, dict) or set(t) != _TRANSCRIPT_KEYS:
+    dp = isinstance(t, dict) and t.get("format") == TRANSCRIPT_FORMAT_DP
+    keys = _TRANSCRIPT_KEYS | {"dp"} if dp else _TRANSCRIPT_KEYS
+    if not isinstance(t, dict) or set(t) != keys:
         got = sorted(t) if isinstance(t, dict) else type(t).__name__
-        raise ManifestInvalid(f"transcript must have exactly the keys {sorted(_TRANSCRIPT_KEYS)}, got {got}")
-    if t["format"] != TRANSCRIPT_FORMAT:
-        raise ManifestInvalid(f"transcript format {t['format']!r} is not {TRANSCRIPT_FORMAT!r}")
+        raise ManifestInvalid(f"transcript must have exactly the keys {sorted(keys)}, got {got}")
+    if t["format"] not in (TRANSCRIPT_FORMAT, TRANSCRIPT_FORMAT_DP):
+        raise ManifestInvalid(f"transcript format {t['format']!r} is not {TRANSCRIPT_FORMAT!r} "
+                              f"or {TRANSCRIPT_FORMAT_DP!r}")
+    if dp:
+        check_dp(t["dp"], t["last_step"] - t["first_step"] + 1)
     if not all(_is_count(t[k]) for k in ("first_step", "last_step", "seed")) or t["first_step"] > t["last_step"]:
         raise ManifestInvalid("transcript steps and seed must be non-negative integers, first_step <= last_step")
     batches = t["batches"]
@@ -120,6 +131,25 @@ def check_transcript(t) -> None:
     if not _is_hash(t["config_sha256"]) or not isinstance(t["numerics"], dict) \
             or not isinstance(t["dataset_files"], dict):
         raise ManifestInvalid("transcript config_sha256 must be a hash, numerics and dataset_files objects")
+
+
+def check_dp(d, steps: int) -> None:
+    """ManifestInvalid unless d is a DP-SGD section with one parameter digest per step of the segment."""
+    if not isinstance(d, dict) or set(d) != _DP_KEYS:
+        got = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise ManifestInvalid(f"transcript dp must have exactly the keys {sorted(_DP_KEYS)}, got {got}")
+    numbers = ("target_epsilon", "delta", "max_grad_norm", "noise_multiplier", "sample_rate", "epsilon_spent")
+    if not all(isinstance(d[k], (int, float)) and not isinstance(d[k], bool) and d[k] >= 0 for k in numbers) \
+            or not 0 < d["delta"] < 1 or not 0 < d["sample_rate"] <= 1:
+        raise ManifestInvalid(f"transcript dp: {', '.join(numbers)} must be non-negative numbers, "
+                              "delta and sample_rate within (0, 1)")
+    if not (_is_count(d["planned_steps"]) and _is_count(d["examples"]) and d["mechanism"] == "dp-sgd"
+            and isinstance(d["accountant"], dict)):
+        raise ManifestInvalid("transcript dp: mechanism must be dp-sgd, planned_steps and examples counts, "
+                              "accountant an object")
+    digests = d["step_params_sha256"]
+    if not isinstance(digests, list) or len(digests) != steps or not all(_is_hash(x) for x in digests):
+        raise ManifestInvalid(f"transcript dp: step_params_sha256 must hold one hash per step ({steps})")
 
 
 def _is_count(v) -> bool:

@@ -31,6 +31,7 @@ class SavedCheckpoint:
     metrics: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
+    privacy: dict | None = None  # a DP claim of the user's own trainer: recorded, not checkable by replay
 
 
 def rank() -> int:
@@ -43,7 +44,7 @@ class BackgroundCommitter:
 
     def __init__(self, model: str, *, journal: str | os.PathLike, registry=None, dataset=None,
                  parent: VersionRef | None = None, follow_symlinks: bool = False,
-                 home: str | os.PathLike | None = None, **settings):
+                 home: str | os.PathLike | None = None, privacy: dict | None = None, **settings):
         """
         Args:
             model: the model's name; registered, with the signer as owner, if new.
@@ -53,7 +54,12 @@ class BackgroundCommitter:
                 first) or the root of a registered dataset, or None.
             parent: the version the first checkpoint continues from, or None.
             follow_symlinks: follow symbolic links in checkpoint directories.
+            privacy: your DP trainer's guarantee, {"epsilon", "delta", and optionally "mechanism",
+                "noise_multiplier", "sample_rate", "max_grad_norm", "steps", "accountant"}; every
+                version records it as "claimed, not checkable by replay". `submit(privacy=...)`
+                overrides it per checkpoint (the epsilon spent so far).
         """
+        self.privacy = privacy
         self.commits: list[Commit] = []
         self._registrar = None
         if rank() != 0:
@@ -72,12 +78,18 @@ class BackgroundCommitter:
         self._registrar.recover()
 
     def submit(self, path: str | os.PathLike, *, step: int, metrics: dict | None = None,
-               config: dict | None = None, environment: dict | None = None) -> None:
+               config: dict | None = None, environment: dict | None = None,
+               privacy: dict | None = None) -> None:
         """Journal the checkpoint at `path` and queue its commit; returns at once. A no-op off rank 0."""
         if self._registrar is None:
             return
+        claim = privacy if privacy is not None else self.privacy
+        if claim is not None:
+            from modelreg.formats.privacy import claimed
+
+            claimed(claim)  # a bad claim fails here, on the caller's thread, before anything is journaled
         self._registrar.submit(SavedCheckpoint(Path(path), step, dict(metrics or {}), dict(config or {}),
-                                               dict(environment or {})))
+                                               dict(environment or {}), claim))
 
     def wait(self) -> None:
         """Block until every checkpoint submitted so far is committed; raise the worker's error, if any."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from modelreg._hex import to_hex
 from modelreg.errors import DuplicateRoot, InputInvalid, ModelregError, TransactionFailed
+from modelreg.formats import privacy as privacy_record
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
 from modelreg.formats.model import SealedModel
 from modelreg.records import Commit, VersionRef
@@ -23,7 +24,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
                       environment: dict | None = None, artifacts: dict | None = None,
                       code_revision: str | None = None, note: str | None = None,
                       transcript: dict | None = None, follow_symlinks: bool = False,
-                      added: tuple[SealedModel, str] | None = None, derivation: dict | None = None) -> Commit:
+                      added: tuple[SealedModel, str] | None = None, derivation: dict | None = None,
+                      privacy: dict | None = None) -> Commit:
     """Seal `path`, pin it and its manifest, and commit it as the next version of `model_id`.
 
     Args:
@@ -37,11 +39,19 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         follow_symlinks: follow symbolic links in a model directory (a Hugging Face cache snapshot).
         added: the seal of `path` and its pinned CID (`seal_and_add`) when the caller has them already.
         derivation: a `modelreg-derivation-v1` (formats.derivation) for a version derived from `parent`.
+        privacy: a DP claim from your own trainer, {"epsilon", "delta", ...} (formats.privacy): recorded
+            as "claimed, not checkable by replay". A transcript of modelreg's DP-SGD trainer records its own.
 
     Returns:
         The `Commit`. Content the model already holds is not committed again: the existing version
         comes back with `existing=True`.
     """
+    dp = (transcript or {}).get("dp")
+    if dp is not None and privacy is not None:
+        raise InputInvalid("this checkpoint's transcript records DP-SGD itself; pass no privacy claim with it")
+    # checked before anything is pinned or sent
+    stated = privacy_record.from_transcript(dp) if dp is not None else \
+        privacy_record.claimed(privacy) if privacy is not None else None
     # One read of each file gives both the seal and the blocks, pinned before the transaction.
     sealed, checkpoint_cid = added or seal_and_add(path, ipfs, follow_symlinks=follow_symlinks)
     pinned = [] if added else [checkpoint_cid]  # this call's own pins
@@ -52,6 +62,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         extra["note"] = note
     if derivation is not None:
         extra["derivation"] = derivation
+    if stated is not None:
+        extra["privacy"] = stated
     manifest = checkpoint_manifest(
         sealed, model=model_name, step=step, parent=parent.to_dict() if parent else None,
         dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),

@@ -104,7 +104,8 @@ class Registry:
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
-               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False) -> Commit:
+               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
+               privacy: dict | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
 
         Args:
@@ -114,6 +115,8 @@ class Registry:
             dataset_root: the root of a registered dataset it was trained on (see `register_dataset`).
             step, metrics, config, note: recorded in the version's manifest.
             follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
+            privacy: a DP guarantee from your own trainer, {"epsilon", "delta", ...}: recorded in the
+                manifest as "claimed, not checkable by replay" (formats.privacy).
 
         Returns:
             The `Commit` (`existing=True` when the model already held exactly this content).
@@ -126,6 +129,10 @@ class Registry:
         from modelreg.service.commit import NOT_COMMITTED, commit_checkpoint, release_pins
         from modelreg.service.ingest import seal_and_add
 
+        if privacy is not None:
+            from modelreg.formats.privacy import claimed
+
+            claimed(privacy)  # a bad claim fails before anything is pinned or sent
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
         try:
@@ -135,7 +142,7 @@ class Registry:
             with send_lock(self.home):
                 return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                          parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                         config=config, note=note, added=(sealed, checkpoint_cid))
+                                         config=config, note=note, added=(sealed, checkpoint_cid), privacy=privacy)
         except NOT_COMMITTED:
             release_pins(self.ipfs, [checkpoint_cid])
             raise

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from modelreg.formats.seal import seal_checkpoint
-from modelreg.formats.transcript import TRANSCRIPT_FORMAT, load_batches
+from modelreg.formats.transcript import TRANSCRIPT_FORMAT, TRANSCRIPT_FORMAT_DP, load_batches
 from modelreg.records import Commit, VersionRef
 from modelreg.service.commit import code_revision_of, commit_checkpoint
 from modelreg.service.ingest import seal_and_add
@@ -130,7 +130,7 @@ class Registrar:
             parent=self._parent, dataset_root=self.dataset_root, step=record["step"],
             config=record.get("config"), metrics=record.get("metrics"),
             environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision,
-            transcript=transcript, follow_symlinks=self.follow_symlinks)
+            transcript=transcript, follow_symlinks=self.follow_symlinks, privacy=record.get("privacy"))
         self.journal.append("committed", **commit.to_dict())
         self._parent = commit.ref
         self.commits.append(commit)
@@ -153,11 +153,16 @@ class Registrar:
             p = local["parent"]
             parent = {"step": p["step"], "weights_root": seal_checkpoint(p["weights_path"]).root,
                       "optimizer_root": seal_checkpoint(p["optimizer_path"]).root}
-        return {"format": TRANSCRIPT_FORMAT, "first_step": local["first_step"], "last_step": local["last_step"],
-                "seed": local["seed"], "config_sha256": local["config_sha256"], "numerics": local["numerics"],
-                "batches": {"root": root, "count": len(leaves), "cid": self.ipfs.add(local["batches_path"])},
-                "parent": parent,
-                "dataset_files": {name: self._pin(p) for name, p in sorted(local["dataset_files"].items())}}
+        transcript = {
+            "format": TRANSCRIPT_FORMAT_DP if "dp" in local else TRANSCRIPT_FORMAT,
+            "first_step": local["first_step"], "last_step": local["last_step"],
+            "seed": local["seed"], "config_sha256": local["config_sha256"], "numerics": local["numerics"],
+            "batches": {"root": root, "count": len(leaves), "cid": self.ipfs.add(local["batches_path"])},
+            "parent": parent,
+            "dataset_files": {name: self._pin(p) for name, p in sorted(local["dataset_files"].items())}}
+        if "dp" in local:
+            transcript["dp"] = local["dp"]
+        return transcript
 
 
 def _event_record(event) -> dict:
@@ -169,5 +174,5 @@ def _event_record(event) -> dict:
             "tokenizer_path": str(tokenizer) if tokenizer else None,
             "tokenizer_sha256": getattr(event, "tokenizer_sha256", None),
             "optimizer_path": str(optimizer) if optimizer else None,
-            "transcript": getattr(event, "transcript", None)}
+            "transcript": getattr(event, "transcript", None), "privacy": getattr(event, "privacy", None)}
 

@@ -57,6 +57,8 @@ class ReplayJob:
     numerics: dict  # as the transcript records them: thread count and kernel code paths
     device: str
     out_dir: str  # where the replayed weights file goes
+    dp: dict | None = None  # a DP-SGD segment's transcript section: its steps re-clip and re-noise
+    cache_dir: str | None = None  # token streams by (dataset root, tokenizer sha256): tokenized once
 
     def to_dict(self) -> dict:
         return {**asdict(self), "batches": [leaf.to_dict() for leaf in self.batches]}
@@ -239,7 +241,8 @@ def _prepare(registry, events, entry: dict, manifest: dict, tmp: Path, device: s
                      batches=batches, data_dir=str(data_dir), dataset_manifest=dataset_manifest,
                      tokenizer_path=str(tokenizer_path), tokenizer_sha256=tokenizer["sha256"],
                      parent_weights=parent_weights, parent_optimizer=parent_optimizer,
-                     numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"))
+                     numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"), dp=t.get("dp"),
+                     cache_dir=str(Path(registry.home) / "cache" / "tokens"))
 
 
 def _parent(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[str | None, str | None]:
@@ -313,6 +316,14 @@ def _compare(registry, entry: dict, manifest: dict, outcome: ReplayOutcome, tole
     if outcome.step is not None:
         if outcome.committed is None:
             reason = f"the run committed no batch for step {outcome.step}: it skipped the step"
+        elif "params_sha256" in outcome.committed:
+            reason = (f"the parameters after step {outcome.step} differ from the committed ones although its "
+                      "batch matches: the step did not clip and noise the gradients as the transcript's DP-SGD "
+                      "parameters claim")
+        elif "epsilon" in outcome.committed:
+            reason = (f"the transcript claims epsilon {outcome.committed['epsilon']:.6g}, but its own DP "
+                      f"parameters give {outcome.replayed['epsilon']:.6g} by the recorded accountant"
+                      f"{outcome.replayed.get('why', '')}")
         else:
             parts = [k for k in ("files", "offsets", "tokens") if outcome.committed[k] != outcome.replayed[k]]
             reason = (f"the batch of step {outcome.step} differs from its commitment ({', '.join(parts)}): "

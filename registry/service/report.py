@@ -191,6 +191,17 @@ def _md_link(text: str, url: str | None) -> str:
 _URL_SAFE = "/:?#@!$&'*+,;=-._~%"  # RFC 3986's reserved and unreserved characters: all else is encoded
 
 
+def privacy_lines(report: dict) -> list[str]:
+    """One line a version on its differential privacy, or one line saying no version was trained with DP."""
+    from modelreg.formats.privacy import describe
+
+    stated = [v for v in report["versions"] if v.get("privacy")]
+    if not stated:
+        return ["No version of this model states a differential-privacy guarantee: it was not trained with DP "
+                "(or says nothing about it)."]
+    return [f"version {v['version']}: {describe(v.get('privacy'))}" for v in report["versions"]]
+
+
 def render_markdown(report: dict) -> str:
     model, names = report["model"], _names(report)
     revoked = [v for v in report["versions"] if v.get("revoked")]
@@ -237,6 +248,7 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {r['block']} | {_md(_when(report, r['block']))} | {_md(r['change'])} | "
                      f"{_md_link(r['account'] or '-', explorer_url(report, 'address', r['account']))} | "
                      f"{_md_link(r['tx'], explorer_url(report, 'tx', r['tx']))} |")
+    lines += ["", "## Differential privacy", ""] + [f"- {_md(line)}" for line in privacy_lines(report)]
     lines += ["", "## Lineage", ""] + [f"- {_md(edge)}" for edge in edges(report)]
     lines += ["", "## Datasets", ""]
     for d in report["datasets"]:
@@ -427,6 +439,8 @@ Merkle root with the version's root on-chain (exit 0 verified, 1 mismatch or rev
 {revocations}
 <h2>Owners and maintainers over time</h2>
 {roles}
+<h2>Differential privacy</h2>
+<ul id="privacy">{"".join(f"<li>{esc(line)}</li>" for line in privacy_lines(report))}</ul>
 <h2>Lineage</h2>
 {_svg_lineage(report['lineage'])}
 <ul id="edges">{edge_list}</ul>
