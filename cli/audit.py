@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from modelreg._extras import require
 from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
@@ -206,6 +207,7 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     """
     if device != "cpu" and not tolerance:
         raise click.UsageError("a replay on a GPU is never bit-exact; pass --tolerance ATOL RTOL")
+    require("train", "audit replay")
     from modelreg.service import replay as replay_lib
     from modelreg.training.replay import execute  # torch is slow to import
 

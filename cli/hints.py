@@ -19,6 +19,8 @@ HINTS: dict[type, str] = {
     errors.BlockNotFound: "`modelreg ipfs ls` lists the pins",
     errors.InsufficientFunds: "fund the signer's account, or choose another signer",
     errors.SymlinkRefused: "pass --follow-symlinks to follow links",
+    # issue24
+    errors.ExtraNotInstalled: "pip install 'modelreg[{extra}]' (into the environment that runs modelreg)",
 }
 
 

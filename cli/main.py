@@ -93,6 +93,7 @@ class Group(click.Group):
 
 
 @click.group(cls=Group)
+@click.version_option(package_name="modelreg", prog_name="modelreg", message="%(prog)s %(version)s")
 @click.option("--home", type=click.Path(file_okay=False), envvar="MODELREG_HOME",
               help="Data directory holding every piece of local state [env MODELREG_HOME; default ~/.modelreg].")
 @click.pass_context

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from modelreg._extras import require
 from modelreg.chain.names import check_model_name
 from modelreg.cli.options import (
     connection_options,
@@ -33,19 +34,6 @@ def _run_dir(home: Path, model_name: str, chosen: Path | None) -> Path:
         raise InputInvalid(f"--run-dir {run_dir} is not inside the data directory {home}; choose a directory "
                            "under it (or another --home)")
     return run_dir
-
-
-def _check_device(device: str | None) -> None:
-    import torch
-
-    if device is None:
-        return
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise InputInvalid(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise InputInvalid(f"--device {device}, but torch sees no CUDA device here; use --device cpu")
 
 
 def _resume_command() -> str:
@@ -85,7 +73,9 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     and committed on-chain with the previous checkpoint as its parent, in a background worker
     so training never waits. Kill it at any moment and run it again with --resume.
     """
+    require("train", "train-and-register")
     from modelreg.training.config import preset
+    from modelreg.training.device import check_device
     from modelreg.training.register import TrainingRun, train_unregistered  # torch is slow to import
 
     overrides = {k: v for k, v in {"max_steps": steps, "eval_interval": eval_interval, "seed": seed}.items()
@@ -95,7 +85,7 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     if not model_name:
         raise InputInvalid("--model is empty; give the model a name, or leave --model out for gpt-PRESET")
     check_model_name(model_name)  # the contract's rule, before anything is written
-    _check_device(device)
+    check_device(device)
     run_dir = _run_dir(home_of(), model_name, run_dir)
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun: only rank 0 talks to IPFS and the chain
         return train_unregistered(config, data_dir, run_dir, resume=resume, device=device)

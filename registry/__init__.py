@@ -32,10 +32,21 @@ thing checked is not what the record says. Nothing here imports `modelreg.traini
 """
 
 import os
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
+from modelreg import errors as _errors
 from modelreg.errors import *  # noqa: F403  (the error classes are part of the public API)
 from modelreg.errors import ModelregError, VerificationFailed  # noqa: F401
 from modelreg.records import Commit, VersionRef  # noqa: F401
+
+try:
+    __version__ = _version("modelreg")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", "seal", "connect", "commit", "BackgroundCommitter", "Commit", "VersionRef",  # noqa: F405
+           *sorted(n for n, v in vars(_errors).items() if isinstance(v, type) and issubclass(v, Exception))]
 
 
 def seal(path: str | os.PathLike, *, follow_symlinks: bool = False):
@@ -97,6 +108,10 @@ def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | Non
         2
     """
     return connect(home).commit(path, model, **kwargs)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str):

@@ -161,3 +161,10 @@ class DuplicateRoot(TransactionFailed):
 
 class ParentNotFound(TransactionFailed):
     """The parent version named does not exist."""
+
+
+# issue24: the installable package ------------------------------------------------------------------
+
+
+class ExtraNotInstalled(ModelregError):
+    """A command or function needs an optional part of the install (an extra) that is missing."""

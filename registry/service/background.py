@@ -51,7 +51,8 @@ class BackgroundCommitter:
             registry: a connected `Registry`; by default `modelreg.connect(home, **settings)`.
             dataset: what the model is trained on: a dataset directory (sealed and registered
                 first) or the root of a registered dataset, or None.
-            parent: the version the first checkpoint continues from, or None.
+            parent: the version the first checkpoint continues from (a `VersionRef`, or a version
+                number of `model`), or None.
             follow_symlinks: follow symbolic links in checkpoint directories.
         """
         self.commits: list[Commit] = []
@@ -64,10 +65,17 @@ class BackgroundCommitter:
             registry = modelreg.connect(home, **settings)
 
         self.registry, self.model = registry, model
-        # Before training starts, on the caller's thread: at most two transactions, once.
-        dataset_root = registry.register_dataset_dir(dataset)[0].root if _is_dir(dataset) else dataset
+        # Before training starts, on the caller's thread: every check first (nothing written if one
+        # fails), then at most two transactions, once.
+        model_id, dataset_root, dataset_manifest = registry.check_commit(model, parent=parent, dataset=dataset)
+        if dataset_manifest is not None:
+            registry.register_dataset(dataset_manifest)
+        if model_id is None:
+            model_id = registry.model_id_or_register(model, "")
+        if isinstance(parent, int):
+            parent = VersionRef(model_id, parent)
         self._registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(Path(journal)),
-                                    model_name=model, model_id=registry.model_id_or_register(model, ""),
+                                    model_name=model, model_id=model_id,
                                     dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks)
         self._registrar.recover()
 
@@ -97,6 +105,3 @@ class BackgroundCommitter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _is_dir(dataset) -> bool:
-    return dataset is not None and Path(str(dataset)).is_dir()

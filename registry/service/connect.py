@@ -98,17 +98,25 @@ class Registry:
         return model if isinstance(model, int) else find_model(self.events(), model)["id"]
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
-               dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
-               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False) -> Commit:
+               dataset: str | os.PathLike | None = None, step: int | None = None, metrics: dict | None = None,
+               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
+               dataset_root: str | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
+
+        Every check runs before anything is written (`check_commit`): a bad parent, dataset, model
+        name or file, or a signer without rights or funds, leaves the chain, the pins and the data
+        directory as they were.
 
         Args:
             path: a safetensors file, or a model directory (shards, index, config, tokenizer, ...).
             model: the model's name.
             parent: the version it was trained from: a `VersionRef`, or a version number of `model`.
-            dataset_root: the root of a registered dataset it was trained on (see `register_dataset`).
+            dataset: what it was trained on: a dataset directory (sealed and registered) or the root
+                of a registered dataset (see `register_dataset`). The same keyword as
+                `BackgroundCommitter` and `RegistryCallback`.
             step, metrics, config, note: recorded in the version's manifest.
             follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
+            dataset_root: deprecated spelling of `dataset`.
 
         Returns:
             The `Commit` (`existing=True` when the model already held exactly this content).
@@ -121,14 +129,34 @@ class Registry:
         from modelreg.service.commit import commit_checkpoint
         from modelreg.service.ingest import seal_and_add
 
+        dataset = _deprecated_dataset_root(dataset, dataset_root)
+        model_id, dataset_root, dataset_manifest = self.check_commit(model, parent=parent, dataset=dataset)
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
-        model_id = self.model_id_or_register(model, "")
+        if dataset_manifest is not None:
+            self.register_dataset(dataset_manifest)
+        if model_id is None:
+            model_id = self.model_id_or_register(model, "")
         if isinstance(parent, int):
             parent = VersionRef(model_id, parent)
         return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                  parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
                                  config=config, note=note, added=(sealed, checkpoint_cid))
+
+    def check_commit(self, model: str, *, parent: VersionRef | int | None = None,
+                     dataset: str | os.PathLike | None = None) -> tuple[int | None, str | None, dict | None]:
+        """Every read-only check a commit of `model` needs (`modelreg.service.preflight`), writing nothing.
+
+        Returns:
+            The model's id (None if it is new), the dataset root (None without a dataset) and, for a
+            dataset directory, the manifest to register once every check has passed.
+        """
+        from modelreg.service.preflight import check_commit
+
+        root, manifest = _dataset_of(dataset)
+        model_id = check_commit(self.client, model, parent=parent, dataset_root=root,
+                                dataset_registered_by_signer=manifest is not None)
+        return model_id, root, manifest
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
@@ -184,6 +212,34 @@ class Registry:
                   "follow_symlinks": follow_symlinks}
         with local_copy(target, lambda: self.ipfs, self.home) as path:
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
+
+
+def _deprecated_dataset_root(dataset, dataset_root):
+    if dataset_root is None:
+        return dataset
+    import warnings
+
+    warnings.warn("Registry.commit(dataset_root=...) is deprecated; pass dataset=", DeprecationWarning, stacklevel=3)
+    if dataset is not None and dataset != dataset_root:
+        raise InputInvalid("dataset and dataset_root name different datasets; pass dataset alone")
+    return dataset_root
+
+
+def _dataset_of(dataset) -> tuple[str | None, dict | None]:
+    """A dataset given as a directory (sealed here; its manifest to register) or a registered root."""
+    if dataset is None:
+        return None, None
+    if Path(dataset).is_dir():
+        from modelreg.formats.manifest import dataset_manifest
+        from modelreg.formats.seal import seal_dataset
+
+        manifest = dataset_manifest(seal_dataset(dataset))
+        return manifest["root"], manifest
+    root = str(dataset).lower()
+    if len(root) != 66 or not root.startswith("0x") or not all(c in "0123456789abcdef" for c in root[2:]):
+        raise InputInvalid(f"dataset {str(dataset)!r} is neither a directory nor a dataset root (0x and 64 hex "
+                           "digits)")
+    return root, None
 
 
 @contextmanager
