@@ -6,6 +6,7 @@ that need them.
 """
 
 import importlib
+import logging
 import os
 import sys
 
@@ -100,6 +101,24 @@ class Group(click.Group):
 def cli(ctx, home):
     """modelreg: train, seal, pin and commit model checkpoints; verify and audit them."""
     ctx.obj = {"home_flag": home}
+    _notices_to_stderr()
+
+
+class _Notices(logging.Handler):
+    """The library's INFO lines (a devnet started, a commit made in the background) on stderr: stdout
+    stays what the command prints, so `--json` output is still one JSON document."""
+
+    def emit(self, record):
+        click.echo(record.getMessage(), err=True)
+
+
+def _notices_to_stderr() -> None:
+    if os.environ.get("MODELREG_NOTICES", "1") == "0":
+        return
+    logger = logging.getLogger("modelreg")
+    if not any(isinstance(h, _Notices) for h in logger.handlers):
+        logger.addHandler(_Notices())
+        logger.setLevel(logging.INFO)
 
 
 def main():

@@ -1,6 +1,7 @@
 """From a configuration to a working registry: the chain (devnet on demand), the signer, the contract, IPFS."""
 
 import getpass
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from modelreg.home import setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import EventIndex, find_model, history
 from modelreg.service.config import Config
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -344,9 +347,13 @@ def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:
     """The configured chain (the embedded devnet, started if needed): its URL, chain id, and whether embedded."""
     embedded = not config.chain.rpc_url
     if embedded:
-        from modelreg.devnet.manager import ensure_running
+        from modelreg.devnet.manager import up
 
-        rpc_url = ensure_running(home, port=0)
+        state = up(home, port=0)
+        rpc_url = state.url
+        if state.started:  # once, by the command that started it: a daemon nobody mentions outlives everyone
+            log.info("Started the embedded devnet of %s at %s (pid %s); %s.", home, rpc_url, state.pid,
+                     state.stops_when())
     else:
         rpc_url = config.chain.rpc_url
     chain_id = JsonRpc(rpc_url).chain_id()
