@@ -96,18 +96,20 @@ def show_cmd(model, version, as_json):
     shown = {**entry, "verification": status, "manifest": manifest, "replay": replayed}
     if as_json:
         return print_json(shown)
-    for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx"):
-        click.echo(f"{key:>14}: {'none' if entry[key] is None else entry[key]}")
+    for key in ("version", "weights_root", "tensor_count", "files_root", "dataset_root", "manifest_cid",
+                "committer", "block", "tx"):
+        click.echo(f"{key:>14}: {'none' if entry.get(key) is None else entry[key]}")
     click.echo(f"{'parent':>14}: {_parent(entry, entry['model']) or 'none'}")
     click.echo(f"{'revoked':>14}: {_revocation(entry['revoked'])}")
     click.echo(f"{'manifest':>14}: {status}")
     click.echo(f"{'replay':>14}: {audit_lib.replay_summary(replayed)}")
     if manifest:
-        click.echo(f"{'step':>14}: {manifest.get('step', '-')}")
+        step = manifest.get("step")
+        click.echo(f"{'step':>14}: {'-' if step is None else step}")
         click.echo(f"{'code_revision':>14}: {manifest.get('code_revision') or '-'}")
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
         click.echo(f"{'metrics':>14}: {metrics or 'none'}")
-        click.echo(f"{'tensors':>14}: {len(manifest['leaves'])}")
+        click.echo(f"{'note':>14}: {manifest.get('note') or '-'}")
 
 
 def _number(value) -> str:

@@ -304,7 +304,8 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
         versions.append({**v, "verification": status,
                          "replay": replay_summary((replays or {}).get((model_id, v["version"]))),
                          "step": (manifest or {}).get("step"),
-                         "metrics": (manifest or {}).get("metrics") or {}})
+                         "metrics": (manifest or {}).get("metrics") or {},
+                         "note": (manifest or {}).get("note")})
     graph = lineage(events, model_id)
     known, used_by = datasets(events), {}
     for node in graph["nodes"]:  # the datasets of every version the lineage shows, in other models too

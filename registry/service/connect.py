@@ -126,8 +126,8 @@ class Registry:
 
         Example:
             >>> registry = modelreg.connect()
-            >>> registry.commit("checkpoint-500", "my-gpt", metrics={"val_loss": 2.1}).version
-            1
+            >>> registry.commit("checkpoint-1000.safetensors", "my-gpt", parent=1, metrics={"val_loss": 2.1}).version
+            2
         """
         from modelreg.service.commit import commit_checkpoint
         from modelreg.service.ingest import seal_and_add
