@@ -69,16 +69,22 @@ def history_cmd(model, as_json):
 @read_options
 @json_option
 def find_root_cmd(root, as_json):
-    """List every version, across models, that committed weights root ROOT, earliest first."""
+    """List every version, across models, that committed weights root ROOT, earliest first.
+
+    Exits 1 when no version has it, so a script can tell.
+    """
     found = audit_lib.find_root(open_registry().client, root)
     if as_json:
-        return print_json(found)
+        print_json(found)
+    elif found:
+        _table(f"Versions with weights root {short(root)} (the first published them first)",
+               ["model", "version", "tensors", "committer", "block", "tx", "revoked"],
+               [[v["name"], v["version"], v["tensor_count"], short(v["committer"]), v["block"], short(v["tx"]),
+                 "yes" if v["revoked"] else ""] for v in found])
+    else:
+        click.echo(f"No version on this registry has weights root {root}")
     if not found:
-        return click.echo(f"No version on this registry has weights root {root}")
-    _table(f"Versions with weights root {short(root)} (the first published them first)",
-           ["model", "version", "tensors", "committer", "block", "tx", "revoked"],
-           [[v["name"], v["version"], v["tensor_count"], short(v["committer"]), v["block"], short(v["tx"]),
-             "yes" if v["revoked"] else ""] for v in found])
+        raise SystemExit(1)
 
 
 @audit.command("show")

@@ -109,3 +109,4 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
         table.add_row(str(c.version), str(c.step), loss, short(c.root), short(c.manifest_cid), short(c.tx),
                       str(c.block))
     console().print(table)
+    click.echo(f"Checkpoints and the commit journal are in {run_dir}")

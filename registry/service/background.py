@@ -13,6 +13,7 @@ accelerate only rank 0 commits; on every other rank it does nothing, so the same
 everywhere.
 """
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 from modelreg.records import Commit, VersionRef
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,17 @@ class BackgroundCommitter:
             parent = VersionRef(model_id, parent)
         self._registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(Path(journal)),
                                     model_name=model, model_id=model_id,
-                                    dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks)
+                                    dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks,
+                                    on_commit=self._committed)
         self._registrar.recover()
+
+    def _committed(self, c: Commit) -> None:
+        """One line per commit, through `logging` (the logger `modelreg.service.background`, INFO)."""
+        if c.existing:
+            log.info("modelreg: %s step %s was already version %s", self.model, c.step, c.version)
+        else:
+            log.info("modelreg: committed %s version %s (step %s, weights root %s, tx %s, block %s)",
+                     self.model, c.version, c.step, c.root, c.tx, c.block)
 
     def submit(self, path: str | os.PathLike, *, step: int, metrics: dict | None = None,
                config: dict | None = None, environment: dict | None = None) -> None:

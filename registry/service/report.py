@@ -97,8 +97,9 @@ def check_commands(report: dict) -> list[str]:
     rpc = rpc if rpc.startswith(("http://", "https://")) else "RPC_URL"
     flags = f"--rpc-url {shlex.quote(rpc)} --registry {report['chain']['contract']}"
     name = shlex.quote(report["model"]["name"])
-    commands = [f"modelreg verify CHECKPOINT.safetensors --model {name} --version {v['version']} {flags}"
-                for v in report["versions"]]
+    # What to verify is what the version holds: a model directory when it has a files root, else one file.
+    commands = [f"modelreg verify {'MODEL_DIR/' if v.get('files_root') else 'CHECKPOINT.safetensors'} "
+                f"--model {name} --version {v['version']} {flags}" for v in report["versions"]]
     commands += [f"modelreg audit history {name} {flags}",
                  f"modelreg audit report {name} --format html -o report.html {flags}"]
     return commands
@@ -201,6 +202,8 @@ def _a(text, url: str | None, cls: str = "") -> str:
     """Escaped text, a link when there is a URL; hashes get the class that lets them wrap."""
     body = html.escape(str(text))
     attr = f' class="{cls}"' if cls else ""
+    if cls == "hash":  # shown cut to one line; the whole value is in the text (select, copy) and the tooltip
+        attr += f' title="{body}"'
     return f'<a href="{html.escape(url)}"{attr}>{body}</a>' if url else f"<span{attr}>{body}</span>"
 
 
@@ -380,7 +383,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width:
 table {{ border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-family: ui-monospace, monospace; vertical-align: top; }}
 th {{ background: #f3f3f3; white-space: nowrap; }}
-.hash {{ word-break: break-all; }}
+.hash {{ display: inline-block; max-width: 13ch; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+         vertical-align: bottom; }}
 table.history td {{ max-width: 16em; }}
 .revoked, .reason {{ color: #a00; font-weight: bold; }}
 aside {{ border: 2px solid #2c6e49; background: #f3faf5; padding: 0.5em 1em; margin: 1em 0; }}

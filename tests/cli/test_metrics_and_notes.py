@@ -47,3 +47,13 @@ def test_each_metric_series_of_two_points_gets_a_chart_and_one_point_gets_none()
     assert "grad_norm (1 point: 1.5 at training step 20)" in html and "tag" not in html
     assert metric_charts([{"version": 1, "step": 60, "metrics": {"val_loss": 2.3}}]).count("<svg") == 0
     assert metric_charts([{"version": 1, "step": None, "metrics": {}}]) == "<p>No numeric metrics in the manifests.</p>"
+
+
+def test_the_report_tells_to_verify_a_directory_for_a_directory_version_and_a_file_for_a_file():
+    from modelreg.service.report import check_commands
+
+    report = {"chain": {"rpc": "http://127.0.0.1:8545", "contract": "0xC0FFEE"}, "model": {"name": "m"},
+              "versions": [{"version": 1, "files_root": None}, {"version": 2, "files_root": "0x" + "12" * 32}]}
+    assert check_commands(report)[:2] == [
+        "modelreg verify CHECKPOINT.safetensors --model m --version 1 --rpc-url http://127.0.0.1:8545 --registry 0xC0FFEE",
+        "modelreg verify MODEL_DIR/ --model m --version 2 --rpc-url http://127.0.0.1:8545 --registry 0xC0FFEE"]
