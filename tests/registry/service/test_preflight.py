@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 import modelreg
 from modelreg.cli.main import cli
 from modelreg.devnet import manager
-from modelreg.errors import DatasetNotFound, ParentNotFound
+from modelreg.errors import AccessDenied, DatasetNotFound, ModelNameInvalid, ParentNotFound
 from modelreg.formats.seal import seal_dataset
 from modelreg.records import VersionRef
 from modelreg.service.background import BackgroundCommitter
@@ -122,3 +122,15 @@ def test_a_dataset_directory_is_registered_only_with_the_commit_that_names_it(re
     (data / "a.txt").write_text("alpha")
     registry.commit(_weights(tmp_path / "w.safetensors", 6), "with-data", dataset=data)
     assert registry.history("with-data")[0]["dataset_root"] == seal_dataset(data).root
+
+
+def test_a_name_the_contract_would_refuse_is_refused_before_anything_is_written(registry, tmp_path, unchanged):
+    with pytest.raises(ModelNameInvalid, match="use 'my-model'"):
+        registry.commit(_weights(tmp_path / "w.safetensors", 7), "My Model")
+
+
+def test_a_signer_that_may_not_commit_to_the_model_is_refused_before_anything_is_written(registry, home, tmp_path,
+                                                                                      unchanged):
+    stranger = modelreg.connect(home, dev_account=3)
+    with pytest.raises(AccessDenied, match="is neither the owner .* nor a maintainer of model 'base'"):
+        stranger.commit(_weights(tmp_path / "w.safetensors", 8), "base")
