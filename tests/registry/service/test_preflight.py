@@ -76,6 +76,11 @@ def test_registry_commit_names_the_parent_model_by_name(registry, tmp_path, unch
         registry.commit(_weights(tmp_path / "w.safetensors", 2), "base", parent=VersionRef(base, 7))
 
 
+def test_modelreg_commit_with_a_bad_parent_writes_nothing(registry, home, tmp_path, unchanged):
+    with pytest.raises(ParentNotFound, match="model 'base' has no version 2"):
+        modelreg.commit(_weights(tmp_path / "w.safetensors", 10), "base", home=home, parent=2)
+
+
 def test_modelreg_commit_refuses_a_dataset_root_nobody_registered(registry, home, tmp_path, unchanged):
     with pytest.raises(DatasetNotFound, match="has no record by"):
         modelreg.commit(_weights(tmp_path / "w.safetensors", 3), "fresh", home=home, dataset="0x" + "ab" * 32)
