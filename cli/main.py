@@ -109,12 +109,11 @@ class _Notices(logging.Handler):
     stays what the command prints, so `--json` output is still one JSON document."""
 
     def emit(self, record):
-        click.echo(record.getMessage(), err=True)
+        if os.environ.get("MODELREG_NOTICES", "1") != "0":  # read now: one process may run many commands
+            click.echo(record.getMessage(), err=True)
 
 
 def _notices_to_stderr() -> None:
-    if os.environ.get("MODELREG_NOTICES", "1") == "0":
-        return
     logger = logging.getLogger("modelreg")
     if not any(isinstance(h, _Notices) for h in logger.handlers):
         logger.addHandler(_Notices())

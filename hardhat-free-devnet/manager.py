@@ -4,6 +4,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -42,11 +43,12 @@ class DevnetStatus:
     def to_json(self) -> dict:
         return asdict(self)
 
-    def stops_when(self) -> str:
-        """When it stops, in words."""
+    def stops_when(self, home: Path | None = None) -> str:
+        """When it stops, in words; with `home`, the stop command names that data directory."""
+        down = f"modelreg --home {shlex.quote(str(home))} devnet down" if home is not None else "modelreg devnet down"
         if not self.idle_timeout:
-            return "it runs until `modelreg devnet down`"
-        return f"it stops after {_duration(self.idle_timeout)} without requests, or now with `modelreg devnet down`"
+            return f"it runs until `{down}`"
+        return f"it stops after {_duration(self.idle_timeout)} without requests, or now with `{down}`"
 
 
 def idle_timeout_default() -> float:

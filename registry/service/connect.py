@@ -353,7 +353,7 @@ def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:
         rpc_url = state.url
         if state.started:  # once, by the command that started it: a daemon nobody mentions outlives everyone
             log.info("Started the embedded devnet of %s at %s (pid %s); %s.", home, rpc_url, state.pid,
-                     state.stops_when())
+                     state.stops_when(home))
     else:
         rpc_url = config.chain.rpc_url
     chain_id = JsonRpc(rpc_url).chain_id()

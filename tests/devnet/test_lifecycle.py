@@ -25,7 +25,8 @@ def test_the_command_that_starts_the_devnet_says_so_once_with_url_pid_and_how_to
         first = _run(tmp_path, "audit", "models", "--json")
         state = manager.status(tmp_path)
         assert first.stderr == (f"Started the embedded devnet of {tmp_path} at {state.url} (pid {state.pid}); it "
-                                "stops after 30 min without requests, or now with `modelreg devnet down`.\n")
+                                f"stops after 30 min without requests, or now with `modelreg --home {tmp_path} devnet "
+                                "down`.\n")
         assert json.loads(first.stdout) == []  # stdout stays one JSON document
         assert _run(tmp_path, "audit", "models", "--json").stderr == ""
         status = _run(tmp_path, "devnet", "status").stdout
