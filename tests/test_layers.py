@@ -148,10 +148,10 @@ def test_the_core_reaches_training_only_through_a_gate_that_names_the_extra():
         for func in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
             calls = [n.lineno for n in ast.walk(func) if isinstance(n, ast.Call)
                      and getattr(n.func, "id", None) == "require"]
-            for node in ast.walk(func):
-                module = node.module if isinstance(node, ast.ImportFrom) else None
+            for node in (n for n in ast.walk(func) if isinstance(n, ast.ImportFrom)):
+                module = node.module or ""
                 gated = name in EXTRA_GATES and any(line < node.lineno for line in calls)
-                if module and module.startswith(("modelreg.training", "modelreg.integrations")) and not gated:
+                if module.startswith(("modelreg.training", "modelreg.integrations")) and not gated:
                     offenders.append(f"{name}:{node.lineno}: from {module}")
         offenders += [f"{name}: {target} at module level" for target in GRAPH[name]
                       if not _in_core(target)]
