@@ -1,6 +1,6 @@
 """The installed package: the core's venv size and install time from the wheel, against the setup's full venv.
 
-    python bench/install.py [--json]        (with the checkout's .venv, which `make setup` made)
+    python bench/install.py [--json] [--extras train,hf]    (with the checkout's .venv from `make setup`)
 
 Builds the wheel, installs it into a fresh venv (from PyPI, or pip's cache), and measures the
 venv's size and the install's wall time. The baseline is measured in the same run: the checkout's
@@ -52,6 +52,9 @@ def _installed_size(dist) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--extras", default="train,hf",
+                        help="extras to price, comma-separated; '' for the core alone (pip's resolver takes minutes "
+                             "for each on a loaded machine)")
     args = parser.parse_args()
     if not (FULL / "bin" / "python").exists():
         raise SystemExit(f"no {FULL}: run `make setup` first (it is the baseline)")
@@ -68,10 +71,10 @@ def main() -> None:
         core_names = {_name(d) for d in distributions(path=[_site(tmp / "core")])}
         in_full = {_name(d): d for d in distributions(path=[_site(FULL)])}
         extras, counted = {}, set(core_names) | {"modelreg"}
-        for extra in ("train", "hf"):
+        for extra in filter(None, args.extras.split(",")):
             report = tmp / f"{extra}.json"
-            subprocess.run([str(tmp / "core" / "bin" / "pip"), "install", "-q", "--dry-run", "--ignore-installed",
-                            "--report", str(report), f"{wheel}[{extra}]"], check=True, capture_output=True)
+            subprocess.run([str(tmp / "core" / "bin" / "pip"), "install", "-q", "--dry-run", "--report", str(report),
+                            f"{wheel}[{extra}]"], check=True, capture_output=True)
             names = {i["metadata"]["name"].lower().replace("_", "-")
                      for i in json.loads(report.read_text())["install"]} - counted
             counted |= names
