@@ -63,6 +63,7 @@ def main() -> None:
         subprocess.run([str(FULL / "bin" / "python"), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                         "-w", str(tmp / "dist"), str(CHECKOUT)], check=True, capture_output=True)
         wheel = next((tmp / "dist").glob("modelreg-*.whl"))
+        wheel_bytes = wheel.stat().st_size
         subprocess.run([sys.executable, "-m", "venv", str(tmp / "core")], check=True)
         start = time.perf_counter()
         subprocess.run([str(tmp / "core" / "bin" / "pip"), "install", "-q", str(wheel)], check=True)
@@ -82,7 +83,7 @@ def main() -> None:
             extras[extra] = {"added_bytes": sum(sizes.values()), "packages": len(names),
                              "not_in_full_venv": sorted(names - set(sizes)),
                              "largest": sorted(sizes, key=sizes.get, reverse=True)[:5]}
-    result = {"wheel_bytes": wheel.stat().st_size, "core_venv_bytes": core_bytes, "core_install_s": round(install_s, 1),
+    result = {"wheel_bytes": wheel_bytes, "core_venv_bytes": core_bytes, "core_install_s": round(install_s, 1),
               "full_venv_bytes": full_bytes, "core_to_full": round(core_bytes / full_bytes, 4),
               "extras": extras, "load_average": os.getloadavg(), "python": sysconfig.get_python_version()}
     if args.json:
