@@ -32,18 +32,11 @@ thing checked is not what the record says. Nothing here imports `modelreg.traini
 """
 
 import os
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
 
 from modelreg import errors as _errors
 from modelreg.errors import *  # noqa: F403  (the error classes are part of the public API)
 from modelreg.errors import ModelregError, VerificationFailed  # noqa: F401
 from modelreg.records import Commit, VersionRef  # noqa: F401
-
-try:
-    __version__ = _version("modelreg")
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = ["__version__", "seal", "connect", "commit", "BackgroundCommitter", "Commit", "VersionRef",  # noqa: F405
            *sorted(n for n, v in vars(_errors).items() if isinstance(v, type) and issubclass(v, Exception))]
@@ -124,6 +117,13 @@ def __dir__() -> list[str]:
 
 def __getattr__(name: str):
     # Loaded on first use, like the submodules, so that `import modelreg` stays fast.
+    if name == "__version__":  # importlib.metadata costs 30 ms: `modelreg --help` does not pay it
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("modelreg")
+        except PackageNotFoundError:  # imported from a source tree that was never installed
+            return "0+unknown"
     if name == "BackgroundCommitter":
         from modelreg.service.background import BackgroundCommitter
 
