@@ -6,6 +6,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from modelreg._extras import require
 from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
 from modelreg.errors import InputInvalid
 from modelreg.ipfs.store import describe_node
@@ -78,17 +79,21 @@ def find_root_cmd(root, as_json):
     """List every version, across models, that committed weights root ROOT, in chain order.
 
     The first row is the first on-chain commit, not proof of authorship: a copier who saw a commit in
-    the mempool can be mined first. Every committer's account and block are shown in full."""
+    the mempool can be mined first. Every committer's account and block are shown in full. Exits 1
+    when no version has it, so a script can tell."""
     found = audit_lib.find_root(open_registry().events(), root)
     if as_json:
-        return print_json(found)
+        print_json(found)
+    elif found:
+        _table(f"Versions with weights root {short(root)}, in chain order: the first is the first on-chain commit "
+               "(mined first; that names no author)",
+               ["model", "version", "tensors", "committer", "block", "log in block", "tx", "revoked"],
+               [[v["name"], v["version"], v["tensor_count"], v["committer"], v["block"], v["log_index"],
+                 short(v["tx"]), "yes" if v["revoked"] else ""] for v in found])
+    else:
+        click.echo(f"No version on this registry has weights root {root}")
     if not found:
-        return click.echo(f"No version on this registry has weights root {root}")
-    _table(f"Versions with weights root {short(root)}, in chain order: the first is the first on-chain commit "
-           "(mined first; that names no author)",
-           ["model", "version", "tensors", "committer", "block", "log in block", "tx", "revoked"],
-           [[v["name"], v["version"], v["tensor_count"], v["committer"], v["block"], v["log_index"], short(v["tx"]),
-             "yes" if v["revoked"] else ""] for v in found])
+        raise SystemExit(1)
 
 
 @audit.command("show")
@@ -106,14 +111,17 @@ def show_cmd(model, version, as_json):
     shown = {**entry, "verification": status, "manifest": manifest, "replay": replayed}
     if as_json:
         return print_json(shown)
-    lines = [(key, "none" if entry[key] is None else entry[key])
-             for key in ("version", "weights_root", "dataset_root", "manifest_cid", "committer", "block", "tx")]
+    lines = [(key, "none" if entry.get(key) is None else entry[key])
+             for key in ("version", "weights_root", "tensor_count", "files_root", "dataset_root", "manifest_cid",
+                         "committer", "block", "tx")]
     lines += [("parent", _parent(entry, entry["model"]) or "none"), ("revoked", _revocation(entry["revoked"])),
               ("manifest", status), ("replay", audit_lib.replay_summary(replayed))]
     if manifest:
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
-        lines += [("step", manifest.get("step", "-")), ("code_revision", manifest.get("code_revision") or "-"),
-                  ("metrics", metrics or "none"), ("tensors", len(manifest["leaves"]))]
+        step = manifest.get("step")
+        lines += [("step", "-" if step is None else step), ("code_revision", manifest.get("code_revision") or "-"),
+                  ("metrics", metrics or "none"), ("note", manifest.get("note") or "-"),
+                  ("tensors", len(manifest["leaves"]))]
         if manifest.get("derivation"):
             lines += _derivation_lines(manifest["derivation"])
         from modelreg.formats.privacy import describe
@@ -258,6 +266,7 @@ def replay_cmd(model, version, sample, tolerance, device, as_json):
     """
     if device != "cpu" and not tolerance:
         raise click.UsageError("a replay on a GPU is never bit-exact; pass --tolerance ATOL RTOL")
+    require("train", "audit replay")
     from modelreg.service import replay as replay_lib
     from modelreg.training import transforms
     from modelreg.training.replay import execute  # torch is slow to import

@@ -57,9 +57,9 @@ def commit(path, model, dataset, parent, metrics, note, derived_from, transform,
     """
     if derived_from or transform:
         return _commit_derived(path, model, derived_from, transform, params, (dataset, parent, metrics, note), as_json)
+    _check_dataset(dataset)
     registry = open_registry(write=True)
-    dataset_root = _dataset_root(registry, dataset)
-    c = registry.commit(path, model, parent=_parent(registry, parent), dataset_root=dataset_root,
+    c = registry.commit(path, model, parent=_parent(registry, parent), dataset=dataset,
                         metrics=dict(metrics), note=note, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(c.to_dict())
@@ -87,14 +87,11 @@ def _parent(registry, parent: str | None):
     return VersionRef(registry.model_id(name), int(number))
 
 
-def _dataset_root(registry, dataset: str | None) -> str | None:
-    if dataset is None or _ROOT.fullmatch(dataset):
-        return dataset.lower() if dataset else None
-    if not Path(dataset).is_dir():
+def _check_dataset(dataset: str | None) -> None:
+    """The form of --dataset, before the chain is reached; what it names is checked by the commit itself."""
+    if dataset is not None and not _ROOT.fullmatch(dataset) and not Path(dataset).is_dir():
         raise click.BadParameter(f"{dataset!r} is neither a directory nor a dataset root (0x and 64 hex digits)",
                                  param_hint="--dataset")
-    sealed, _ = registry.register_dataset_dir(dataset)
-    return sealed.root
 
 
 def _commit_derived(path, model, derived_from, transform, params, others, as_json):

@@ -15,18 +15,22 @@ def devnet():
 @click.option("--port", type=click.IntRange(0, 65535), default=manager.DEFAULT_PORT,
               show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--foreground", is_flag=True, help="Run in this terminal until Ctrl-C.")
+@click.option("--idle-timeout", type=click.FloatRange(0), default=None,
+              help=f"Stop after this many seconds without a request; 0: never [env {manager.IDLE_TIMEOUT_ENV}; "
+                   f"default {manager.DEFAULT_IDLE_TIMEOUT:g}].")
 @json_option
-def up(port, foreground, as_json):
+def up(port, foreground, idle_timeout, as_json):
     """Start the devnet in the background (or the foreground); no-op if it runs."""
     home = home_of()
     if foreground:
         from modelreg.devnet.__main__ import main
 
-        raise SystemExit(main(["--home", str(home), "--port", str(port)]))
-    state = manager.up(home, port)
+        idle = str(0 if idle_timeout is None else idle_timeout)  # in a terminal: until Ctrl-C unless asked
+        raise SystemExit(main(["--home", str(home), "--port", str(port), "--idle-timeout", idle]))
+    state = manager.up(home, port, idle_timeout=idle_timeout)
     if as_json:
         return print_json(state.to_json())
-    click.echo(f"Devnet running at {state.url} (pid {state.pid}, block {state.block_number})")
+    click.echo(f"Devnet running at {state.url} (pid {state.pid}, block {state.block_number}); {state.stops_when()}")
 
 
 @devnet.command()
@@ -45,7 +49,7 @@ def status(as_json):
         return print_json(state.to_json())
     if state.running:
         click.echo(f"Devnet running at {state.url} (pid {state.pid}, block {state.block_number}); "
-                   f"chain in {state.directory}")
+                   f"chain in {state.directory}; {state.stops_when()}")
     else:
         click.echo(f"Devnet not running; chain in {state.directory}")
 

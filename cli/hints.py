@@ -33,6 +33,8 @@ HINTS: dict[type, str] = {
     errors.IpfsAnswerInvalid: ("point --ipfs-api at Kubo's RPC API (port 5001 by default; the gateway on 8080 "
                                "is not it)"),
     errors.IpfsCallRejected: "the daemon's message says why; fix that and run the command again",
+    # issue24
+    errors.ExtraNotInstalled: "pip install 'modelreg[{extra}]' (into the environment that runs modelreg)",
 }
 
 

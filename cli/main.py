@@ -7,6 +7,7 @@ that need them.
 
 import errno
 import importlib
+import logging
 import os
 import sys
 
@@ -99,12 +100,30 @@ class Group(click.Group):
 
 
 @click.group(cls=Group)
+@click.version_option(package_name="modelreg", prog_name="modelreg", message="%(prog)s %(version)s")
 @click.option("--home", type=click.Path(file_okay=False), envvar="MODELREG_HOME",
               help="Data directory holding every piece of local state [env MODELREG_HOME; default ~/.modelreg].")
 @click.pass_context
 def cli(ctx, home):
     """modelreg: train, seal, pin and commit model checkpoints; verify and audit them."""
     ctx.obj = {"home_flag": home}
+    _notices_to_stderr()
+
+
+class _Notices(logging.Handler):
+    """The library's INFO lines (a devnet started, a commit made in the background) on stderr: stdout
+    stays what the command prints, so `--json` output is still one JSON document."""
+
+    def emit(self, record):
+        if os.environ.get("MODELREG_NOTICES", "1") != "0":  # read now: one process may run many commands
+            click.echo(record.getMessage(), err=True)
+
+
+def _notices_to_stderr() -> None:
+    logger = logging.getLogger("modelreg")
+    if not any(isinstance(h, _Notices) for h in logger.handlers):
+        logger.addHandler(_Notices())
+        logger.setLevel(logging.INFO)
 
 
 def main():

@@ -12,6 +12,7 @@ from modelreg.cli.options import (
     open_registry,
     print_json,
 )
+from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
 
 
@@ -19,14 +20,12 @@ class _Address(click.ParamType):
     name = "address"
 
     def convert(self, value, param, ctx):
-        from web3 import Web3  # imported late: web3 is slow to import, --help should not wait
+        from modelreg.chain.address import checksum_address  # loads web3, slow: --help should not wait
 
-        if not Web3.is_address(value):
-            self.fail(f"{value!r} is not an Ethereum address (0x and 40 hex digits)", param, ctx)
-        digits = value.removeprefix("0x")
-        if digits not in (digits.lower(), digits.upper()) and not Web3.is_checksum_address(value):
-            self.fail(f"{value!r} fails its mixed-case checksum (EIP-55): a character is mistyped", param, ctx)
-        return Web3.to_checksum_address(value)
+        try:
+            return checksum_address(value)
+        except InputInvalid as e:
+            self.fail(str(e), param, ctx)
 
 
 ADDRESS = _Address()

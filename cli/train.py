@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from modelreg._extras import require
 from modelreg.chain.names import check_model_name
 from modelreg.cli.options import (
     connection_options,
@@ -33,19 +34,6 @@ def _run_dir(home: Path, model_name: str, chosen: Path | None) -> Path:
         raise InputInvalid(f"--run-dir {run_dir} is not inside the data directory {home}; choose a directory "
                            "under it (or another --home)")
     return run_dir
-
-
-def _check_device(device: str | None) -> None:
-    import torch
-
-    if device is None:
-        return
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise InputInvalid(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise InputInvalid(f"--device {device}, but torch sees no CUDA device here; use --device cpu")
 
 
 def _resume_command() -> str:
@@ -90,7 +78,9 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     and committed on-chain with the previous checkpoint as its parent, in a background worker
     so training never waits. Kill it at any moment and run it again with --resume.
     """
+    require("train", "train-and-register")
     from modelreg.training.config import preset
+    from modelreg.training.device import check_device
     from modelreg.training.register import TrainingRun, train_unregistered  # torch is slow to import
 
     if dp_epsilon is None and (dp_delta is not None or dp_max_grad_norm is not None):
@@ -105,7 +95,7 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     if not model_name:
         raise InputInvalid("--model is empty; give the model a name, or leave --model out for gpt-PRESET")
     check_model_name(model_name)  # the contract's rule, before anything is written
-    _check_device(device)
+    check_device(device)
     run_dir = _run_dir(home_of(), model_name, run_dir)
     if dp is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InputInvalid("DP-SGD training runs in one process (its transcript holds every sample of a step); "
@@ -132,3 +122,4 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
         table.add_row(str(c.version), str(c.step), loss, short(c.root), short(c.manifest_cid), short(c.tx),
                       str(c.block))
     console().print(table)
+    click.echo(f"Checkpoints and the commit journal are in {run_dir}")

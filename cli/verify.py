@@ -65,8 +65,9 @@ def _print_cache_note(target: str) -> None:
 
 
 def _print(model: str, v) -> None:
+    model = v.model or model
     where = f"{model} version {v.version}" if v.version else model
-    what = "the file" if v.files_root == ZERO_ROOT else "the directory"
+    what = f"the {v.kind}"
     if v.status == MISMATCH:
         if v.file_root != v.chain_root:
             _echo(f"MISMATCH: {what} (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
@@ -87,6 +88,9 @@ def _print(model: str, v) -> None:
     else:
         files = f", files root {v.files_root}" if v.files_root != ZERO_ROOT else ""
         _echo(f"VERIFIED: {what} is {where} (root {v.file_root}, {v.tensors} tensors{files})")
+        for e in v.earlier:
+            _echo(f"  also committed earlier by model {e['model']} (version {e['version']}, account "
+                       f"{e['committer']}, block {e['block']}): `modelreg audit find-root {v.file_root}` lists all")
     for name, ok in v.tensor_proofs.items():
         _echo(f"  tensor {name}: {'proven on-chain' if ok else 'PROOF REJECTED by the contract'}")
     for path, ok in v.file_proofs.items():

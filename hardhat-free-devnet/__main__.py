@@ -11,7 +11,7 @@ from modelreg.home import resolve_home
 from . import manager
 from .accounts import HD_PATH, MNEMONIC
 from .chain import CHAIN_ID, Devnet
-from .server import DevnetServer
+from .server import DevnetServer, _Handler
 
 
 def main(argv=None) -> int:
@@ -19,6 +19,8 @@ def main(argv=None) -> int:
     parser.add_argument("--home", help="data directory (default: $MODELREG_HOME or ~/.modelreg)")
     parser.add_argument("--port", type=int, default=manager.DEFAULT_PORT,
                         help=f"port on 127.0.0.1, 0 for any free one (default {manager.DEFAULT_PORT})")
+    parser.add_argument("--idle-timeout", type=float, default=0.0,
+                        help="stop after this many seconds without a request (default 0: never)")
     args = parser.parse_args(argv)
     directory = manager.devnet_dir(resolve_home(args.home))
     directory.mkdir(parents=True, exist_ok=True)
@@ -49,8 +51,12 @@ def main(argv=None) -> int:
     print(f"Dev accounts (keys from the public mnemonic \"{MNEMONIC}\", path {HD_PATH}):")
     for i, account in enumerate(devnet.accounts):
         print(f"  ({i}) {account.address}")
-    manager.write_server_file(directory, server.server_address[1])
-    print(f"Listening on {server.url}", flush=True)
+    server.RequestHandlerClass = _WatchedHandler
+    server.watch = manager.IdleWatch(stop, args.idle_timeout)
+    threading.Thread(target=server.watch.run, name="idle-watch", daemon=True).start()
+    manager.write_server_file(directory, server.server_address[1], args.idle_timeout)
+    print(f"Listening on {server.url}" + (f"; stopping after {args.idle_timeout:g} s without a request"
+                                          if args.idle_timeout else ""), flush=True)
     try:
         server.serve_forever()
     finally:
@@ -58,6 +64,30 @@ def main(argv=None) -> int:
         server.server_close()
         devnet.close()
     return 0
+
+
+class _WatchedHandler(_Handler):
+    """The devnet's request handler, telling the server's `IdleWatch` when each request starts and ends.
+
+    Per request, not per connection: web3 keeps an idle connection open for as long as its process
+    lives, and a notebook that connected once must not keep the devnet up forever.
+    """
+
+    _counted = False
+
+    def parse_request(self):
+        if self.server.watch is not None and not self._counted:
+            self.server.watch.opened()
+            self._counted = True
+        return super().parse_request()
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        finally:
+            if self._counted:
+                self._counted = False
+                self.server.watch.closed()
 
 
 if __name__ == "__main__":

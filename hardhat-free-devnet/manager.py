@@ -4,13 +4,15 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from modelreg.errors import ChainUnavailable
@@ -19,6 +21,10 @@ DEFAULT_PORT = 8645  # not 8545: anvil, hardhat and geth default there and may b
 SERVER_FILE = "server.json"  # {"pid", "port", "url"}, written by the server once it listens
 LOG_FILE = "server.log"
 CHAIN_FILES = ("chain.sqlite", "chain.sqlite-wal", "chain.sqlite-shm")
+# A devnet nobody asks anything stops by itself after this long (the chain stays on disk and the
+# next command starts it again): an afternoon of --home directories must not leave daemons behind.
+IDLE_TIMEOUT_ENV = "MODELREG_DEVNET_IDLE_TIMEOUT"
+DEFAULT_IDLE_TIMEOUT = 30 * 60.0  # seconds; 0 keeps it running until `devnet down`
 
 
 @dataclass(frozen=True)
@@ -31,17 +37,42 @@ class DevnetStatus:
     port: int | None = None
     url: str | None = None
     block_number: int | None = None
+    idle_timeout: float | None = None  # seconds without a request before it stops; 0: never
+    started: bool = False  # True when this call to `up` started it
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def stops_when(self, home: Path | None = None) -> str:
+        """When it stops, in words; with `home`, the stop command names that data directory."""
+        down = f"modelreg --home {shlex.quote(str(home))} devnet down" if home is not None else "modelreg devnet down"
+        if not self.idle_timeout:
+            return f"it runs until `{down}`"
+        return f"it stops after {_duration(self.idle_timeout)} without requests, or now with `{down}`"
+
+
+def idle_timeout_default() -> float:
+    """The idle timeout: $MODELREG_DEVNET_IDLE_TIMEOUT seconds, else 30 minutes."""
+    value = os.environ.get(IDLE_TIMEOUT_ENV)
+    try:
+        seconds = float(value) if value else DEFAULT_IDLE_TIMEOUT
+    except ValueError:
+        raise ChainUnavailable(f"{IDLE_TIMEOUT_ENV}={value!r} is not a number of seconds") from None
+    if seconds < 0 or seconds != seconds:
+        raise ChainUnavailable(f"{IDLE_TIMEOUT_ENV}={value!r} is not a number of seconds from 0")
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def devnet_dir(home: Path) -> Path:
     return Path(home) / "devnet"
 
 
-def write_server_file(directory: Path, port: int) -> None:
-    info = {"pid": os.getpid(), "port": port, "url": f"http://127.0.0.1:{port}"}
+def write_server_file(directory: Path, port: int, idle_timeout: float | None = None) -> None:
+    info = {"pid": os.getpid(), "port": port, "url": f"http://127.0.0.1:{port}", "idle_timeout": idle_timeout}
     tmp = directory / (SERVER_FILE + ".tmp")
     tmp.write_text(json.dumps(info))
     tmp.replace(directory / SERVER_FILE)  # readers never see half a file
@@ -60,18 +91,24 @@ def status(home: Path) -> DevnetStatus:
     try:
         info = json.loads((directory / SERVER_FILE).read_text())
         pid, port, url = int(info["pid"]), int(info["port"]), str(info["url"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        idle = info.get("idle_timeout")
+        idle = float(idle) if idle is not None else None
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
         return DevnetStatus(False, str(directory))
     if not _alive(pid):
         return DevnetStatus(False, str(directory))
     block = _block_number(url)
     if block is None:
-        return DevnetStatus(False, str(directory), pid, port, url)
-    return DevnetStatus(True, str(directory), pid, port, url, block)
+        return DevnetStatus(False, str(directory), pid, port, url, idle_timeout=idle)
+    return DevnetStatus(True, str(directory), pid, port, url, block, idle_timeout=idle)
 
 
-def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0) -> DevnetStatus:
-    """Start the devnet in the background unless it already runs; returns once it answers."""
+def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0,
+       idle_timeout: float | None = None) -> DevnetStatus:
+    """Start the devnet in the background unless it already runs; returns once it answers, with
+    `started` True if this call started it. It stops by itself after `idle_timeout` seconds without
+    a request (default `idle_timeout_default()`; 0: never)."""
+    idle_timeout = idle_timeout_default() if idle_timeout is None else idle_timeout
     directory = devnet_dir(home)
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
@@ -84,7 +121,8 @@ def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0) -> DevnetSta
         log = open(directory / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child process
         with log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "modelreg.devnet", "--home", str(home), "--port", str(port)],
+                [sys.executable, "-m", "modelreg.devnet", "--home", str(home), "--port", str(port),
+                 "--idle-timeout", str(idle_timeout)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)  # outlives the CLI command that started it
         deadline = time.monotonic() + timeout
@@ -93,7 +131,7 @@ def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0) -> DevnetSta
                 raise ChainUnavailable(f"the devnet did not start: {_log_tail(directory)}")
             current = status(home)
             if current.running and current.pid == process.pid:
-                return current
+                return replace(current, started=True)
             time.sleep(0.05)
         process.kill()
         raise ChainUnavailable(f"the devnet did not answer within {timeout:.0f} s; "
@@ -132,6 +170,40 @@ def reset(home: Path) -> None:
 def ensure_running(home: Path, port: int = DEFAULT_PORT) -> str:
     """The RPC URL of this data directory's devnet, starting it first if needed."""
     return up(home, port).url
+
+
+class IdleWatch:
+    """Stops a server once no request has been in progress for `idle_timeout` seconds (0: never).
+
+    The server calls `opened` and `closed` around each request: a request in progress (a long
+    eth_getLogs) is never cut off.
+    """
+
+    def __init__(self, stop, idle_timeout: float, clock=time.monotonic):
+        self._stop, self.idle_timeout, self._clock = stop, idle_timeout, clock
+        self._open, self._last = 0, clock()
+        self._lock = threading.Lock()
+
+    def opened(self) -> None:
+        with self._lock:
+            self._open += 1
+
+    def closed(self) -> None:
+        with self._lock:
+            self._open -= 1
+            self._last = self._clock()
+
+    def idle_for(self) -> float:
+        with self._lock:
+            return 0.0 if self._open else self._clock() - self._last
+
+    def run(self, poll: float = 1.0) -> None:
+        """Block until idle for `idle_timeout`, then call `stop`; returns at once when the timeout is 0."""
+        if not self.idle_timeout:
+            return
+        while (left := self.idle_timeout - self.idle_for()) > 0:
+            time.sleep(min(poll, left))
+        self._stop()
 
 
 def _alive(pid: int) -> bool:

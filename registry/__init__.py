@@ -33,9 +33,13 @@ thing checked is not what the record says. Nothing here imports `modelreg.traini
 
 import os
 
+from modelreg import errors as _errors
 from modelreg.errors import *  # noqa: F403  (the error classes are part of the public API)
 from modelreg.errors import ModelregError, VerificationFailed  # noqa: F401
 from modelreg.records import Commit, VersionRef  # noqa: F401
+
+__all__ = ["__version__", "seal", "connect", "commit", "BackgroundCommitter", "Commit", "VersionRef",  # noqa: F405
+           *sorted(n for n, v in vars(_errors).items() if isinstance(v, type) and issubclass(v, Exception))]
 
 
 def seal(path: str | os.PathLike, *, follow_symlinks: bool = False):
@@ -47,12 +51,16 @@ def seal(path: str | os.PathLike, *, follow_symlinks: bool = False):
 
     Returns:
         A `SealedModel`: `.root` (0x-hex weights root), `.tensor_count`, `.files_root` (zero for
-        a single file), `.tensors` (leaves: name, dtype, shape, sha256; `.proof(name)` for one
-        tensor) and `.files` (leaves: path, size, sha256), None for a single file.
+        a single file), `.tensors` (the tensors tree: `.root`, and `.leaves`, each with name,
+        dtype, shape and sha256) and `.files` (the files tree, its leaves path, size and sha256),
+        None for a single file.
 
     Example:
-        >>> modelreg.seal("checkpoint-500").root
-        '0x4019e728…'
+        >>> sealed = modelreg.seal("checkpoint-500.safetensors")
+        >>> sealed.root
+        '0x...'
+        >>> [(leaf.name, leaf.dtype, leaf.shape) for leaf in sealed.tensors.leaves]
+        [('w', 'F32', (4, 4))]
     """
     from modelreg.formats.model import seal_model
 
@@ -75,7 +83,11 @@ def connect(home: str | os.PathLike | None = None, *, write: bool = True, **sett
         `history(model)`.
 
     Example:
-        >>> registry = modelreg.connect(rpc_url="http://127.0.0.1:8545", signer="env")
+        >>> registry = modelreg.connect()  # $MODELREG_HOME's devnet, started on demand
+        >>> registry.chain_info()["chain_id"]
+        1337
+
+        With a node of your own: `modelreg.connect(rpc_url="http://127.0.0.1:8545", signer="env")`.
     """
     from modelreg.home import resolve_home
     from modelreg.service.config import load_config, overrides_of
@@ -90,17 +102,28 @@ def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | Non
     the configured registry.
 
     A shorthand for `modelreg.connect(home).commit(path, model, **kwargs)`; see `Registry.commit`
-    for parent, dataset_root, step, metrics, config, note and follow_symlinks.
+    for parent, dataset, step, metrics, config, note and follow_symlinks.
 
     Example:
-        >>> modelreg.commit("out/checkpoint-500", "my-gpt", parent=1).version
-        2
+        >>> modelreg.commit("checkpoint-500.safetensors", "my-gpt").version
+        1
     """
     return connect(home).commit(path, model, **kwargs)
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str):
     # Loaded on first use, like the submodules, so that `import modelreg` stays fast.
+    if name == "__version__":  # importlib.metadata costs 30 ms: `modelreg --help` does not pay it
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("modelreg")
+        except PackageNotFoundError:  # imported from a source tree that was never installed
+            return "0+unknown"
     if name == "BackgroundCommitter":
         from modelreg.service.background import BackgroundCommitter
 

@@ -254,3 +254,10 @@ class SourceUnverified(VerificationFailed):
 
 class DerivationUnavailable(ModelregError):
     """The transform cannot run on this source (an ONNX export of something that is no modelreg GPT)."""
+
+
+# issue24: the installable package ------------------------------------------------------------------
+
+
+class ExtraNotInstalled(ModelregError):
+    """A command or function needs an optional part of the install (an extra) that is missing."""

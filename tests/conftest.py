@@ -22,6 +22,10 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from modelreg.chain.client import RegistryClient
 from modelreg.chain.signer import Signer
 
+# The CLI's notices ("Started the embedded devnet ...") go to stderr, which CliRunner mixes into
+# `result.output`; tests that check them turn them back on (tests/devnet/test_lifecycle.py).
+os.environ.setdefault("MODELREG_NOTICES", "0")
+
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 GETH = ROOT / ".cache" / "bin" / "geth"  # built by `make setup` from the Go module proxy

@@ -105,3 +105,69 @@ def test_the_library_never_imports_training_or_the_cli_even_lazily():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("modelreg.training", "modelreg.cli")):
                 offenders.append(f"{name}: from {node.module}")
     assert not offenders, offenders
+
+
+# issue24: the core installs without torch ------------------------------------------------------------
+
+TORCH_FAMILY = ("torch", "transformers", "accelerate", "tokenizers")  # what the train and hf extras bring
+# The core modules that may reach the extras, each only inside a function that calls `require` first.
+EXTRA_GATES = {"modelreg.cli.train", "modelreg.cli.audit"}
+
+
+def _imports_anywhere(path: Path) -> list[tuple[ast.AST, str]]:
+    """Every import in the file, module level or inside a function (a lazy import still runs)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.append((node, node.module or ""))
+    return found
+
+
+def _root(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _in_core(name: str) -> bool:
+    return _layer(name) not in ("training", "integrations")
+
+
+def test_the_core_never_imports_torch_or_transformers_even_lazily():
+    offenders = [f"{name}: {target}" for name, path in MODULES.items() if _in_core(name)
+                 for _, target in _imports_anywhere(path) if _root(target) in TORCH_FAMILY]
+    assert not offenders, f"the core must install and run without the train and hf extras: {offenders}"
+
+
+def test_the_core_reaches_training_only_through_a_gate_that_names_the_extra():
+    offenders = []
+    for name, path in MODULES.items():
+        if not _in_core(name):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for func in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
+            calls = [n.lineno for n in ast.walk(func) if isinstance(n, ast.Call)
+                     and getattr(n.func, "id", None) == "require"]
+            for node in (n for n in ast.walk(func) if isinstance(n, ast.ImportFrom)):
+                module = node.module or ""
+                gated = name in EXTRA_GATES and any(line < node.lineno for line in calls)
+                if module.startswith(("modelreg.training", "modelreg.integrations")) and not gated:
+                    offenders.append(f"{name}:{node.lineno}: from {module}")
+        offenders += [f"{name}: {target} at module level" for target in GRAPH[name]
+                      if not _in_core(target)]
+    assert not offenders, offenders
+
+
+def test_the_extras_gate_names_every_module_the_extra_brings():
+    # A gate that checks for less than the extra installs lets a bare ModuleNotFoundError through.
+    from modelreg._extras import EXTRAS
+
+    brought = {_root(t) for name, path in MODULES.items() if not _in_core(name)
+               for _, t in _imports_anywhere(path) if _root(t) in TORCH_FAMILY}
+    assert brought <= set(EXTRAS["train"]) | set(EXTRAS["hf"])
+
+
+def test_web3_stays_in_the_chain_layer_and_the_devnet_even_lazily():
+    offenders = [f"{name}: {target}" for name, path in MODULES.items() if _layer(name) not in ("chain", "devnet")
+                 for _, target in _imports_anywhere(path) if _root(target) in ("web3", "eth_tester")]
+    assert not offenders, offenders

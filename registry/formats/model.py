@@ -232,7 +232,7 @@ def _stat(entry: os.DirEntry, rel: str, follow_symlinks: bool) -> os.stat_result
         return entry.stat(follow_symlinks=False)
     if not follow_symlinks:
         raise SymlinkRefused(f"model entry {rel!r} is a symbolic link, and links are followed only when "
-                             "asked (follow_symlinks)")
+                             "asked to follow them")
     try:
         return os.stat(entry.path)
     except OSError:

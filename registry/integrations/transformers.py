@@ -21,12 +21,16 @@ import math
 import os
 from pathlib import Path
 
-import transformers
-from transformers import TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from modelreg._extras import require
 
-from modelreg.records import Commit, VersionRef
-from modelreg.service.background import BackgroundCommitter
+require("hf", "modelreg.integrations.transformers")  # one ExtraNotInstalled, not a bare ModuleNotFoundError
+
+import transformers  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR  # noqa: E402
+
+from modelreg.records import Commit, VersionRef  # noqa: E402
+from modelreg.service.background import BackgroundCommitter  # noqa: E402
 
 JOURNAL = "modelreg-commits.jsonl"  # in the Trainer's output_dir, beside the checkpoint-N/ directories
 

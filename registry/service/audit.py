@@ -395,7 +395,8 @@ def build_report(events: list[dict], model_id: int, chain: dict, fetch: Callable
                          "replay": replay_summary((replays or {}).get((model_id, v["version"]))),
                          "step": (manifest or {}).get("step"),
                          "metrics": (manifest or {}).get("metrics") or {},
-                         "privacy": (manifest or {}).get("privacy")})
+                         "privacy": (manifest or {}).get("privacy"),
+                         "note": (manifest or {}).get("note")})
     graph = lineage(events, model_id)
     known, used_by = datasets(events), {}
     for node in graph["nodes"]:  # the datasets of every version the lineage shows, in other models too

@@ -13,6 +13,7 @@ accelerate only rank 0 commits; on every other rank it does nothing, so the same
 everywhere.
 """
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 from modelreg.records import Commit, VersionRef
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class BackgroundCommitter:
             registry: a connected `Registry`; by default `modelreg.connect(home, **settings)`.
             dataset: what the model is trained on: a dataset directory (sealed and registered
                 first) or the root of a registered dataset, or None.
-            parent: the version the first checkpoint continues from, or None.
+            parent: the version the first checkpoint continues from (a `VersionRef`, or a version
+                number of `model`), or None.
             follow_symlinks: follow symbolic links in checkpoint directories.
             privacy: your DP trainer's guarantee, {"epsilon", "delta", and optionally "mechanism",
                 "noise_multiplier", "sample_rate", "max_grad_norm", "steps", "accountant"}; every
@@ -70,12 +74,28 @@ class BackgroundCommitter:
             registry = modelreg.connect(home, **settings)
 
         self.registry, self.model = registry, model
-        # Before training starts, on the caller's thread: at most two transactions, once.
-        dataset_root = registry.register_dataset_dir(dataset)[0].root if _is_dir(dataset) else dataset
+        # Before training starts, on the caller's thread: every check first (nothing written if one
+        # fails), then at most two transactions, once.
+        model_id, dataset_root, dataset_manifest = registry.check_commit(model, parent=parent, dataset=dataset)
+        if dataset_manifest is not None:
+            registry.register_dataset(dataset_manifest)
+        if model_id is None:
+            model_id = registry.model_id_or_register(model, "")
+        if isinstance(parent, int):
+            parent = VersionRef(model_id, parent)
         self._registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(Path(journal)),
-                                    model_name=model, model_id=registry.model_id_or_register(model, ""),
-                                    dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks)
+                                    model_name=model, model_id=model_id,
+                                    dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks,
+                                    on_commit=self._committed)
         self._registrar.recover()
+
+    def _committed(self, c: Commit) -> None:
+        """One line per commit, through `logging` (the logger `modelreg.service.background`, INFO)."""
+        if c.existing:
+            log.info("modelreg: %s step %s was already version %s", self.model, c.step, c.version)
+        else:
+            log.info("modelreg: committed %s version %s (step %s, weights root %s, tx %s, block %s)",
+                     self.model, c.version, c.step, c.root, c.tx, c.block)
 
     def submit(self, path: str | os.PathLike, *, step: int, metrics: dict | None = None,
                config: dict | None = None, environment: dict | None = None,
@@ -109,6 +129,3 @@ class BackgroundCommitter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _is_dir(dataset) -> bool:
-    return dataset is not None and Path(str(dataset)).is_dir()

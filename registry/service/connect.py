@@ -1,6 +1,7 @@
 """From a configuration to a working registry: the chain (devnet on demand), the signer, the contract, IPFS."""
 
 import getpass
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
 from modelreg.service.config import Config
 from modelreg.service.index import EventIndex, Events
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -103,28 +106,35 @@ class Registry:
         return model if isinstance(model, int) else find_model(self.events(), model)["id"]
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
-               dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
+               dataset: str | os.PathLike | None = None, step: int | None = None, metrics: dict | None = None,
                config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
-               privacy: dict | None = None) -> Commit:
+               privacy: dict | None = None, dataset_root: str | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
+
+        Every check runs before anything is written (`check_commit`): a bad parent, dataset, model
+        name or file, or a signer without rights or funds, leaves the chain, the pins and the data
+        directory as they were.
 
         Args:
             path: a safetensors file, or a model directory (shards, index, config, tokenizer, ...).
             model: the model's name.
             parent: the version it was trained from: a `VersionRef`, or a version number of `model`.
-            dataset_root: the root of a registered dataset it was trained on (see `register_dataset`).
+            dataset: what it was trained on: a dataset directory (sealed and registered) or the root
+                of a registered dataset (see `register_dataset`). The same keyword as
+                `BackgroundCommitter` and `RegistryCallback`.
             step, metrics, config, note: recorded in the version's manifest.
             follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
             privacy: a DP guarantee from your own trainer, {"epsilon", "delta", ...}: recorded in the
                 manifest as "claimed, not checkable by replay" (formats.privacy).
+            dataset_root: deprecated spelling of `dataset`.
 
         Returns:
             The `Commit` (`existing=True` when the model already held exactly this content).
 
         Example:
             >>> registry = modelreg.connect()
-            >>> registry.commit("checkpoint-500", "my-gpt", metrics={"val_loss": 2.1}).version
-            1
+            >>> registry.commit("checkpoint-1000.safetensors", "my-gpt", parent=1, metrics={"val_loss": 2.1}).version
+            2
         """
         from modelreg.service.commit import NOT_COMMITTED, commit_checkpoint, release_pins
         from modelreg.service.ingest import seal_and_add
@@ -133,10 +143,15 @@ class Registry:
             from modelreg.formats.privacy import claimed
 
             claimed(privacy)  # a bad claim fails before anything is pinned or sent
+        dataset = _deprecated_dataset_root(dataset, dataset_root)
+        model_id, dataset_root, dataset_manifest = self.check_commit(model, parent=parent, dataset=dataset)
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
         try:
-            model_id = self.model_id_or_register(model, "")
+            if dataset_manifest is not None:
+                self.register_dataset(dataset_manifest)
+            if model_id is None:
+                model_id = self.model_id_or_register(model, "")
             if isinstance(parent, int):
                 parent = VersionRef(model_id, parent)
             with send_lock(self.home):
@@ -169,6 +184,21 @@ class Registry:
         from modelreg.service.derive import derive
 
         return derive(self, model, version, transform, params, to=to, engine=engine, out_dir=out_dir, local=local)
+
+    def check_commit(self, model: str, *, parent: VersionRef | int | None = None,
+                     dataset: str | os.PathLike | None = None) -> tuple[int | None, str | None, dict | None]:
+        """Every read-only check a commit of `model` needs (`modelreg.service.preflight`), writing nothing.
+
+        Returns:
+            The model's id (None if it is new), the dataset root (None without a dataset) and, for a
+            dataset directory, the manifest to register once every check has passed.
+        """
+        from modelreg.service.preflight import check_commit
+
+        root, manifest = _dataset_of(dataset)
+        model_id = check_commit(self.client, model, parent=parent, dataset_root=root,
+                                dataset_registered_by_signer=manifest is not None)
+        return model_id, root, manifest
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
@@ -224,6 +254,34 @@ class Registry:
                   "follow_symlinks": follow_symlinks}
         with local_copy(target, lambda: self.ipfs, self.home) as path:
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
+
+
+def _deprecated_dataset_root(dataset, dataset_root):
+    if dataset_root is None:
+        return dataset
+    import warnings
+
+    warnings.warn("Registry.commit(dataset_root=...) is deprecated; pass dataset=", DeprecationWarning, stacklevel=3)
+    if dataset is not None and dataset != dataset_root:
+        raise InputInvalid("dataset and dataset_root name different datasets; pass dataset alone")
+    return dataset_root
+
+
+def _dataset_of(dataset) -> tuple[str | None, dict | None]:
+    """A dataset given as a directory (sealed here; its manifest to register) or a registered root."""
+    if dataset is None:
+        return None, None
+    if Path(dataset).is_dir():
+        from modelreg.formats.manifest import dataset_manifest
+        from modelreg.formats.seal import seal_dataset
+
+        manifest = dataset_manifest(seal_dataset(dataset))
+        return manifest["root"], manifest
+    root = str(dataset).lower()
+    if len(root) != 66 or not root.startswith("0x") or not all(c in "0123456789abcdef" for c in root[2:]):
+        raise InputInvalid(f"dataset {str(dataset)!r} is neither a directory nor a dataset root (0x and 64 hex "
+                           "digits)")
+    return root, None
 
 
 @contextmanager
@@ -328,9 +386,13 @@ def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:
     """The configured chain (the embedded devnet, started if needed): its URL, chain id, and whether embedded."""
     embedded = not config.chain.rpc_url
     if embedded:
-        from modelreg.devnet.manager import ensure_running
+        from modelreg.devnet.manager import up
 
-        rpc_url = ensure_running(home, port=0)
+        state = up(home, port=0)
+        rpc_url = state.url
+        if state.started:  # once, by the command that started it: a daemon nobody mentions outlives everyone
+            log.info("Started the embedded devnet of %s at %s (pid %s); %s.", home, rpc_url, state.pid,
+                     state.stops_when(home))
     else:
         rpc_url = config.chain.rpc_url
     chain_id = JsonRpc(rpc_url).chain_id()

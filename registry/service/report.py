@@ -7,6 +7,7 @@ three formats carry the same facts: JSON is that dict, Markdown and HTML print e
 
 import html
 import json
+import math
 import shlex
 import unicodedata
 from datetime import datetime, timezone
@@ -43,11 +44,6 @@ def _when(report: dict, block: int | None) -> str:
     if stamp is None:
         return "-"
     return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _loss(version: dict) -> str:
-    loss = (version.get("metrics") or {}).get("val_loss")
-    return f"{loss:.4f}" if isinstance(loss, (int, float)) else "-"
 
 
 def _parent(version: dict, names: dict[int, str]) -> str:
@@ -118,8 +114,9 @@ def check_commands(report: dict) -> list[str]:
     rpc = rpc if rpc.startswith(("http://", "https://")) else "RPC_URL"
     flags = f"--rpc-url {shlex.quote(rpc)} --registry {report['chain']['contract']}"
     name = shlex.quote(report["model"]["name"])
-    commands = [f"modelreg verify CHECKPOINT.safetensors --model {name} --version {v['version']} {flags}"
-                for v in report["versions"]]
+    # What to verify is what the version holds: a model directory when it has a files root, else one file.
+    commands = [f"modelreg verify {'MODEL_DIR/' if v.get('files_root') else 'CHECKPOINT.safetensors'} "
+                f"--model {name} --version {v['version']} {flags}" for v in report["versions"]]
     commands += [f"modelreg audit history {name} {flags}",
                  f"modelreg audit report {name} --format html -o report.html {flags}"]
     return commands
@@ -218,13 +215,14 @@ def render_markdown(report: dict) -> str:
         "```", *check_commands(report), "```", "",
         "## History", "",
         _md(MANIFEST_CHECK), "",
-        "| version | step | val loss | weights root | dataset root | parent | manifest CID | checkpoint CID | "
-        "committer | block | time | tx | manifest check | replay | revoked |",
-        "|" + " --- |" * 15,
+        "| version | step | metrics | note | weights root | tensors | files root | dataset root | parent | "
+        "manifest CID | checkpoint CID | committer | block | time | tx | manifest check | replay | revoked |",
+        "|" + " --- |" * 18,
     ]
     for v in report["versions"]:
-        cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _loss(v),
-                 _md(v["weights_root"]), _md(v.get("dataset_root") or "-"), _md(_parent(v, names)),
+        cells = [str(v["version"]), str(v.get("step") if v.get("step") is not None else "-"), _md(metrics_text(v)),
+                 _md(v.get("note") or "-"), _md(v["weights_root"]), str(v.get("tensor_count", "-")),
+                 _md(v.get("files_root") or "-"), _md(v.get("dataset_root") or "-"), _md(_parent(v, names)),
                  _md_link(shown_cid(v.get("manifest_cid")), cid_url(report, v.get("manifest_cid"))),
                  _md_link(shown_cid(v.get("checkpoint_cid")), cid_url(report, v.get("checkpoint_cid"))),
                  _md_link(v["committer"], explorer_url(report, "address", v["committer"])) + _md(_stranger(v)),
@@ -270,18 +268,55 @@ def _a(text, url: str | None, cls: str = "") -> str:
     """Escaped text, a link when there is a URL; hashes get the class that lets them wrap."""
     body = _esc(text)
     attr = f' class="{cls}"' if cls else ""
+    if cls == "hash":  # shown cut to one line; the whole value is in the text (select, copy) and the tooltip
+        attr += f' title="{body}"'
     return f'<a href="{html.escape(url)}"{attr}>{body}</a>' if url else f"<span{attr}>{body}</span>"
 
 
-def _svg_loss_curve(versions: list[dict], width: int = 680, height: int = 280) -> str:
-    series = {}
-    for key in ("train_loss", "val_loss"):
-        pts = [(v.get("step"), (v.get("metrics") or {}).get(key)) for v in versions]
-        pts = [(s, y) for s, y in pts if isinstance(s, int) and isinstance(y, (int, float))]
-        if pts:
-            series[key] = sorted(pts)
+def numeric_metrics(version: dict) -> dict[str, float]:
+    """A version's metrics that are finite numbers (a manifest may carry anything: strings are not charted)."""
+    return {k: v for k, v in sorted((version.get("metrics") or {}).items())
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def metrics_text(version: dict) -> str:
+    return ", ".join(f"{k} {v:.6g}" for k, v in numeric_metrics(version).items()) or "-"
+
+
+def metric_series(versions: list[dict]) -> tuple[str, dict[str, list[tuple[int, float]]]]:
+    """Every numeric metric's points, against the training step when every version has one, else the
+    version number; and which of the two the x axis is."""
+    by_step = all(isinstance(v.get("step"), int) for v in versions)
+    series: dict[str, list[tuple[int, float]]] = {}
+    for v in versions:
+        for name, value in numeric_metrics(v).items():
+            series.setdefault(name, []).append((v["step"] if by_step else v["version"], value))
+    return ("training step" if by_step else "version"), {k: sorted(pts) for k, pts in sorted(series.items())}
+
+
+def metric_charts(versions: list[dict]) -> str:
+    """One chart of the loss series together, one per other metric; only series of two or more points
+    are drawn (one point on an axis of its own says nothing), and the others are named as not drawn."""
+    x_title, series = metric_series(versions)
     if not series:
-        return "<p>No loss values in the manifests.</p>"
+        return "<p>No numeric metrics in the manifests.</p>"
+    drawn = {k: pts for k, pts in series.items() if len(pts) >= 2}
+    losses = {k: pts for k, pts in drawn.items() if k.endswith("loss")}
+    parts = [_svg_chart(losses, x_title, "loss (from each manifest)")] if losses else []
+    parts += [_svg_chart({k: pts}, x_title, k) for k, pts in drawn.items() if k not in losses]
+    few = [f"{html.escape(k)} ({len(pts)} point: {pts[0][1]:.6g} at {x_title} {pts[0][0]})"
+           for k, pts in series.items() if len(pts) < 2]
+    if few:
+        parts.append(f'<p class="note" id="not-charted">Not charted, fewer than two points: {"; ".join(few)}.</p>')
+    return "\n".join(parts)
+
+
+_COLORS = {"train_loss": "#777", "val_loss": "#c0392b"}
+_PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def _svg_chart(series: dict[str, list[tuple[int, float]]], x_title: str, y_title: str, width: int = 680,
+               height: int = 280) -> str:
     xs = [s for pts in series.values() for s, _ in pts]
     ys = [y for pts in series.values() for _, y in pts]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
@@ -292,26 +327,26 @@ def _svg_loss_curve(versions: list[dict], width: int = 680, height: int = 280) -
         return (left + (s - x0) / (x1 - x0) * (width - left - pad),
                 height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad))
 
-    colors = {"train_loss": "#777", "val_loss": "#c0392b"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="loss curve">',
+             f'role="img" aria-label="{html.escape(y_title)} by {x_title}">',
              f'<line x1="{left}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#000"/>',
              f'<line x1="{left}" y1="{pad}" x2="{left}" y2="{height - pad}" stroke="#000"/>',
              f'<text class="axis-title" x="{(left + width - pad) / 2}" y="{height - 10}" text-anchor="middle" '
-             f'font-size="12">training step</text>',
+             f'font-size="12">{x_title}</text>',
              f'<text class="axis-title" x="16" y="{height / 2}" text-anchor="middle" font-size="12" '
-             f'transform="rotate(-90 16 {height / 2})">loss (from each manifest)</text>',
-             f'<text x="{left - 4}" y="{pad + 4}" font-size="11" text-anchor="end">{y1:.3f}</text>',
-             f'<text x="{left - 4}" y="{height - pad}" font-size="11" text-anchor="end">{y0:.3f}</text>',
+             f'transform="rotate(-90 16 {height / 2})">{html.escape(y_title)}</text>',
+             f'<text x="{left - 4}" y="{pad + 4}" font-size="11" text-anchor="end">{y1:.4g}</text>',
+             f'<text x="{left - 4}" y="{height - pad}" font-size="11" text-anchor="end">{y0:.4g}</text>',
              f'<text x="{left}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x0}</text>',
              f'<text x="{width - pad}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{x1}</text>']
     for i, (key, pts) in enumerate(series.items()):
+        color = _COLORS.get(key, _PALETTE[i % len(_PALETTE)])
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in (px(s, v) for s, v in pts))
-        parts.append(f'<polyline fill="none" stroke="{colors[key]}" stroke-width="2" points="{coords}"/>')
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
         for x, y in (px(s, v) for s, v in pts):
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colors[key]}"/>')
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
         parts.append(f'<text x="{width - pad - 90}" y="{pad + 14 * i}" font-size="12" '
-                     f'fill="{colors[key]}">{key}</text>')
+                     f'fill="{color}">{html.escape(key)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -375,11 +410,12 @@ def render_html(report: dict) -> str:
     tx = lambda t: _a(t, explorer_url(report, "tx", t), "hash")  # noqa: E731
     cid = lambda c: _a(shown_cid(c), cid_url(report, c), "hash")  # noqa: E731
     history = _table(
-        ["version", "step", "val loss", "weights root", "dataset root", "parent", "manifest CID", "checkpoint CID",
-         "committer",
-         "block", "time", "tx", "manifest check", "replay", "revoked"],
-        [[str(v["version"]), esc(str(v.get("step") if v.get("step") is not None else "-")), _loss(v),
-          _a(v["weights_root"], None, "hash"), _a(v.get("dataset_root") or "-", None, "hash"),
+        ["version", "step", "metrics", "note", "weights root", "tensors", "files root", "dataset root", "parent",
+         "manifest CID", "checkpoint CID", "committer", "block", "time", "tx", "manifest check", "replay", "revoked"],
+        [[str(v["version"]), esc(str(v.get("step") if v.get("step") is not None else "-")), esc(metrics_text(v)),
+          f'<span class="version-note">{esc(v.get("note") or "-")}</span>',
+          _a(v["weights_root"], None, "hash"), esc(str(v.get("tensor_count", "-"))),
+          _a(v.get("files_root") or "-", None, "hash"), _a(v.get("dataset_root") or "-", None, "hash"),
           esc(_parent(v, names)), cid(v.get("manifest_cid")), cid(v.get("checkpoint_cid")),
           addr(v["committer"]) + esc(_stranger(v)),
           str(v["block"]), esc(_when(report, v["block"])), tx(v["tx"]), esc(v.get("verification", "-")),
@@ -416,7 +452,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width:
 table {{ border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-family: ui-monospace, monospace; vertical-align: top; }}
 th {{ background: #f3f3f3; white-space: nowrap; }}
-.hash {{ word-break: break-all; }}
+.hash {{ display: inline-block; max-width: 13ch; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+         vertical-align: bottom; }}
 table.history td {{ max-width: 16em; }}
 .revoked, .reason {{ color: #a00; font-weight: bold; }}
 aside {{ border: 2px solid #2c6e49; background: #f3faf5; padding: 0.5em 1em; margin: 1em 0; }}
@@ -444,8 +481,8 @@ Merkle root with the version's root on-chain (exit 0 verified, 1 mismatch or rev
 <h2>Lineage</h2>
 {_svg_lineage(report['lineage'])}
 <ul id="edges">{edge_list}</ul>
-<h2>Loss curve (from the manifests)</h2>
-{_svg_loss_curve(report['versions'])}
+<h2>Metrics (from the manifests)</h2>
+{metric_charts(report['versions'])}
 <h2>Datasets</h2>
 {datasets}
 <script type="application/json" id="report-data">{embedded}</script>

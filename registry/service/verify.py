@@ -11,12 +11,13 @@ hide one.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelreg.errors import InputInvalid, VersionNotFound
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_model
 from modelreg.formats.model import ZERO_ROOT, SealedModel, seal_model
-from modelreg.service.audit import history
+from modelreg.service.audit import history, models
 
 VERIFIED, MISMATCH, REVOKED = "VERIFIED", "MISMATCH", "REVOKED"
 
@@ -36,13 +37,20 @@ class Verdict:
     note: str = ""
     files_root: str = ZERO_ROOT  # the files root of what was checked (zero: a single file)
     chain_files_root: str | None = None
+    kind: str = "file"  # what was checked: "file" or "directory"
+    model: str = ""  # the model's name
+    actual_version: int | None = None  # on a mismatch: the version of this model the content is, if any
+    earlier: tuple = ()  # other models' (or committers') earlier commits of the same weights root
 
     @property
     def ok(self) -> bool:
         return self.status == VERIFIED and all(self.tensor_proofs.values()) and all(self.file_proofs.values())
 
     def to_dict(self) -> dict:
-        return {"status": self.status, "model_id": self.model_id, "version": self.version,
+        return {"status": self.status, "model": self.model, "model_id": self.model_id, "version": self.version,
+                "kind": self.kind, "tensors_root": self.file_root, "chain_tensors_root": self.chain_root,
+                "actual_version": self.actual_version, "earlier": list(self.earlier),
+                # file_root and chain_root: the former names of tensors_root and chain_tensors_root
                 "file_root": self.file_root, "chain_root": self.chain_root, "tensors": self.tensors,
                 "files_root": self.files_root, "chain_files_root": self.chain_files_root,
                 "differences": self.differences, "revocation": self.revocation,
@@ -62,6 +70,8 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
     sealed = seal_model(path, follow_symlinks=follow_symlinks)
     content = (sealed.root, sealed.tensor_count, sealed.files_root)
     versions = history(events, model_id)
+    names = {m["id"]: m["name"] for m in models(events)}
+    name = names.get(model_id, f"#{model_id}")
     record = None
     if version is None:
         matches = [v["version"] for v in versions if v["weights_root"] == sealed.root]
@@ -74,11 +84,12 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
     else:
         candidate = version
     if candidate is None:
-        raise VersionNotFound(f"model {model_id} has no versions yet, so no model can match it")
+        raise VersionNotFound(f"model {name!r} has no versions yet, so no model can match it")
     record = record or client.get_version(model_id, candidate)
     found = dict(model_id=model_id, version=candidate, file_root=sealed.root, chain_root=record.weights_root,
                  tensors=sealed.tensor_count, files_root=sealed.files_root,
-                 chain_files_root=record.files_root or ZERO_ROOT)
+                 chain_files_root=record.files_root or ZERO_ROOT, model=name,
+                 kind="directory" if Path(path).is_dir() else "file")
     if _content(record) != content:
         note = ""
         if record.weights_root == sealed.root and record.tensor_count != sealed.tensor_count:
@@ -88,8 +99,11 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
         elif version is None:
             note = (f"its tensors match version {candidate} but its files do not"
                     if record.weights_root == sealed.root
-                    else f"matches no version of model {model_id}; compared with version {candidate}")
-        return Verdict(MISMATCH, **found, note=note,
+                    else f"matches no version of model {name!r}; compared with version {candidate}")
+        actual = _actual_version(client, model_id, versions, content) if version is not None else None
+        if actual is not None:
+            note = f"it is version {actual} of {name!r}, not version {candidate}"
+        return Verdict(MISMATCH, **found, note=note, actual_version=actual,
                        differences=_differences(sealed, versions, candidate, record, fetch))
     proofs = {}
     if files and sealed.files is None:
@@ -109,7 +123,33 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
                       "replacement_revoked": (client.is_revoked(model_id, record.replacement)
                                               if record.replacement else None)}
         return Verdict(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
-    return Verdict(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs)
+    return Verdict(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs,
+                   earlier=_earlier(client, names, record, model_id))
+
+
+def _actual_version(client, model_id: int, versions: list[dict], content: tuple) -> int | None:
+    """The version of the model whose content (roots and count, re-read from the chain) this is, if any."""
+    for v in reversed(versions):
+        if v["weights_root"] == content[0]:
+            r = client.get_version(model_id, v["version"])
+            if _content(r) == content:
+                return r.version
+    return None
+
+
+def _earlier(client, names: dict, record, model_id: int) -> tuple:
+    """Commits of the same weights root before this version by another model or another account: whoever
+    published these weights first (what `audit find-root` lists), so a VERIFIED does not hide them."""
+    found = []
+    for log in client.commits_of_root(record.weights_root):
+        a = log["args"]
+        if log["blockNumber"] >= record.block_number:  # in a block before this version's
+            continue
+        if a["modelId"] == model_id and a["committer"] == record.committer:  # this model's own history
+            continue
+        found.append({"model": names.get(a["modelId"], f"#{a['modelId']}"), "model_id": a["modelId"],
+                      "version": a["version"], "committer": a["committer"], "block": log["blockNumber"]})
+    return tuple(found)
 
 
 def _differences(sealed: SealedModel, versions, candidate, record, fetch) -> dict:

@@ -40,7 +40,7 @@ def _commit(registry, run_dir: Path, name: str, dataset_root: str, steps: list[i
         path = run_dir / f"ckpt-{step:06d}.safetensors"
         save_file({"wte.weight": rng.standard_normal((8, 4), dtype=np.float32)}, str(path))
         loss = 4.0 / (1 + step / 10)
-        commits.append(registry.commit(path, name, parent=parent, dataset_root=dataset_root, step=step,
+        commits.append(registry.commit(path, name, parent=parent, dataset=dataset_root, step=step,
                                        metrics={"train_loss": loss + 0.1, "val_loss": loss}))
         parent = commits[-1].ref
     return commits

@@ -108,7 +108,7 @@ def test_audit_report_is_written_in_each_format(trained, tmp_path, fmt):
         report = json.loads(text)
         assert [v["verification"] for v in report["versions"]] == ["manifest verified"] * 2
     if fmt == "html":
-        assert "<svg" in text and 'aria-label="lineage graph"' in text and 'aria-label="loss curve"' in text
+        assert "<svg" in text and 'aria-label="lineage graph"' in text and 'aria-label="loss (from each manifest) by training step"' in text
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")  # self-contained
 
 

@@ -34,8 +34,10 @@ def test_find_root_lists_every_version_with_those_weights_earliest_first(copied)
     assert table.index("original") < table.index("copycat")
 
 
-def test_find_root_says_when_no_version_has_the_root(copied):
-    assert "No version on this registry has weights root 0x" in copied("audit", "find-root", "0x" + "ab" * 32).output
+def test_find_root_says_when_no_version_has_the_root_and_exits_1(copied):
+    nothing = "0x" + "ab" * 32
+    assert "No version on this registry has weights root 0x" in copied("audit", "find-root", nothing, expect=1).output
+    assert copied("audit", "find-root", nothing, "--json", expect=1).output == "[]\n"
 
 
 def test_find_root_refuses_a_root_that_is_not_32_bytes_of_hex(copied):

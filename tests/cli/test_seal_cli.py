@@ -108,7 +108,7 @@ def test_a_symlink_in_a_model_directory_is_refused_naming_the_flag(tmp_path, che
     result = _run("seal", model)
     assert result.exit_code == 2
     assert result.output == ("Error: model entry 'model.safetensors' is a symbolic link, and links are followed "
-                             "only when asked (follow_symlinks); pass --follow-symlinks to follow links\n")
+                             "only when asked to follow them; pass --follow-symlinks to follow links\n")
     followed = _run("seal", model, "--follow-symlinks", "--json")
     assert followed.exit_code == 0 and json.loads(followed.output)["root"] == json.loads(
         _run("seal", checkpoint, "--json").output)["root"]

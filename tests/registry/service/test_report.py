@@ -67,7 +67,7 @@ def test_markdown_escapes_a_revocation_reason_so_it_stays_text(made):
     assert REASON not in md and "<script>" not in md
     assert r"leaked \*data\* \| see \<script\>alert\(1\)\</script\> & \[link\]\(x\) second line" in md
     (row,) = [line for line in md.splitlines() if line.startswith("| 2 | 2 | ")]  # version 2, step 2
-    assert len(re.findall(r"(?<!\\)\|", row)) == 16  # 15 cells: the reason's | did not add a column
+    assert len(re.findall(r"(?<!\\)\|", row)) == 19  # 18 cells: the reason's | did not add a column
 
 
 def test_html_escapes_a_revocation_reason_and_shows_it_whole(made):
@@ -122,7 +122,7 @@ def test_a_model_without_versions_gets_a_report_that_says_so(made):
     for fmt in ("md", "json", "html"):
         assert "empty" in render(empty, fmt)
     page = render(empty, "html")
-    assert "No versions." in page and "No loss values in the manifests." in page
+    assert "No versions." in page and "No numeric metrics in the manifests." in page
     assert "0 versions, 0 revoked" in render(empty, "md")
 
 
