@@ -30,11 +30,11 @@ def parse_source(value: str) -> tuple[str, int | None]:
 
 def transforms_engine():
     """modelreg.training.transforms: torch is slow to import, and absent from a core install."""
-    try:
-        from modelreg.training import transforms
-    except ImportError as e:
-        raise click.ClickException(f"derivations run the transforms, which need torch ({e}); "
-                                   "pip install 'modelreg[train]'") from None
+    from modelreg._extras import require
+
+    require("train", "a derivation")  # one Error line naming the extra, not an ImportError
+    from modelreg.training import transforms
+
     return transforms
 
 

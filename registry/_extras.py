@@ -1,7 +1,8 @@
 """The optional parts of the install: which extra brings which module, and the error when one is missing.
 
 The core (`pip install modelreg`) seals, commits, verifies and audits without torch; `modelreg[train]`
-adds torch for training and replay, `modelreg[hf]` adds transformers for the Trainer callback.
+adds torch for training and replay (and dp-accounting for DP-SGD), `modelreg[hf]` adds transformers for
+the Trainer callback, `modelreg[derive]` adds onnx and onnxruntime for the ONNX export.
 """
 
 import importlib.util
@@ -9,7 +10,8 @@ import importlib.util
 from modelreg.errors import ExtraNotInstalled
 
 # extra -> the modules it installs that the code imports
-EXTRAS = {"train": ("torch", "tokenizers"), "hf": ("torch", "transformers", "accelerate")}
+EXTRAS = {"train": ("torch", "tokenizers", "dp_accounting"), "hf": ("torch", "transformers", "accelerate"),
+          "derive": ("torch", "onnx", "onnxruntime")}
 
 
 def require(extra: str, needed_for: str) -> None:

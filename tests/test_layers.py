@@ -109,9 +109,10 @@ def test_the_library_never_imports_training_or_the_cli_even_lazily():
 
 # issue24: the core installs without torch ------------------------------------------------------------
 
-TORCH_FAMILY = ("torch", "transformers", "accelerate", "tokenizers")  # what the train and hf extras bring
+# what the train, hf and derive extras bring
+TORCH_FAMILY = ("torch", "transformers", "accelerate", "tokenizers", "dp_accounting", "onnx", "onnxruntime")
 # The core modules that may reach the extras, each only inside a function that calls `require` first.
-EXTRA_GATES = {"modelreg.cli.train", "modelreg.cli.audit"}
+EXTRA_GATES = {"modelreg.cli.train", "modelreg.cli.audit", "modelreg.cli.derive"}
 
 
 def _imports_anywhere(path: Path) -> list[tuple[ast.AST, str]]:
@@ -164,7 +165,7 @@ def test_the_extras_gate_names_every_module_the_extra_brings():
 
     brought = {_root(t) for name, path in MODULES.items() if not _in_core(name)
                for _, t in _imports_anywhere(path) if _root(t) in TORCH_FAMILY}
-    assert brought <= set(EXTRAS["train"]) | set(EXTRAS["hf"])
+    assert brought <= set(EXTRAS["train"]) | set(EXTRAS["hf"]) | set(EXTRAS["derive"])
 
 
 def test_web3_stays_in_the_chain_layer_and_the_devnet_even_lazily():

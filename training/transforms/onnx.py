@@ -25,6 +25,9 @@ GRAPH_FILE = "model.onnx"
 
 
 def apply(source: Source, params: dict, out: Path) -> None:
+    from modelreg._extras import require
+
+    require("derive", "the onnx transform")
     import onnx
 
     weights = write_weights(out, {k: v.to(torch.float32) for k, v in source.tensors.items()})
@@ -62,6 +65,9 @@ def _point_into(graph, weights: Path) -> None:
 
 
 def logits(out: Path, config: TrainConfig):
+    from modelreg._extras import require
+
+    require("derive", "running an ONNX export")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
