@@ -19,6 +19,12 @@ HINTS: dict[type, str] = {
     errors.BlockNotFound: "`modelreg ipfs ls` lists the pins",
     errors.InsufficientFunds: "fund the signer's account, or choose another signer",
     errors.SymlinkRefused: "pass --follow-symlinks to follow links",
+    # -- testnet-grade chain operations (issue 28)
+    errors.RpcDeadlineExceeded: ("raise --timeout ($MODELREG_TIMEOUT), or add a fallback endpoint with a second "
+                                 "--rpc-url"),
+    errors.NodeBehind: "wait for {endpoint} to catch up, or give another --rpc-url that is in sync",
+    errors.FeeCapReached: "raise --max-fee-gwei, or run again when fees are lower (the journal keeps the work)",
+    errors.NonceLockHeld: "wait for the other modelreg process that signs with this key, then run again",
 }
 
 
