@@ -40,10 +40,12 @@ class _Metric(click.ParamType):
 @click.option("--metric", "metrics", type=_Metric(), multiple=True,
               help="A metric recorded in the manifest, name=value (repeatable).")
 @click.option("--note", help="Free text recorded in the manifest.")
+@click.option("--wait", is_flag=True, help="Return only once the commit is final (--confirmations), sending it "
+                                           "again if a reorg takes its block back meanwhile.")
 @follow_symlinks_option
 @connection_options
 @json_option
-def commit(path, model, dataset, parent, metrics, note, follow_symlinks, as_json):
+def commit(path, model, dataset, parent, metrics, note, wait, follow_symlinks, as_json):
     """Commit the model PATH, a safetensors file or a model directory, as the next version of MODEL.
 
     PATH is sealed (every tensor of every *.safetensors shard; every other file as bytes), pinned
@@ -53,18 +55,27 @@ def commit(path, model, dataset, parent, metrics, note, follow_symlinks, as_json
     registry = open_registry(write=True)
     dataset_root = _dataset_root(registry, dataset)
     c = registry.commit(path, model, parent=_parent(registry, parent), dataset_root=dataset_root,
-                        metrics=dict(metrics), note=note, follow_symlinks=follow_symlinks)
+                        metrics=dict(metrics), note=note, follow_symlinks=follow_symlinks, wait=wait)
+    depth = registry.depth(c.block)
     if as_json:
-        print_json(c.to_dict())
+        print_json({**c.to_dict(), "depth": depth})
     elif c.existing:
         click.echo(f"{model} already holds this model as version {c.version} (weights root {c.root}); "
                    "nothing new committed")
     else:
         files = f"  files root    {c.files_root}\n" if c.files_root else ""
-        click.echo(f"Committed {path} as {model} version {c.version}\n"
+        click.echo(f"Committed {path} as {model} version {c.version}, {_depth(depth)}\n"
                    f"  weights root  {c.root} ({c.tensor_count} tensors)\n{files}"
                    f"  CID           {c.checkpoint_cid}\n  manifest      {c.manifest_cid}\n"
                    f"  tx            {c.tx} (block {c.block})")
+
+
+def _depth(depth: dict) -> str:
+    """`committed, N/M confirmations`, or how far a finality tag is."""
+    if isinstance(depth["required"], str):
+        state = depth["required"] if depth["final"] else f"not yet {depth['required']}"
+        return f"{depth['confirmations']} confirmations, {state}"
+    return f"{depth['confirmations']}/{depth['required']} confirmations"
 
 
 def _parent(registry, parent: str | None):

@@ -26,6 +26,7 @@ from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
 from modelreg.chain import deployments
+from modelreg.chain.endpoints import Endpoints, web3_provider
 from modelreg.chain.names import check_model_name
 from modelreg.chain.sending import ChainOps, TxSender
 from modelreg.chain.signer import Signer
@@ -114,16 +115,18 @@ class VersionRecord:
     replacement: int | None
 
 
-def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
-    """A Web3 for the JSON-RPC endpoint `rpc_url`; ChainUnavailable if it does not answer."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+def connect(rpc_url: "str | Endpoints", expected_chain_id: int | None = None) -> Web3:
+    """A Web3 for the JSON-RPC endpoint `rpc_url`, or for `Endpoints` (several URLs, a deadline per
+    call, retries); ChainUnavailable if it does not answer."""
+    endpoints = rpc_url if isinstance(rpc_url, Endpoints) else Endpoints(rpc_url)
+    w3 = Web3(web3_provider(endpoints))
     try:
         chain_id = w3.eth.chain_id
     except (*_CONNECTION_ERRORS, Web3RPCError, ValueError) as e:
-        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(e).__name__})",
-                               endpoint=rpc_url) from None
+        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {endpoints.url} ({type(e).__name__})",
+                               endpoint=endpoints.url) from None
     if expected_chain_id is not None and chain_id != expected_chain_id:
-        raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain "
+        raise ChainIdMismatch(f"{endpoints.url} serves chain {chain_id}, not the configured chain "
                               f"{expected_chain_id}")
     return w3
 

@@ -39,6 +39,10 @@ class _Behind(_Transient):
     """An endpoint's head is below one already seen."""
 
 
+class _Refused(_Transient):
+    """Nothing listens at the endpoint: no node there, rather than a node in trouble."""
+
+
 class Endpoints:
     """One or more JSON-RPC URLs of one chain, used first to last; counts what it retried.
 
@@ -91,6 +95,10 @@ class Endpoints:
                 if method == "eth_blockNumber":
                     self._check_head(url, raw)
                 return raw
+            except _Refused as e:
+                if len(self.urls) == 1:  # no node there: waiting out the deadline would not start one
+                    raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {url} ({e})", endpoint=url) from None
+                last, behind = str(e), False
             except _Transient as e:
                 last, behind = str(e), isinstance(e, _Behind)
             self.retries += 1
@@ -126,14 +134,17 @@ class Endpoints:
                                            "endpoint?", endpoint=url)
                 chunks = []
                 # read1: whatever has arrived, at most a chunk (read(n) would wait for all n bytes).
-                while chunk := response.raw.read1(_READ_CHUNK):
+                while chunk := response.raw.read1(_READ_CHUNK, decode_content=True):  # geth gzips
                     chunks.append(chunk)
                     if time.monotonic() > deadline:
                         raise RpcDeadlineExceeded(
                             f"{url} was still sending its answer when the {self.timeout:g} s deadline passed "
                             "(a slow or stalled endpoint)", endpoint=url)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                urllib3.exceptions.HTTPError) as e:
+        except requests.ConnectionError as e:
+            if "refused" in str(e).lower():
+                raise _Refused("connection refused") from None
+            raise _Transient(f"{type(e).__name__}") from None
+        except (requests.Timeout, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as e:
             raise _Transient(f"{type(e).__name__}") from None
         raw = b"".join(chunks)
         if _rate_limited(raw):

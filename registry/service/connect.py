@@ -1,6 +1,7 @@
 """From a configuration to a working registry: the chain (devnet on demand), the signer, the contract, IPFS."""
 
 import getpass
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from modelreg.chain import deployments
+from modelreg.chain.endpoints import Endpoints
 from modelreg.chain.rpc import JsonRpc
 from modelreg.errors import (
     ChainIdMismatch,
@@ -22,7 +24,10 @@ from modelreg.errors import (
 from modelreg.home import setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import EventIndex, find_model, history
-from modelreg.service.config import Config
+from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
+
+_LOCAL_CHAIN_IDS = (31337, 1337)  # anvil's and hardhat's default, geth --dev's
+_log = logging.getLogger("modelreg").warning  # what a re-send or a fallback says when no one listens
 
 
 class Registry:
@@ -32,10 +37,13 @@ class Registry:
     index is up to date needs neither, and answers with two quick JSON-RPC calls.
     """
 
-    def __init__(self, home: Path, config: Config, *, rpc_url: str, chain_id: int, embedded_chain: bool,
-                 client=None, signer=None):
-        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, rpc_url, chain_id
-        self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(rpc_url), signer
+    def __init__(self, home: Path, config: Config, *, rpc_url: "str | Endpoints", chain_id: int,
+                 embedded_chain: bool, client=None, signer=None, notify=None):
+        self.notify = notify or _log
+        self.endpoints = rpc_url if isinstance(rpc_url, Endpoints) else Endpoints(
+            rpc_url, timeout=config.chain.timeout, notify=self.notify)
+        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, self.endpoints.url, chain_id
+        self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(self.endpoints), signer
         self.read_up_to: int | None = None  # the block the last `events()` read up to
         if client is not None:
             self.client = client
@@ -47,10 +55,48 @@ class Registry:
         from modelreg.chain.client import RegistryClient
         from modelreg.chain.client import connect as connect_chain
 
-        w3 = connect_chain(self.rpc_url)
+        w3 = connect_chain(self.endpoints)
         if self.config.chain.registry:
-            return _client_at(w3, self._signer, self.home, self.config.chain.registry)
-        return RegistryClient.from_home(w3, self._signer, self.home)
+            client = _client_at(w3, self._signer, self.home, self.config.chain.registry)
+        else:
+            client = RegistryClient.from_home(w3, self._signer, self.home)
+        client.ops = self.chain_ops()
+        return client
+
+    def chain_ops(self, *, wait: bool = False):
+        """How this registry sends and waits for transactions (modelreg.chain.sending.ChainOps), from
+        the configuration: confirmations or a finality tag, the fee cap, the nonce lock in the data
+        directory, and `notify` for each re-send."""
+        from modelreg.chain.sending import ChainOps
+
+        chain, (confirmations, tag) = self.config.chain, self.confirmations()
+        return ChainOps(confirmations=confirmations, finality=tag, wait=wait, resend_after=chain.resend_after,
+                        max_fee_gwei=chain.max_fee_gwei or None,
+                        # Waiting for `finalized` takes about two epochs (13 minutes) on a beacon chain.
+                        receipt_timeout=max(1800.0 if wait and tag else 120.0, chain.timeout),
+                        lock_dir=self.home / "locks", notify=self.notify)
+
+    def confirmations(self) -> tuple[int, str | None]:
+        """(blocks, None) or (0, "safe" | "finalized"): when a version counts as final here. "auto" is
+        0 blocks on a local devnet (the embedded one, anvil, geth --dev), which reorgs only when told."""
+        value = self.config.chain.confirmations
+        if value in FINALITY_TAGS:
+            return 0, value
+        if value == "auto":
+            local = self.embedded_chain or self.chain_id in _LOCAL_CHAIN_IDS
+            return (0 if local else PUBLIC_CHAIN_CONFIRMATIONS), None
+        return int(value), None
+
+    def depth(self, block: int) -> dict:
+        """How deep block `block` is now: `confirmations` (the head block is 1), the number `required`
+        (or the finality tag), and whether it is `final`."""
+        blocks, tag = self.confirmations()
+        head = self.rpc.block_number()
+        depth = max(0, head - block + 1)
+        if tag is not None:
+            tagged = int(self.rpc.call("eth_getBlockByNumber", tag, False)["number"], 16)
+            return {"confirmations": depth, "required": tag, "final": block <= tagged}
+        return {"confirmations": depth, "required": blocks, "final": depth >= blocks}
 
     @cached_property
     def ipfs(self):
@@ -99,7 +145,8 @@ class Registry:
 
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset_root: str | None = None, step: int | None = None, metrics: dict | None = None,
-               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False) -> Commit:
+               config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
+               wait: bool = False) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
 
         Args:
@@ -109,6 +156,8 @@ class Registry:
             dataset_root: the root of a registered dataset it was trained on (see `register_dataset`).
             step, metrics, config, note: recorded in the version's manifest.
             follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
+            wait: return only once the commit is final (`confirmations`), sending it again if a
+                reorg takes its block back meanwhile.
 
         Returns:
             The `Commit` (`existing=True` when the model already held exactly this content).
@@ -126,9 +175,13 @@ class Registry:
         model_id = self.model_id_or_register(model, "")
         if isinstance(parent, int):
             parent = VersionRef(model_id, parent)
-        return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
-                                 parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                 config=config, note=note, added=(sealed, checkpoint_cid))
+        self.client.ops = self.chain_ops(wait=wait)
+        try:
+            return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
+                                     parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
+                                     config=config, note=note, added=(sealed, checkpoint_cid))
+        finally:
+            self.client.ops = self.chain_ops()
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
@@ -213,7 +266,7 @@ def _check_cid(target: str) -> None:
         raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
 
 
-def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
+def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> Registry:
     """Connect as configured. The embedded devnet is started, and its contract deployed, on demand.
 
     With `config.chain.registry` set, that contract is used and nothing needs to be recorded in
@@ -221,9 +274,10 @@ def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
     With `write`, the signer is made and the contract checked now; a read-only registry whose
     contract is recorded builds its client only when a read needs more than the event index.
     """
-    rpc_url, chain_id, embedded = _endpoint(home, config)
-    registry = Registry(home, config, rpc_url=rpc_url, chain_id=chain_id, embedded_chain=embedded,
-                        signer=make_signer(config, rpc_url) if write else None)
+    endpoints, chain_id, embedded = _endpoint(home, config, notify)
+    rpc_url = endpoints.url
+    registry = Registry(home, config, rpc_url=endpoints, chain_id=chain_id, embedded_chain=embedded,
+                        signer=make_signer(config, rpc_url) if write else None, notify=notify)
     if config.chain.registry:
         registry.client  # noqa: B018  (an address given by hand is checked before anything is read)
         return registry
@@ -269,8 +323,8 @@ def deploy(home: Path, config: Config, *, force: bool = False):
     from modelreg.chain.client import RegistryClient
     from modelreg.chain.client import connect as connect_chain
 
-    rpc_url, _, _ = _endpoint(home, config)
-    w3 = connect_chain(rpc_url)
+    endpoints, _, _ = _endpoint(home, config)
+    rpc_url, w3 = endpoints.url, connect_chain(endpoints)
     with setup_lock(home):  # two deploys at once: the second sees the first's record
         if not force:
             try:
@@ -284,22 +338,25 @@ def deploy(home: Path, config: Config, *, force: bool = False):
         return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 
-def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:
-    """The configured chain (the embedded devnet, started if needed): its URL, chain id, and whether embedded."""
+def _endpoint(home: Path, config: Config, notify=None) -> tuple[Endpoints, int, bool]:
+    """The configured chain (the embedded devnet, started if needed): its endpoints, chain id, and
+    whether it is the embedded one."""
     embedded = not config.chain.rpc_url
     if embedded:
         from modelreg.devnet.manager import ensure_running
 
-        rpc_url = ensure_running(home, port=0)
+        urls = [ensure_running(home, port=0)]
     else:
-        rpc_url = config.chain.rpc_url
-    chain_id = JsonRpc(rpc_url).chain_id()
+        urls = config.chain.rpc_urls
+    endpoints = Endpoints(urls, timeout=config.chain.timeout, notify=notify or _log)
+    chain_id = JsonRpc(endpoints).chain_id()
+    rpc_url = endpoints.url
     expected = config.chain.chain_id or None
     if expected is not None and chain_id != expected:
         if embedded:
             raise ChainIdMismatch(f"the embedded devnet is chain {chain_id}, not the configured chain {expected}")
         raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain {expected}")
-    return rpc_url, chain_id, embedded
+    return endpoints, chain_id, embedded
 
 
 def make_signer(config: Config, rpc_url: str):
