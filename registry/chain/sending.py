@@ -85,6 +85,19 @@ class Sent:
     def tx_hash(self) -> str:
         return self.hashes[-1]
 
+    def to_record(self) -> dict:
+        """What a journal keeps to watch this transaction after a restart (JSON: ints and hex strings)."""
+        return {"nonce": self.nonce, "raw_tx": to_hex(self.raw), "tx_hashes": list(self.hashes),
+                "unsigned_tx": {k: v if isinstance(v, int | str) else to_hex(v) for k, v in self.tx.items()
+                                if k != "accessList"},
+                "block": self.block, "block_hash": self.block_hash, "action": self.action}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Sent":
+        return cls(nonce=record["nonce"], action=record.get("action", "commit"), tx=dict(record["unsigned_tx"]),
+                   raw=bytes.fromhex(record["raw_tx"].removeprefix("0x")), hashes=list(record["tx_hashes"]),
+                   sent_at=time.monotonic(), block=record.get("block"), block_hash=record.get("block_hash"))
+
 
 @dataclass
 class SenderStats:
@@ -200,6 +213,10 @@ class TxSender:
             elif receipt is not None and self._is_final(entry):
                 del self.ledger[nonce]
         return resent
+
+    def entry_for(self, tx_hash: str) -> Sent | None:
+        """The watched transaction that had hash `tx_hash` (a fee bump gives it several)."""
+        return next((e for e in self.ledger.values() if tx_hash in e.hashes), None)
 
     def watch(self, entry: Sent) -> None:
         """Keep a transaction a previous process sent (from its journal) until it is final."""

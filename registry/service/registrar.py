@@ -10,8 +10,11 @@ import contextlib
 import json
 import queue
 import threading
+import time
 from pathlib import Path
 
+from modelreg.chain.sending import Sent
+from modelreg.errors import TransactionFailed
 from modelreg.formats.seal import seal_checkpoint
 from modelreg.formats.transcript import TRANSCRIPT_FORMAT, load_batches
 from modelreg.records import Commit, VersionRef
@@ -27,15 +30,19 @@ class Registrar:
 
     def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
                  dataset_root: str | None, parent: VersionRef | None = None, prepare=None, on_commit=None,
-                 on_error=None, follow_symlinks: bool = False):
+                 on_error=None, follow_symlinks: bool = False, on_reorg=None, wait_final: bool = False):
         """`prepare()`, when given, runs first on the worker and returns the model id: registering the
         dataset and the model there keeps those transactions off the training thread too.
         `on_error(e)` is called on the worker the moment a registration fails; what is queued after
-        that stays pending in the journal."""
+        that stays pending in the journal. `on_reorg(commit_record)` is told, once, of each commit sent
+        again after a reorg took its block; with `wait_final`, `close` returns once every commit is final."""
         self.client, self.ipfs, self.journal = client, ipfs, journal
         self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
         self.on_commit, self.on_error = on_commit, on_error
         self.follow_symlinks = follow_symlinks
+        self.on_reorg, self.wait_final = on_reorg, wait_final
+        self.recommitted: list[int] = []  # steps re-committed after a reorg, each once
+        self._watched: dict[int, int] = {}  # nonce -> step, for commits not yet final
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
         self._revision = code_revision_of()
@@ -95,17 +102,65 @@ class Registrar:
                 self.model_id = self._prepare()
             if self._last_version is not None:  # a resumed run continues the chain of parents
                 self._parent = VersionRef(self.model_id, self._last_version)
+            self._watch_unfinal()
         except BaseException as e:  # kept for close(); every checkpoint stays pending
             self._failed(e)
         while (record := self._queue.get()) is not _STOP:
             try:
                 if self.error is None:  # after an error, what is left stays pending for --resume
+                    self._settle()
                     self._register(record)
+                    self._settle()
             except BaseException as e:  # kept for close(); the journal keeps the work pending
                 self._failed(e)
             finally:
                 self._queue.task_done()
+        try:
+            if self.error is None and self.wait_final:
+                self._settle(until_final=True)
+        except BaseException as e:
+            self._failed(e)
         self._queue.task_done()
+
+    # -- reorgs: commits are watched until final ----------------------------------------------------------
+    def _watch_unfinal(self) -> None:
+        """On start: hand the journal's unfinal commits to the sender, which re-checks them from now on."""
+        sender = getattr(self.client, "sender", None)
+        if sender is None:
+            return
+        for record in self.journal.state().unfinal():
+            sender.watch(Sent.from_record(record))
+            self._watched[record["nonce"]] = int(record["step"])
+        self._settle()
+
+    def _settle(self, until_final: bool = False) -> None:
+        """Re-check the commits not yet final: those a reorg took back are sent again (the same signed
+        transaction: same nonce, same parent); journal where they land, and which are final."""
+        sender = getattr(self.client, "sender", None)
+        if sender is None or not self._watched:
+            return
+        deadline = time.monotonic() + sender.ops.receipt_timeout
+        while True:
+            with sender.locked():
+                sender.recheck()
+            for nonce, step in list(self._watched.items()):
+                entry = sender.ledger.get(nonce)
+                if entry is None:  # final: the sender stopped watching it
+                    self.journal.append("final", step=step)
+                    del self._watched[nonce]
+                elif entry.recommits and entry.block is not None and step not in self.recommitted:
+                    self.recommitted.append(step)
+                    record = {"step": step, "tx": entry.tx_hash, "block": entry.block,
+                              "block_hash": entry.block_hash, "tx_hashes": entry.hashes}
+                    self.journal.append("recommitted", **record)
+                    if self.on_reorg is not None:
+                        self.on_reorg(record)
+            if not until_final or not self._watched:
+                return
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"{len(self._watched)} commit(s) were not final within "
+                                        f"{sender.ops.receipt_timeout:.0f} s; run again with --resume to keep watching")
+            time.sleep(sender.ops.poll)
 
     def _failed(self, e: BaseException) -> None:
         self.error = e
@@ -131,7 +186,13 @@ class Registrar:
             config=record.get("config"), metrics=record.get("metrics"),
             environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision,
             transcript=transcript, follow_symlinks=self.follow_symlinks)
-        self.journal.append("committed", **commit.to_dict())
+        sender = getattr(self.client, "sender", None)
+        sent = sender.entry_for(commit.tx) if sender is not None and commit.tx else None
+        if sent is not None:  # not final yet: keep what it takes to send it again after a reorg
+            self.journal.append("committed", **{**commit.to_dict(), **sent.to_record()})
+            self._watched[sent.nonce] = commit.step
+        else:
+            self.journal.append("committed", **commit.to_dict())
         self._parent = commit.ref
         self.commits.append(commit)
         if self.on_commit:
