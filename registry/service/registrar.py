@@ -42,7 +42,7 @@ class Registrar:
         self.follow_symlinks = follow_symlinks
         self.on_reorg, self.wait_final = on_reorg, wait_final
         self.recommitted: list[int] = []  # steps re-committed after a reorg, each once
-        self._watched: dict[int, int] = {}  # nonce -> step, for commits not yet final
+        self._watched: dict[int, tuple] = {}  # nonce -> (step, Sent), for commits not yet final
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
         self._revision = code_revision_of()
@@ -129,8 +129,9 @@ class Registrar:
         if sender is None:
             return
         for record in self.journal.state().unfinal():
-            sender.watch(Sent.from_record(record))
-            self._watched[record["nonce"]] = int(record["step"])
+            entry = Sent.from_record(record)
+            sender.watch(entry)
+            self._watched[entry.nonce] = (int(record["step"]), entry)
         self._settle()
 
     def _settle(self, until_final: bool = False) -> None:
@@ -143,18 +144,17 @@ class Registrar:
         while True:
             with sender.locked():
                 sender.recheck()
-            for nonce, step in list(self._watched.items()):
-                entry = sender.ledger.get(nonce)
-                if entry is None:  # final: the sender stopped watching it
-                    self.journal.append("final", step=step)
-                    del self._watched[nonce]
-                elif entry.recommits and entry.block is not None and step not in self.recommitted:
+            for nonce, (step, entry) in list(self._watched.items()):
+                if entry.recommits and entry.block is not None and step not in self.recommitted:
                     self.recommitted.append(step)
                     record = {"step": step, "tx": entry.tx_hash, "block": entry.block,
                               "block_hash": entry.block_hash, "tx_hashes": entry.hashes}
                     self.journal.append("recommitted", **record)
                     if self.on_reorg is not None:
                         self.on_reorg(record)
+                if nonce not in sender.ledger:  # final: the sender stopped watching it
+                    self.journal.append("final", step=step)
+                    del self._watched[nonce]
             if not until_final or not self._watched:
                 return
             if time.monotonic() > deadline:
@@ -190,7 +190,7 @@ class Registrar:
         sent = sender.entry_for(commit.tx) if sender is not None and commit.tx else None
         if sent is not None:  # not final yet: keep what it takes to send it again after a reorg
             self.journal.append("committed", **{**commit.to_dict(), **sent.to_record()})
-            self._watched[sent.nonce] = commit.step
+            self._watched[sent.nonce] = (commit.step, sent)
         else:
             self.journal.append("committed", **commit.to_dict())
         self._parent = commit.ref
