@@ -8,6 +8,7 @@ import click
 
 from modelreg.cli.options import (
     connection_options,
+    depth_text,
     follow_symlinks_option,
     json_option,
     open_registry,
@@ -64,18 +65,10 @@ def commit(path, model, dataset, parent, metrics, note, wait, follow_symlinks, a
                    "nothing new committed")
     else:
         files = f"  files root    {c.files_root}\n" if c.files_root else ""
-        click.echo(f"Committed {path} as {model} version {c.version}, {_depth(depth)}\n"
+        click.echo(f"Committed {path} as {model} version {c.version}, {depth_text(depth)}\n"
                    f"  weights root  {c.root} ({c.tensor_count} tensors)\n{files}"
                    f"  CID           {c.checkpoint_cid}\n  manifest      {c.manifest_cid}\n"
                    f"  tx            {c.tx} (block {c.block})")
-
-
-def _depth(depth: dict) -> str:
-    """`committed, N/M confirmations`, or how far a finality tag is."""
-    if isinstance(depth["required"], str):
-        state = depth["required"] if depth["final"] else f"not yet {depth['required']}"
-        return f"{depth['confirmations']} confirmations, {state}"
-    return f"{depth['confirmations']}/{depth['required']} confirmations"
 
 
 def _parent(registry, parent: str | None):

@@ -140,3 +140,11 @@ def open_registry(ctx: click.Context | None = None, *, write: bool = False):
         if not config.chain.registry:
             raise
         raise ContractNotDeployed(f"{e}; check --registry (or MODELREG_REGISTRY) and --rpc-url") from None
+
+
+def depth_text(depth: dict) -> str:
+    """`N/M confirmations` (Registry.depth), or how the block stands against a finality tag."""
+    if isinstance(depth["required"], str):
+        state = depth["required"] if depth["final"] else f"not yet {depth['required']}"
+        return f"{depth['confirmations']} confirmations, {state}"
+    return f"{depth['confirmations']}/{depth['required']} confirmations"

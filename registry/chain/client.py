@@ -616,6 +616,7 @@ class _Sender:
         with txs.locked():
             for _ in range(_NONCE_TRIES):
                 txs.recheck()  # a transaction of ours that a reorg took back goes first, with its nonce
+                txs.catch_up()  # and is mined before this one is estimated: it may be this one's parent
                 nonce = _rpc_call(txs.next_nonce)
                 try:
                     # Estimating gas runs the call: a revert surfaces here, before anything is spent.

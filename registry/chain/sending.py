@@ -214,6 +214,14 @@ class TxSender:
                 del self.ledger[nonce]
         return resent
 
+    def catch_up(self) -> None:
+        """Wait until every watched transaction that a reorg or a drop sent back to the mempool is mined
+        again: a new transaction's gas estimate may depend on it (a commit on its parent version)."""
+        for nonce in sorted(self.ledger):
+            entry = self.ledger.get(nonce)
+            if entry is not None and entry.block is None:
+                self.wait(entry, final=False)
+
     def entry_for(self, tx_hash: str) -> Sent | None:
         """The watched transaction that had hash `tx_hash` (a fee bump gives it several)."""
         return next((e for e in self.ledger.values() if tx_hash in e.hashes), None)
