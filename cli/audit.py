@@ -5,7 +5,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
+from modelreg.cli.options import (
+    VERSION,
+    console,
+    depth_text,
+    json_option,
+    open_registry,
+    print_json,
+    read_options,
+    short,
+)
 from modelreg.errors import InputInvalid
 from modelreg.service import audit as audit_lib
 from modelreg.service.report import DEFAULT_GATEWAY, EXPLORERS, render
@@ -48,18 +57,26 @@ def models_cmd(as_json):
 
 @audit.command("history")
 @click.argument("model")
+@click.option("--final-only", is_flag=True, help="Leave out versions younger than --confirmations (a reorg may "
+                                                 "still take them back).")
 @read_options
 @json_option
-def history_cmd(model, as_json):
-    """List MODEL's versions: roots, parents, datasets, committer, block, revocations."""
-    events = open_registry().events()
+def history_cmd(model, final_only, as_json):
+    """List MODEL's versions: roots, parents, datasets, committer, block, depth, revocations."""
+    registry = open_registry()
+    events = registry.events()
     model_id = audit_lib.find_model(events, model)["id"]
     versions = audit_lib.history(events, model_id)
+    for v, depth in zip(versions, registry.depths([v["block"] for v in versions]), strict=True):
+        v["depth"] = depth
+    if final_only:
+        versions = [v for v in versions if v["depth"]["final"]]
     if as_json:
         return print_json(versions)
     _table(f"History of {model} (datasets and CIDs: audit show, or --json)",
-           ["version", "parent", "weights root", "committer", "block", "tx", "revoked"],
+           ["version", "parent", "weights root", "committer", "block", "depth", "tx", "revoked"],
            [[v["version"], _parent(v, model_id), short(v["weights_root"]), short(v["committer"]), v["block"],
+             depth_text(v["depth"]) + ("" if v["depth"]["final"] else " (not final)"),
              short(v["tx"]), (v["revoked"] or {}).get("reason")] for v in versions])
 
 

@@ -622,6 +622,8 @@ class _Sender:
                     # Estimating gas runs the call: a revert surfaces here, before anything is spent.
                     tx = _rpc_call(lambda: fn.build_transaction({"from": sender, "nonce": nonce}))  # noqa: B023
                 except _reverts():
+                    if txs.recheck():  # a reorg took back what this call needs (its parent): again
+                        continue
                     raise self._revert(fn, action) from None
                 except (Web3RPCError, _NodeValidationError) as e:
                     raise self._send_error(e, action) from None

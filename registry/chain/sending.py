@@ -237,7 +237,15 @@ class TxSender:
         for tx_hash in reversed(entry.hashes):
             receipt = self._receipt(tx_hash)
             if receipt is not None and self.w3.eth.get_block(receipt["blockNumber"])["hash"] == receipt["blockHash"]:
-                entry.block, entry.block_hash = receipt["blockNumber"], to_hex(receipt["blockHash"])
+                block_hash = to_hex(receipt["blockHash"])
+                if entry.block_hash is not None and block_hash != entry.block_hash:
+                    # A reorg took its block, and the node put it in a new one before this poll saw it gone.
+                    self.stats.recommits += 1
+                    entry.recommits += 1
+                    self.ops.notify(f"block {entry.block} ({entry.block_hash}) left the canonical chain; transaction "
+                                    f"{to_hex(receipt['transactionHash'])} ({entry.action}) is now in block "
+                                    f"{receipt['blockNumber']}")
+                entry.block, entry.block_hash = receipt["blockNumber"], block_hash
                 return receipt
         if entry.block is not None:
             self.stats.recommits += 1

@@ -90,13 +90,15 @@ class Registry:
     def depth(self, block: int) -> dict:
         """How deep block `block` is now: `confirmations` (the head block is 1), the number `required`
         (or the finality tag), and whether it is `final`."""
-        blocks, tag = self.confirmations()
+        return self.depths([block])[0]
+
+    def depths(self, blocks: list[int]) -> list[dict]:
+        """`depth` of each block, from one read of the head (and of the finality tag)."""
+        required, tag = self.confirmations()
         head = self.rpc.block_number()
-        depth = max(0, head - block + 1)
-        if tag is not None:
-            tagged = int(self.rpc.call("eth_getBlockByNumber", tag, False)["number"], 16)
-            return {"confirmations": depth, "required": tag, "final": block <= tagged}
-        return {"confirmations": depth, "required": blocks, "final": depth >= blocks}
+        tagged = int(self.rpc.call("eth_getBlockByNumber", tag, False)["number"], 16) if tag else None
+        return [{"confirmations": max(0, head - b + 1), "required": tag or required,
+                 "final": b <= tagged if tag else head - b + 1 >= required} for b in blocks]
 
     @cached_property
     def ipfs(self):

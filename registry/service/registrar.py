@@ -144,6 +144,7 @@ class Registrar:
         while True:
             with sender.locked():
                 sender.recheck()
+                sender.catch_up()  # what a reorg took back is mined again before the next commit reads it
             for nonce, (step, entry) in list(self._watched.items()):
                 if entry.recommits and entry.block is not None and step not in self.recommitted:
                     self.recommitted.append(step)

@@ -1,6 +1,7 @@
 """Confirmations on the command line, against a real anvil: commit reports them, --wait rides out a reorg,
 verify refuses a version younger than --confirmations."""
 
+import json
 import re
 import threading
 import time
@@ -37,9 +38,13 @@ def test_commit_reports_confirmations_and_verify_waits_for_them(tmp_path, anvil)
     assert "  depth: 1/3 confirmations\n" in young.output
     assert "NOT FINAL: version 1 is 1 block(s) deep, short of --confirmations 3" in young.output
 
+    assert json.loads(modelreg("audit", "history", "netm", "--final-only", *rpc, "--json").output) == []
+
     anvil.w3.provider.make_request("anvil_mine", ["0x2"])
     settled = modelreg("verify", m1, "--model", "netm", *rpc)
     assert "  depth: 3/3 confirmations, final\n" in settled.output
+    (v1,) = json.loads(modelreg("audit", "history", "netm", "--final-only", *rpc, "--json").output)
+    assert v1["depth"] == {"confirmations": 3, "required": 3, "final": True}
 
 
 def test_commit_wait_sends_its_transaction_again_after_a_reorg(tmp_path, anvil):
