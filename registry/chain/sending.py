@@ -33,7 +33,7 @@ FINALITY_TAGS = ("safe", "finalized")
 _ALREADY_SENT = ("already known", "known transaction", "already imported", "already in")
 _NONCE_USED = ("nonce too low", "nonce has already been used", "invalid transaction nonce")
 _UNDERPRICED = ("underpriced", "max fee per gas less than block base fee", "fee too low", "feecap",
-                "fee cap less than block base fee")
+                "fee cap less than block base fee", "gas price below minimum")
 
 
 def _bumped(fee: int) -> int:
@@ -163,7 +163,8 @@ class TxSender:
         except Exception as e:  # web3's node errors share no base class beyond ValueError
             if not any(s in str(e).lower() for s in _UNDERPRICED):
                 raise  # the caller explains it
-            self._bump(entry)  # the base fee rose between the estimate and the send
+            # The base fee rose between the estimate and the send, or the node's price floor did.
+            self._bump(entry, why="refused by the node as underpriced")
         self.ledger[entry.nonce] = entry
         try:
             return self.wait(entry, final=self.ops.wait)
@@ -288,15 +289,16 @@ class TxSender:
             if any(s in message for s in _ALREADY_SENT + _NONCE_USED):
                 return  # the next receipt check tells mined from taken
             if any(s in message for s in _UNDERPRICED):
-                self._bump(entry)
+                self._bump(entry, why="refused by the node as underpriced")
                 return
             raise TransactionFailed(f"cannot {entry.action}: the node refused transaction {entry.tx_hash} "
                                     f"when it was sent again: {e}") from None
         entry.sent_at = time.monotonic()
 
-    def _bump(self, entry: Sent) -> None:
+    def _bump(self, entry: Sent, why: str | None = None) -> None:
         """Sign `entry` again with the same nonce and fees raised by the minimum replacement step, and at
         least enough for the current base fee; FeeCapReached past `max_fee_gwei`."""
+        why = why or f"not mined in {self.ops.resend_after:g} s"
         tx = dict(entry.tx)
         base = self._next_base_fee()
         if "gasPrice" in tx:
@@ -317,8 +319,8 @@ class TxSender:
         entry.tx, entry.raw = tx, bytes(signed.raw_transaction)
         entry.hashes.append(to_hex(signed.hash))
         self.stats.bumps += 1
-        self.ops.notify(f"transaction {entry.hashes[-2]} ({entry.action}) not mined in "
-                        f"{self.ops.resend_after:g} s; sent again as {entry.tx_hash} with max fee "
+        self.ops.notify(f"transaction {entry.hashes[-2]} ({entry.action}) {why}; sent again as {entry.tx_hash} "
+                        f"with max fee "
                         f"{_fee(tx) / GWEI:.3g} gwei, priority fee {tx.get('maxPriorityFeePerGas', 0) / GWEI:.3g} "
                         f"gwei (nonce {entry.nonce})")
         self._push(entry)
