@@ -1,8 +1,9 @@
 """Network soak: train-and-register against anvil with reorgs, dropped transactions, fee spikes and a flaky endpoint.
 
     python bench/network.py [--json] [--checkpoints 20] [--confirmations 4] [--block-time 0.25] [--seed 0]
+                            [--eval-interval 1]
 
-Two runs of `modelreg train-and-register --preset tiny` (one checkpoint every 2 steps), each on a
+Two runs of `modelreg train-and-register --preset tiny` (a checkpoint every --eval-interval steps), each on a
 fresh anvil that mines a block every --block-time seconds (automine off, as a testnet):
 
 - baseline: no faults;
@@ -127,12 +128,12 @@ def run(args, *, faults: bool, work: Path) -> dict:
         chain.w3.provider.make_request("evm_setAutomine", [False])
         if faults:
             proxy.chance = {"429": 0.03, "503": 0.02, "reset": 0.02}
-        steps = 2 * args.checkpoints
+        steps = args.eval_interval * args.checkpoints
         with Chaos(chain, block_time=args.block_time, faults=faults, seed=args.seed) as chaos:
             started = time.monotonic()
             train = subprocess.run(
                 _cli(home, "train-and-register", "--data", data, "--model", MODEL, "--steps", steps,
-                     "--eval-interval", 2, "--rpc-url", proxy.url, "--confirmations", args.confirmations,
+                     "--eval-interval", args.eval_interval, "--rpc-url", proxy.url, "--confirmations", args.confirmations,
                      "--resend-after", 2, "--timeout", 60, "--json"), capture_output=True, text=True, timeout=1500)
             wall = time.monotonic() - started
             chaos.stop.set()
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--confirmations", type=int, default=4, help="deeper than any reorg injected (3)")
     parser.add_argument("--block-time", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-interval", type=int, default=1, help="training steps per checkpoint")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         baseline = run(args, faults=False, work=Path(tmp))

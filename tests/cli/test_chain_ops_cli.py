@@ -11,7 +11,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from tests.cli.conftest import Modelreg
+from tests.cli.test_errors import fails
 from tests.conftest import anvil_chain
+from tests.rpc_faults import FaultInjectingRpcProxy
 
 
 @pytest.fixture
@@ -73,3 +75,34 @@ def test_commit_wait_sends_its_transaction_again_after_a_reorg(tmp_path, anvil):
     assert re.search(rf"Committed {m2} as netm version 1, [3-9]/3 confirmations\n", output)
     history = modelreg("audit", "history", "netm", *rpc, "--json").output
     assert history.count('"version": 1') == 1 and '"version": 2' not in history
+
+
+def test_a_second_rpc_url_takes_over_when_the_first_is_down(tmp_path, anvil):
+    modelreg = Modelreg(tmp_path / "home")
+    modelreg("deploy", "--rpc-url", anvil.rpc_url)
+    result = modelreg("audit", "models", "--rpc-url", "http://127.0.0.1:9", "--rpc-url", anvil.rpc_url, "--json")
+    assert json.loads(result.stdout) == []
+    assert f"http://127.0.0.1:9 failed (connection refused); trying {anvil.rpc_url}" in result.stderr
+
+
+def test_a_slow_drip_endpoint_ends_the_command_at_its_deadline_naming_the_endpoint(tmp_path, anvil):
+    modelreg = Modelreg(tmp_path / "home")
+    with FaultInjectingRpcProxy(anvil.rpc_url) as proxy:
+        proxy.drip = 0.5  # a byte every half second: an answer of 40 bytes takes 20 s
+        started = time.monotonic()
+        line = fails(modelreg, "audit", "models", "--rpc-url", proxy.url, "--timeout", "2",
+                     match=rf"^Error: {proxy.url} was still sending its answer when the 2 s deadline passed")
+        assert time.monotonic() - started < 6
+    assert "raise --timeout" in line
+
+
+def test_chain_settings_are_checked_with_the_value_named(tmp_path):
+    modelreg = Modelreg(tmp_path / "home")
+    fails(modelreg, "audit", "models", "--rpc-url", "http://127.0.0.1:9", "--confirmations", "soon",
+          match=r"chain.confirmations must be a number of blocks, safe, finalized or auto, got 'soon'")
+    fails(modelreg, "init", "--rpc-url", "http://127.0.0.1:9", "--rpc-url", "ftp://x",
+          match=r"chain.rpc_url must be an http\(s\):// URL, got 'ftp://x'")
+    modelreg("init", "--rpc-url", "http://a:1", "--rpc-url", "http://b:2", "--confirmations", "finalized",
+             "--timeout", "7.5")
+    shown = json.loads(modelreg("config", "show", "--json").output)["chain"]
+    assert (shown["rpc_url"], shown["confirmations"], shown["timeout"]) == ("http://a:1 http://b:2", "finalized", 7.5)
