@@ -53,7 +53,7 @@ class ChainOps:
     resend_after: float = 30.0  # seconds pending before a fee bump: 2 to 3 blocks of a 12 s chain
     max_fee_gwei: float | None = None  # cap on maxFeePerGas; None: bump without a cap until the timeout
     receipt_timeout: float = 120.0  # seconds for one transaction to be mined, re-sends included
-    poll: float = 0.5  # seconds between receipt checks
+    poll: float = 0.25  # seconds between receipt checks: each costs two requests to a rate-limited endpoint
     lock_dir: Path | None = None  # where the per-key nonce lock lives; None: a lock within this process
     notify: Callable[[str], None] = field(default=lambda message: None, compare=False)
 
