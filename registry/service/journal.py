@@ -59,7 +59,7 @@ class Journal:
             if record["kind"] == "final":
                 state.final.add(step)
             elif record["kind"] == "recommitted":  # the same transaction, mined again after a reorg
-                state.committed[step] = {**state.committed[step], **record, "kind": "committed"}
+                state.committed[step] = {**state.committed.get(step, {}), **record, "kind": "committed"}
             else:
                 (state.committed if record["kind"] == "committed" else state.seen)[step] = record
         return state

@@ -148,8 +148,7 @@ class Registrar:
             for nonce, (step, entry) in list(self._watched.items()):
                 if entry.recommits and entry.block is not None and step not in self.recommitted:
                     self.recommitted.append(step)
-                    record = {"step": step, "tx": entry.tx_hash, "block": entry.block,
-                              "block_hash": entry.block_hash, "tx_hashes": entry.hashes}
+                    record = {**entry.to_record(), "step": step, "tx": entry.tx_hash}
                     self.journal.append("recommitted", **record)
                     if self.on_reorg is not None:
                         self.on_reorg(record)
