@@ -21,7 +21,7 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import setup_lock
+from modelreg.home import NONCE_LOCKS, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import EventIndex, find_model, history
 from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
@@ -74,7 +74,7 @@ class Registry:
                         max_fee_gwei=chain.max_fee_gwei or None,
                         # Waiting for `finalized` takes about two epochs (13 minutes) on a beacon chain.
                         receipt_timeout=max(1800.0 if wait and tag else 120.0, chain.timeout),
-                        lock_dir=self.home / "locks", notify=self.notify)
+                        lock_dir=self.home / NONCE_LOCKS, notify=self.notify)
 
     def confirmations(self) -> tuple[int, str | None]:
         """(blocks, None) or (0, "safe" | "finalized"): when a version counts as final here. "auto" is
