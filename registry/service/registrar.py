@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from modelreg.chain.sending import Sent
-from modelreg.errors import TransactionFailed
+from modelreg.errors import ModelregError, TransactionFailed
 from modelreg.formats.seal import seal_checkpoint
 from modelreg.formats.transcript import TRANSCRIPT_FORMAT, load_batches
 from modelreg.records import Commit, VersionRef
@@ -23,6 +23,7 @@ from modelreg.service.ingest import seal_and_add
 from modelreg.service.journal import Journal
 
 _STOP = object()
+_REORG_RETRIES = 4  # a chain reorganising every few blocks can take back a read more than once
 
 
 class Registrar:
@@ -108,8 +109,7 @@ class Registrar:
         while (record := self._queue.get()) is not _STOP:
             try:
                 if self.error is None:  # after an error, what is left stays pending for --resume
-                    self._settle()
-                    self._register(record)
+                    self._register_across_reorgs(record)
                     self._settle()
             except BaseException as e:  # kept for close(); the journal keeps the work pending
                 self._failed(e)
@@ -134,11 +134,26 @@ class Registrar:
             self._watched[entry.nonce] = (int(record["step"]), entry)
         self._settle()
 
+    def _register_across_reorgs(self, record: dict) -> None:
+        """`_register`, again if it failed because a reorg took back what it read (the model's
+        registration, the parent version) and the sender has just sent that again."""
+        sender = getattr(self.client, "sender", None)
+        for attempt in range(_REORG_RETRIES):
+            self._settle()
+            try:
+                return self._register(record)
+            except ModelregError:
+                if sender is None or attempt == _REORG_RETRIES - 1:
+                    raise
+                with sender.locked():
+                    if not sender.recheck():
+                        raise
+
     def _settle(self, until_final: bool = False) -> None:
         """Re-check the commits not yet final: those a reorg took back are sent again (the same signed
         transaction: same nonce, same parent); journal where they land, and which are final."""
         sender = getattr(self.client, "sender", None)
-        if sender is None or not self._watched:
+        if sender is None or not (self._watched or sender.ledger):
             return
         deadline = time.monotonic() + sender.ops.receipt_timeout
         while True:
