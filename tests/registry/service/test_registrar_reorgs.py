@@ -88,3 +88,21 @@ def test_a_commit_reorged_out_while_no_run_was_going_is_sent_again_on_the_next_s
     assert client.version_count(model_id) == 1
     assert [r["step"] for r in told] == [1]
     assert journal.state().final == {1} and journal.state().unfinal() == []
+
+
+def test_registrations_reorged_out_are_sent_again_before_the_first_commit_reads_them(anvil, tmp_path):
+    client = RegistryClient.deploy(anvil.connect(), anvil.signers[0])
+    client.ops = ChainOps(confirmations=3, poll=0.05)
+    dataset = "0x" + "11" * 32
+    client.register_dataset(dataset, "bafkqaaa")
+    model_id, _ = client.register_model("m")
+    anvil.w3.provider.make_request("anvil_reorg", [2, []])  # both registrations' blocks are replaced
+    assert client.model_count() == 0
+    worker = Registrar(client=client, ipfs=open_ipfs(tmp_path / "home"), journal=Journal(tmp_path / "journal.jsonl"),
+                       model_name="m", model_id=model_id, dataset_root=dataset, wait_final=True)
+    worker.submit(Event(_checkpoint(tmp_path, 1), 1))  # its commit reads the model and the dataset first
+    with Miner(anvil):
+        (commit,) = worker.close()
+    assert (client.model_count(), client.version_count(model_id), commit.version) == (1, 1, 1)
+    assert client.get_version(model_id, 1).dataset_root == dataset
+    assert client.sender.stats.recommits == 2
