@@ -117,6 +117,7 @@ class TxSender:
         self.ledger: dict[int, Sent] = {}  # nonce -> what was sent with it, until final
         self.stats = SenderStats()
         self._thread_lock = threading.RLock()
+        self._said_dropped: set[str] = set()
 
     # -- locking and nonces ------------------------------------------------------------------------------
     @contextmanager
@@ -185,8 +186,10 @@ class TxSender:
                     return receipt
             elif entry.block is None and not self._known(entry):
                 self.stats.resends += 1
-                self.ops.notify(f"transaction {entry.tx_hash} ({entry.action}) was dropped by the node; "
-                                f"sending it again (nonce {entry.nonce})")
+                if entry.tx_hash not in self._said_dropped:  # a node that keeps dropping it is said once
+                    self._said_dropped.add(entry.tx_hash)
+                    self.ops.notify(f"transaction {entry.tx_hash} ({entry.action}) was dropped by the node; "
+                                    f"sending it again (nonce {entry.nonce})")
                 self._push(entry)
                 self.stats.drop_to_resend.append(time.monotonic() - now)
             elif entry.block is None and now - entry.sent_at > self.ops.resend_after:
