@@ -7,7 +7,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelreg._extras import require
-from modelreg.cli.options import VERSION, console, json_option, open_registry, print_json, read_options, short
+from modelreg.cli.options import (
+    VERSION,
+    console,
+    depth_text,
+    json_option,
+    open_registry,
+    print_json,
+    read_options,
+    short,
+)
 from modelreg.errors import InputInvalid
 from modelreg.ipfs.store import describe_node
 from modelreg.service import audit as audit_lib
@@ -52,22 +61,29 @@ def models_cmd(as_json):
 
 @audit.command("history")
 @click.argument("model")
+@click.option("--final-only", is_flag=True, help="Leave out versions younger than --confirmations (a reorg may "
+                                                 "still take them back).")
 @read_options
 @json_option
-def history_cmd(model, as_json):
-    """List MODEL's versions: roots, parents, datasets, committer, block, revocations (--json: and DP claims)."""
+def history_cmd(model, final_only, as_json):
+    """List MODEL's versions: roots, parents, datasets, committer, block, depth, revocations (--json: and DP claims)."""
     registry = open_registry()
     events = registry.events()
     model_id = audit_lib.find_model(events, model)["id"]
     versions = audit_lib.history(events, model_id)
+    for v, depth in zip(versions, registry.depths([v["block"] for v in versions]), strict=True):
+        v["depth"] = depth
+    if final_only:
+        versions = [v for v in versions if v["depth"]["final"]]
     if as_json:
         for v in versions:  # each version's DP claim, from its manifest (checked against the chain)
             status, manifest = audit_lib.check_manifest(v, registry.ipfs.cat)
             v["privacy"] = (manifest or {}).get("privacy") if status == "manifest verified" else None
         return print_json(versions)
     _table(f"History of {model} (datasets and CIDs: audit show, or --json)",
-           ["version", "parent", "weights root", "committer", "block", "tx", "revoked"],
+           ["version", "parent", "weights root", "committer", "block", "depth", "tx", "revoked"],
            [[v["version"], _parent(v, model_id), short(v["weights_root"]), _committer(v), v["block"],
+             depth_text(v["depth"]) + ("" if v["depth"]["final"] else " (not final)"),
              short(v["tx"]), (v["revoked"] or {}).get("reason")] for v in versions])
 
 

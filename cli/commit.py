@@ -8,6 +8,7 @@ import click
 
 from modelreg.cli.options import (
     connection_options,
+    depth_text,
     follow_symlinks_option,
     json_option,
     open_registry,
@@ -45,10 +46,13 @@ class _Metric(click.ParamType):
                    "'derived by NAME'; a transform modelreg knows is checked by `audit replay`.")
 @click.option("--transform", metavar="NAME", help="With --derived-from: the transform's name (see `modelreg derive`).")
 @click.option("--param", "params", multiple=True, metavar="k=v", help="With --transform: a parameter (repeatable).")
+@click.option("--wait", is_flag=True, help="Return only once the commit is final (--confirmations), sending it "
+                                           "again if a reorg takes its block back meanwhile.")
 @follow_symlinks_option
 @connection_options
 @json_option
-def commit(path, model, dataset, parent, metrics, note, derived_from, transform, params, follow_symlinks, as_json):
+def commit(path, model, dataset, parent, metrics, note, derived_from, transform, params, wait, follow_symlinks,
+           as_json):
     """Commit the model PATH, a safetensors file or a model directory, as the next version of MODEL.
 
     PATH is sealed (every tensor of every *.safetensors shard; every other file as bytes), pinned
@@ -60,15 +64,16 @@ def commit(path, model, dataset, parent, metrics, note, derived_from, transform,
     _check_dataset(dataset)
     registry = open_registry(write=True)
     c = registry.commit(path, model, parent=_parent(registry, parent), dataset=dataset,
-                        metrics=dict(metrics), note=note, follow_symlinks=follow_symlinks)
+                        metrics=dict(metrics), note=note, follow_symlinks=follow_symlinks, wait=wait)
+    depth = registry.depth(c.block)
     if as_json:
-        print_json(c.to_dict())
+        print_json({**c.to_dict(), "depth": depth})
     elif c.existing:
         click.echo(f"{model} already holds this model as version {c.version} (weights root {c.root}); "
                    "nothing new committed")
     else:
         files = f"  files root    {c.files_root}\n" if c.files_root else ""
-        click.echo(f"Committed {path} as {model} version {c.version}\n"
+        click.echo(f"Committed {path} as {model} version {c.version}, {depth_text(depth)}\n"
                    f"  weights root  {c.root} ({c.tensor_count} tensors)\n{files}"
                    f"  CID           {c.checkpoint_cid}\n  manifest      {c.manifest_cid}\n"
                    f"  tx            {c.tx} (block {c.block})")

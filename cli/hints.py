@@ -35,6 +35,14 @@ HINTS: dict[type, str] = {
     errors.IpfsCallRejected: "the daemon's message says why; fix that and run the command again",
     # issue24
     errors.ExtraNotInstalled: "pip install 'modelreg[{extra}]' (into the environment that runs modelreg)",
+
+
+    # -- testnet-grade chain operations (issue 28)
+    errors.RpcDeadlineExceeded: ("raise --timeout ($MODELREG_TIMEOUT), or add a fallback endpoint with a second "
+                                 "--rpc-url"),
+    errors.NodeBehind: "wait for {endpoint} to catch up, or give another --rpc-url that is in sync",
+    errors.FeeCapReached: "raise --max-fee-gwei, or run again when fees are lower (the journal keeps the work)",
+    errors.NonceLockHeld: "wait for the other modelreg process that signs with this key, then run again",
 }
 
 

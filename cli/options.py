@@ -53,8 +53,18 @@ follow_symlinks_option = click.option(
 
 # Each setting's flag, by setting name (modelreg.service.config.SETTINGS); the signer's are for writes.
 _FLAGS = {
-    "rpc_url": click.option("--rpc-url", help="EVM JSON-RPC endpoint [env MODELREG_RPC_URL; default: the "
-                                              "embedded devnet]."),
+    "rpc_url": click.option("--rpc-url", multiple=True,
+                            help="EVM JSON-RPC endpoint; give it again for fallbacks, tried in order "
+                                 "[env MODELREG_RPC_URL, space-separated; default: the embedded devnet]."),
+    "confirmations": click.option("--confirmations", metavar="N|safe|finalized",
+                                  help="Blocks deep before a version counts as final, or a finality tag [env "
+                                       "MODELREG_CONFIRMATIONS; default 0 on a local devnet, else 3]."),
+    "max_fee_gwei": click.option("--max-fee-gwei", type=click.FloatRange(min=0),
+                                 help="Cap on the max fee per gas when a stuck transaction is re-sent with a "
+                                      "higher fee [env MODELREG_MAX_FEE_GWEI; default: no cap]."),
+    "resend_after": click.option("--resend-after", type=click.FloatRange(min=0), metavar="SECONDS",
+                                 help="Seconds a transaction may stay pending before it is re-sent with a "
+                                      "higher fee [env MODELREG_RESEND_AFTER; default 30]."),
     "chain_id": click.option("--chain-id", type=click.IntRange(1, UINT256), help="Refuse an endpoint serving another chain "
                                                           "[env MODELREG_CHAIN_ID]."),
     "registry": click.option("--registry", metavar="ADDRESS",
@@ -68,7 +78,8 @@ _FLAGS = {
                                    help="Keep content fetched from Kubo to verify or read, unpinned, up to this "
                                         "size [env MODELREG_IPFS_CACHE_MIB; default 1024]."),
     "timeout": click.option("--timeout", type=click.IntRange(1), metavar="SECONDS",
-                            help="Deadline for each network operation [env MODELREG_TIMEOUT; default 120]."),
+                            help="Deadline of each network operation: a JSON-RPC call with its retries and "
+                                 "fallbacks, an IPFS upload or fetch [env MODELREG_TIMEOUT; default 120]."),
     "profile": click.option("--profile", type=click.Choice(PROFILES),
                             help="UnixFS profile for new IPFS files [env MODELREG_IPFS_PROFILE]."),
     "signer": click.option("--signer", type=click.Choice(SIGNER_KINDS),
@@ -79,14 +90,15 @@ _FLAGS = {
                                   "$MODELREG_KEYSTORE_PASSWORD or a prompt."),
     "key_env": click.option("--key-env", help="Name of the variable holding the private key (signer env)."),
 }
-_SIGNER_FLAGS = ("signer", "dev_account", "keystore", "key_env")
+_SIGNER_FLAGS = ("signer", "dev_account", "keystore", "key_env", "max_fee_gwei", "resend_after")
 
 
 def _settings_options(names):
     def decorate(command):
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
-            flags = overrides_of({name: kwargs.pop(name) for name in names})
+            # An option given no times (a repeatable one's empty tuple) leaves the setting as it is.
+            flags = overrides_of({name: None if (v := kwargs.pop(name)) == () else v for name in names})
             click.get_current_context().meta["modelreg.flags"] = flags
             return command(*args, **kwargs)
 
@@ -128,10 +140,18 @@ def open_registry(ctx: click.Context | None = None, *, write: bool = False):
     ctx = ctx or click.get_current_context()
     config = config_of(ctx)
     try:
-        return connect(home_of(ctx), config, write=write)
+        return connect(home_of(ctx), config, write=write, notify=lambda message: click.echo(message, err=True))
     except DeploymentNotRecorded:
         raise  # the CLI's hint says what to do
     except ContractNotDeployed as e:
         if not config.chain.registry:
             raise
         raise ContractNotDeployed(f"{e}; check --registry (or MODELREG_REGISTRY) and --rpc-url") from None
+
+
+def depth_text(depth: dict) -> str:
+    """`N/M confirmations` (Registry.depth), or how the block stands against a finality tag."""
+    if isinstance(depth["required"], str):
+        state = depth["required"] if depth["final"] else f"not yet {depth['required']}"
+        return f"{depth['confirmations']} confirmations, {state}"
+    return f"{depth['confirmations']}/{depth['required']} confirmations"

@@ -7,6 +7,7 @@ import click
 from modelreg.cli.options import (
     VERSION,
     config_of,
+    depth_text,
     follow_symlinks_option,
     home_of,
     json_option,
@@ -18,7 +19,7 @@ from modelreg.errors import VersionNotFound
 from modelreg.formats.model import ZERO_ROOT
 from modelreg.service import audit as audit_lib
 from modelreg.service.report import visible
-from modelreg.service.verify import MISMATCH, REVOKED
+from modelreg.service.verify import MISMATCH, REVOKED, VERIFIED
 
 
 @click.command()
@@ -47,12 +48,22 @@ def verify(target, model, version, tensors, files, follow_symlinks, as_json):
                               "first, or check the name (`modelreg audit models` lists each model's versions)")
     verdict = registry.verify(target, found["id"], version=version, tensors=tensors, files=files,
                               follow_symlinks=follow_symlinks)
+    depth = None
+    if verdict.status == VERIFIED and verdict.version:
+        depth = registry.depth(registry.client.get_version(found["id"], verdict.version).block_number)
     if as_json:
-        print_json(verdict.to_dict())
+        print_json({**verdict.to_dict(), "depth": depth})
     else:
         _print(model, verdict)
         _print_cache_note(target)
+        if depth is not None:
+            click.echo(f"  depth: {depth_text(depth)}" + (", final" if depth["final"] else ""))
     if not verdict.ok:
+        raise SystemExit(1)
+    if depth is not None and not depth["final"]:
+        # Younger than --confirmations asks: a reorg may still take it back, so it does not count yet.
+        click.echo(f"NOT FINAL: version {verdict.version} is {depth['confirmations']} block(s) deep, short of "
+                   f"--confirmations {depth['required']}; verify again later, or lower --confirmations", err=True)
         raise SystemExit(1)
 
 

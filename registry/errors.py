@@ -261,3 +261,22 @@ class DerivationUnavailable(ModelregError):
 
 class ExtraNotInstalled(ModelregError):
     """A command or function needs an optional part of the install (an extra) that is missing."""
+
+
+# -- testnet-grade chain operations (issue 28) ------------------------------------------------------
+
+
+class RpcDeadlineExceeded(ChainUnavailable):
+    """A JSON-RPC operation did not finish within its deadline (`timeout`), retries included."""
+
+
+class NodeBehind(ChainUnavailable):
+    """An endpoint's head is behind a head already seen from the chain: it lags or is stale."""
+
+
+class FeeCapReached(TransactionFailed):
+    """A stuck transaction needs a higher fee than the cap the user set (`max_fee_gwei`)."""
+
+
+class NonceLockHeld(ModelregError):
+    """Another process holds the signing key's nonce lock for longer than the deadline."""

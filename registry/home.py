@@ -28,6 +28,7 @@ def resolve_home(flag: str | os.PathLike | None = None) -> Path:
 
 
 LOCK_FILE = "setup.lock"
+NONCE_LOCKS = "locks"  # one lock file per signing key: two processes never race for a nonce
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ journals every checkpoint for a later resume).
 
 import json
 import shutil
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,7 +100,12 @@ class TrainingRun:
                                           model_name=self.model_name, model_id=None,
                                           dataset_root=self.dataset_root, prepare=lambda: self._register(manifest),
                                           on_commit=lambda c: progress.advance(commits),
-                                          on_error=lambda e: self._report(progress, e))
+                                          on_error=lambda e: self._report(progress, e),
+                                          on_reorg=lambda r: print(
+                                              f"step {r['step']}: re-committed after a reorg, now in block "
+                                              f"{r['block']}", file=sys.stderr, flush=True),
+                                          # On a chain that can reorg, the run ends once every commit is final.
+                                          wait_final=self.registry.client.ops.watches)
                     if self.resume:
                         registrar.recover(self.run_dir)
 

@@ -15,20 +15,21 @@ from pathlib import Path
 import requests
 from eth_utils import ValidationError as _NodeValidationError
 from eth_utils import keccak
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
     ContractLogicError,
     ProviderConnectionError,
-    TimeExhausted,
     Web3RPCError,
 )
 from web3.types import EventData, TxReceipt
 
 from modelreg._hex import to_hex
-from modelreg._json import loads_outside, restore_recursion_limit
+from modelreg._json import restore_recursion_limit
 from modelreg.chain import deployments
+from modelreg.chain.endpoints import Endpoints, web3_provider
 from modelreg.chain.names import check_model_name
+from modelreg.chain.sending import ChainOps, TxSender
 from modelreg.chain.signer import Signer
 from modelreg.contracts.artifact import load_artifact
 from modelreg.contracts.released import RELEASED, code_hash, version_of_code
@@ -142,24 +143,18 @@ def _opcodes(code: bytes):
         i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
 
 
-class _BoundedHTTPProvider(HTTPProvider):
-    """web3's HTTP provider with its answers parsed by the bounded parser (modelreg._json): a
-    hostile endpoint's deeply nested answer is an error, not a crash."""
-
-    def decode_rpc_response(self, raw_response: bytes):
-        return loads_outside(raw_response, what=f"the answer of {self.endpoint_uri}")
-
-
-def connect(rpc_url: str, expected_chain_id: int | None = None) -> Web3:
-    """A Web3 for the JSON-RPC endpoint `rpc_url`; ChainUnavailable if it does not answer."""
-    w3 = Web3(_BoundedHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+def connect(rpc_url: "str | Endpoints", expected_chain_id: int | None = None) -> Web3:
+    """A Web3 for the JSON-RPC endpoint `rpc_url`, or for `Endpoints` (several URLs, a deadline per
+    call, retries); ChainUnavailable if it does not answer."""
+    endpoints = rpc_url if isinstance(rpc_url, Endpoints) else Endpoints(rpc_url)
+    w3 = Web3(web3_provider(endpoints))
     try:
         chain_id = w3.eth.chain_id
     except (*_CONNECTION_ERRORS, Web3RPCError, ValueError) as e:
-        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(e).__name__})",
-                               endpoint=rpc_url) from None
+        raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {endpoints.url} ({type(e).__name__})",
+                               endpoint=endpoints.url) from None
     if expected_chain_id is not None and chain_id != expected_chain_id:
-        raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain "
+        raise ChainIdMismatch(f"{endpoints.url} serves chain {chain_id}, not the configured chain "
                               f"{expected_chain_id}")
     return w3
 
@@ -229,6 +224,8 @@ class RegistryClient:
         self.signer = signer
         self.from_block = from_block  # where log searches start: the deployment block when known
         self.receipt_timeout = receipt_timeout
+        self.ops = ChainOps(receipt_timeout=receipt_timeout)  # how transactions are sent and waited for
+        self._sender: TxSender | None = None
         # The web3 contract, for what this client does not wrap (gas estimates, raw calls).
         self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
         self._errors = {
@@ -738,7 +735,18 @@ class RegistryClient:
         if self.signer is None:
             raise SignerInvalid(f"cannot {action}: this client has no signing key; "
                                 "give a private key or keystore")
-        return _Sender(self.w3, self.signer, self._error).send(fn, action, timeout=self.receipt_timeout)
+        return _Sender(self.w3, self.signer, self._error, self.sender).send(fn, action, timeout=self.receipt_timeout)
+
+    @property
+    def sender(self) -> TxSender | None:
+        """The transaction sender of this client's key, made on first use with `ops`; it keeps the
+        transactions sent until they are final (see modelreg.chain.sending)."""
+        if self.signer is None:
+            return None
+        if self._sender is None:
+            self._sender = TxSender(self.w3, self.signer, self.ops)
+        self._sender.ops = self.ops
+        return self._sender
 
     def _error(self, data: bytes | None) -> ModelregError:
         """The project's exception for revert data `data` (None: the node gave no reason)."""
@@ -822,38 +830,40 @@ class RegistryClient:
 
 
 class _Sender:
-    """Signs, sends and waits for one transaction, keeping the nonce right under concurrent writers."""
+    """Signs, sends and waits for one transaction, keeping the nonce right under concurrent writers;
+    `txs` (modelreg.chain.sending) re-sends it when dropped, stuck or reorged out."""
 
-    def __init__(self, w3: Web3, signer: Signer, error_for):
+    def __init__(self, w3: Web3, signer: Signer, error_for, txs: TxSender | None = None):
         self.w3, self.signer, self.error_for = w3, signer, error_for
+        self.txs = txs
 
     def send(self, fn, action: str, timeout: float):
         sender = self.signer.address
-        for _ in range(_NONCE_TRIES):
-            nonce = _rpc_call(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
-            try:
-                # Estimating gas runs the call: a revert surfaces here, before anything is spent.
-                tx = _rpc_call(lambda: fn.build_transaction({"from": sender, "nonce": nonce}))  # noqa: B023
-            except _reverts():
-                raise self._revert(fn, action) from None
-            except (Web3RPCError, _NodeValidationError) as e:
-                raise self._send_error(e, action) from None
-            signed = self.signer.sign_transaction(tx)
-            try:
-                tx_hash = _rpc_call(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))  # noqa: B023
-            except (Web3RPCError, ValueError, _NodeValidationError) as e:
-                if any(s in str(e).lower() for s in _STALE_NONCE):
-                    continue  # another writer used this nonce first: read the next one and re-sign
-                raise self._send_error(e, action) from None
-            try:
-                receipt = _rpc_call(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout))  # noqa: B023
-            except TimeExhausted:
-                raise TransactionFailed(f"cannot {action}: transaction {to_hex(tx_hash)} was not mined "
-                                        f"within {timeout:.0f} s; check the node") from None
-            if receipt["status"] != 1:
-                # The state changed between estimate and inclusion; replaying names the reason.
-                raise self._revert(fn, action, mined=to_hex(tx_hash))
-            return receipt
+        txs = self.txs or TxSender(self.w3, self.signer, ChainOps(receipt_timeout=timeout))
+        with txs.locked():
+            for _ in range(_NONCE_TRIES):
+                txs.recheck()  # a transaction of ours that a reorg took back goes first, with its nonce
+                txs.catch_up()  # and is mined before this one is estimated: it may be this one's parent
+                nonce = _rpc_call(txs.next_nonce)
+                try:
+                    # Estimating gas runs the call: a revert surfaces here, before anything is spent.
+                    tx = _rpc_call(lambda: fn.build_transaction({"from": sender, "nonce": nonce}))  # noqa: B023
+                except _reverts():
+                    if txs.recheck():  # a reorg took back what this call needs (its parent): again
+                        continue
+                    raise self._revert(fn, action) from None
+                except (Web3RPCError, _NodeValidationError) as e:
+                    raise self._send_error(e, action) from None
+                try:
+                    receipt = _rpc_call(lambda: txs.send(tx, action))  # noqa: B023
+                except (Web3RPCError, ValueError, _NodeValidationError) as e:
+                    if any(s in str(e).lower() for s in _STALE_NONCE):
+                        continue  # another writer used this nonce first: read the next one and re-sign
+                    raise self._send_error(e, action) from None
+                if receipt["status"] != 1:
+                    # The state changed between estimate and inclusion; replaying names the reason.
+                    raise self._revert(fn, action, mined=to_hex(receipt["transactionHash"]))
+                return receipt
         raise TransactionFailed(f"cannot {action}: {_NONCE_TRIES} nonces in a row were taken by another "
                                 f"writer with the key of {sender}")
 

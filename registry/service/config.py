@@ -52,7 +52,15 @@ SETTINGS = (
     Setting("profile", "ipfs", "profile", "MODELREG_IPFS_PROFILE"),
     Setting("ipfs_cache_mib", "ipfs", "cache_mib", "MODELREG_IPFS_CACHE_MIB"),
     Setting("timeout", "network", "timeout", "MODELREG_TIMEOUT"),
+    Setting("confirmations", "chain", "confirmations", "MODELREG_CONFIRMATIONS"),
+    Setting("max_fee_gwei", "chain", "max_fee_gwei", "MODELREG_MAX_FEE_GWEI"),
+    Setting("resend_after", "chain", "resend_after", "MODELREG_RESEND_AFTER"),
 )
+FINALITY_TAGS = ("safe", "finalized")
+# Blocks deep before a commit is taken as final on a chain that is not a local devnet: post-merge
+# testnets (Sepolia, Hoodi) reorg one or two blocks when a proposal is late, almost never more; three
+# blocks (36 s at 12 s a block) cover those, where `finalized` (about 13 minutes) is for certainty.
+PUBLIC_CHAIN_CONFIRMATIONS = 3
 
 
 def overrides_of(values: dict[str, object]) -> dict[tuple[str, str], object]:
@@ -69,6 +77,18 @@ class ChainConfig:
     rpc_url: str = ""  # empty: the embedded devnet, started on demand
     chain_id: int = 0  # 0: accept whatever the endpoint serves; otherwise it must match
     registry: str = ""  # empty: the ModelRegistry recorded in deployments.json for the chain
+    # The settings below are for public networks (see modelreg.chain.endpoints and .sending).
+    # N blocks deep, "safe" or "finalized"; "auto": 0 on a local devnet (the embedded one, anvil,
+    # geth --dev), which never reorgs by itself, else PUBLIC_CHAIN_CONFIRMATIONS.
+    confirmations: str = "auto"
+    max_fee_gwei: float = 0.0  # cap on maxFeePerGas when a stuck transaction is re-sent; 0: no cap
+    resend_after: float = 30.0  # seconds pending before a fee bump: two or three 12 s blocks
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        """The endpoints, first to last: `rpc_url` holds them separated by spaces (--rpc-url given
+        several times, or a list in the file)."""
+        return self.rpc_url.split()
 
 
 @dataclass(frozen=True)
@@ -91,8 +111,9 @@ class IpfsConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    # An overall deadline per network operation (one RPC call, one upload, one fetch), in seconds:
-    # long enough for a multi-GiB shard through a local daemon, short enough that a hung one ends.
+    # An overall deadline per network operation (one JSON-RPC call with its retries and fallbacks, one
+    # upload, one fetch), in seconds: long enough for a multi-GiB shard through a local daemon, short
+    # enough that a hung one ends.
     timeout: int = 120
 
 
@@ -202,6 +223,15 @@ def _flatten(raw: dict, path: Path) -> dict[tuple[str, str], object]:
 
 def _coerce(section: str, key: str, value, current):
     expected = type(getattr(current, key))
+    if (section, key) == ("chain", "rpc_url") and isinstance(value, list | tuple):
+        value = " ".join(str(v) for v in value)  # a list in the file, or --rpc-url given several times
+    if (section, key) == ("chain", "confirmations") and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if expected is float and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigInvalid(f"{section}.{key} must be a number, got {value!r}") from None
     if expected is int and isinstance(value, bool):  # TOML's true is no account index
         raise ConfigInvalid(f"{section}.{key} must be an integer, got {value!r}")
     if expected is int and not isinstance(value, int):
@@ -226,11 +256,16 @@ def _validated(config: Config) -> Config:
     registry = config.chain.registry
     if registry and not _ADDRESS.fullmatch(registry):
         raise ConfigInvalid(f"chain.registry must be a contract address (0x and 40 hex digits), got {registry!r}")
-    rpc_url = config.chain.rpc_url
-    if rpc_url and not rpc_url.startswith(("http://", "https://")):
-        raise ConfigInvalid(f"chain.rpc_url must be an http(s):// URL, got {rpc_url!r}")
-    if rpc_url:
+    for rpc_url in config.chain.rpc_urls:
+        if not rpc_url.startswith(("http://", "https://")):
+            raise ConfigInvalid(f"chain.rpc_url must be an http(s):// URL, got {rpc_url!r}")
         _check_url(rpc_url, "chain.rpc_url")
+    confirmations = config.chain.confirmations
+    if not (confirmations in ("auto", *FINALITY_TAGS) or confirmations.isdigit()):
+        raise ConfigInvalid(f"chain.confirmations must be a number of blocks, safe, finalized or auto, "
+                            f"got {confirmations!r}")
+    if config.chain.max_fee_gwei < 0 or config.chain.resend_after < 0:
+        raise ConfigInvalid("chain.max_fee_gwei and chain.resend_after cannot be negative")
     return config
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from modelreg._atomic import temp_prefix
 from modelreg.chain import deployments
+from modelreg.chain.endpoints import Endpoints
 from modelreg.chain.rpc import JsonRpc
 from modelreg.errors import (
     ChainIdMismatch,
@@ -21,13 +22,15 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import send_lock, setup_lock
+from modelreg.home import NONCE_LOCKS, send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
-from modelreg.service.config import Config
+from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
 from modelreg.service.index import EventIndex, Events
 
 log = logging.getLogger(__name__)
+_LOCAL_CHAIN_IDS = (31337, 1337)  # anvil's and hardhat's default, geth --dev's
+_log = logging.getLogger("modelreg").warning  # what a re-send or a fallback says when no one listens
 
 
 class Registry:
@@ -37,10 +40,13 @@ class Registry:
     index is up to date needs neither, and answers with two quick JSON-RPC calls.
     """
 
-    def __init__(self, home: Path, config: Config, *, rpc_url: str, chain_id: int, embedded_chain: bool,
-                 client=None, signer=None):
-        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, rpc_url, chain_id
-        self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(rpc_url), signer
+    def __init__(self, home: Path, config: Config, *, rpc_url: "str | Endpoints", chain_id: int,
+                 embedded_chain: bool, client=None, signer=None, notify=None):
+        self.notify = notify or _log
+        self.endpoints = rpc_url if isinstance(rpc_url, Endpoints) else Endpoints(
+            rpc_url, timeout=config.network.timeout, notify=self.notify)
+        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, self.endpoints.url, chain_id
+        self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(self.endpoints), signer
         self.read_up_to: int | None = None  # the block the last `events()` read up to
         if client is not None:
             self.client = client
@@ -52,10 +58,50 @@ class Registry:
         from modelreg.chain.client import RegistryClient
         from modelreg.chain.client import connect as connect_chain
 
-        w3 = connect_chain(self.rpc_url)
+        w3 = connect_chain(self.endpoints)
         if self.config.chain.registry:
-            return _client_at(w3, self._signer, self.home, self.config.chain.registry)
-        return RegistryClient.from_home(w3, self._signer, self.home)
+            client = _client_at(w3, self._signer, self.home, self.config.chain.registry)
+        else:
+            client = RegistryClient.from_home(w3, self._signer, self.home)
+        client.ops = self.chain_ops()
+        return client
+
+    def chain_ops(self, *, wait: bool = False):
+        """How this registry sends and waits for transactions (modelreg.chain.sending.ChainOps), from
+        the configuration: confirmations or a finality tag, the fee cap, the nonce lock in the data
+        directory, and `notify` for each re-send."""
+        from modelreg.chain.sending import ChainOps
+
+        chain, (confirmations, tag) = self.config.chain, self.confirmations()
+        return ChainOps(confirmations=confirmations, finality=tag, wait=wait, resend_after=chain.resend_after,
+                        max_fee_gwei=chain.max_fee_gwei or None,
+                        # Waiting for `finalized` takes about two epochs (13 minutes) on a beacon chain.
+                        receipt_timeout=max(1800.0 if wait and tag else 120.0, self.config.network.timeout),
+                        lock_dir=self.home / NONCE_LOCKS, notify=self.notify)
+
+    def confirmations(self) -> tuple[int, str | None]:
+        """(blocks, None) or (0, "safe" | "finalized"): when a version counts as final here. "auto" is
+        0 blocks on a local devnet (the embedded one, anvil, geth --dev), which reorgs only when told."""
+        value = self.config.chain.confirmations
+        if value in FINALITY_TAGS:
+            return 0, value
+        if value == "auto":
+            local = self.embedded_chain or self.chain_id in _LOCAL_CHAIN_IDS
+            return (0 if local else PUBLIC_CHAIN_CONFIRMATIONS), None
+        return int(value), None
+
+    def depth(self, block: int) -> dict:
+        """How deep block `block` is now: `confirmations` (the head block is 1), the number `required`
+        (or the finality tag), and whether it is `final`."""
+        return self.depths([block])[0]
+
+    def depths(self, blocks: list[int]) -> list[dict]:
+        """`depth` of each block, from one read of the head (and of the finality tag)."""
+        required, tag = self.confirmations()
+        head = self.rpc.block_number()
+        tagged = int(self.rpc.call("eth_getBlockByNumber", tag, False)["number"], 16) if tag else None
+        return [{"confirmations": max(0, head - b + 1), "required": tag or required,
+                 "final": b <= tagged if tag else head - b + 1 >= required} for b in blocks]
 
     @cached_property
     def ipfs(self):
@@ -108,7 +154,7 @@ class Registry:
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset: str | os.PathLike | None = None, step: int | None = None, metrics: dict | None = None,
                config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
-               privacy: dict | None = None, dataset_root: str | None = None) -> Commit:
+               privacy: dict | None = None, wait: bool = False, dataset_root: str | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
 
         Every check runs before anything is written (`check_commit`): a bad parent, dataset, model
@@ -127,6 +173,8 @@ class Registry:
             privacy: a DP guarantee from your own trainer, {"epsilon", "delta", ...}: recorded in the
                 manifest as "claimed, not checkable by replay" (formats.privacy).
             dataset_root: deprecated spelling of `dataset`.
+            wait: return only once the commit is final (`confirmations`), sending it again if a
+                reorg takes its block back meanwhile.
 
         Returns:
             The `Commit` (`existing=True` when the model already held exactly this content).
@@ -154,10 +202,15 @@ class Registry:
                 model_id = self.model_id_or_register(model, "")
             if isinstance(parent, int):
                 parent = VersionRef(model_id, parent)
-            with send_lock(self.home):
-                return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
-                                         parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
-                                         config=config, note=note, added=(sealed, checkpoint_cid), privacy=privacy)
+            self.client.ops = self.chain_ops(wait=wait)
+            try:
+                with send_lock(self.home):
+                    return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
+                                             parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
+                                             config=config, note=note, added=(sealed, checkpoint_cid),
+                                             privacy=privacy)
+            finally:
+                self.client.ops = self.chain_ops()
         except NOT_COMMITTED:
             release_pins(self.ipfs, [checkpoint_cid])
             raise
@@ -311,7 +364,7 @@ def _check_cid(target: str) -> None:
         raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
 
 
-def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
+def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> Registry:
     """Connect as configured. The embedded devnet is started, and its contract deployed, on demand.
 
     With `config.chain.registry` set, that contract is used and nothing needs to be recorded in
@@ -319,9 +372,10 @@ def connect(home: Path, config: Config, *, write: bool = False) -> Registry:
     With `write`, the signer is made and the contract checked now; a read-only registry whose
     contract is recorded builds its client only when a read needs more than the event index.
     """
-    rpc_url, chain_id, embedded = _endpoint(home, config)
-    registry = Registry(home, config, rpc_url=rpc_url, chain_id=chain_id, embedded_chain=embedded,
-                        signer=make_signer(config, rpc_url) if write else None)
+    endpoints, chain_id, embedded = _endpoint(home, config, notify)
+    rpc_url = endpoints.url
+    registry = Registry(home, config, rpc_url=endpoints, chain_id=chain_id, embedded_chain=embedded,
+                        signer=make_signer(config, rpc_url) if write else None, notify=notify)
     if config.chain.registry:
         registry.client  # noqa: B018  (an address given by hand is checked before anything is read)
         return registry
@@ -367,8 +421,8 @@ def deploy(home: Path, config: Config, *, force: bool = False):
     from modelreg.chain.client import RegistryClient
     from modelreg.chain.client import connect as connect_chain
 
-    rpc_url, _, _ = _endpoint(home, config)
-    w3 = connect_chain(rpc_url)
+    endpoints, _, _ = _endpoint(home, config)
+    rpc_url, w3 = endpoints.url, connect_chain(endpoints)
     with setup_lock(home):  # two deploys at once: the second sees the first's record
         if not force:
             try:
@@ -382,26 +436,29 @@ def deploy(home: Path, config: Config, *, force: bool = False):
         return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 
-def _endpoint(home: Path, config: Config) -> tuple[str, int, bool]:
-    """The configured chain (the embedded devnet, started if needed): its URL, chain id, and whether embedded."""
+def _endpoint(home: Path, config: Config, notify=None) -> tuple[Endpoints, int, bool]:
+    """The configured chain (the embedded devnet, started if needed): its endpoints, chain id, and
+    whether it is the embedded one."""
     embedded = not config.chain.rpc_url
     if embedded:
         from modelreg.devnet.manager import up
 
         state = up(home, port=0)
-        rpc_url = state.url
+        urls = [state.url]
         if state.started:  # once, by the command that started it: a daemon nobody mentions outlives everyone
-            log.info("Started the embedded devnet of %s at %s (pid %s); %s.", home, rpc_url, state.pid,
+            log.info("Started the embedded devnet of %s at %s (pid %s); %s.", home, state.url, state.pid,
                      state.stops_when(home))
     else:
-        rpc_url = config.chain.rpc_url
-    chain_id = JsonRpc(rpc_url).chain_id()
+        urls = config.chain.rpc_urls
+    endpoints = Endpoints(urls, timeout=config.network.timeout, notify=notify or _log)
+    chain_id = JsonRpc(endpoints).chain_id()
+    rpc_url = endpoints.url
     expected = config.chain.chain_id or None
     if expected is not None and chain_id != expected:
         if embedded:
             raise ChainIdMismatch(f"the embedded devnet is chain {chain_id}, not the configured chain {expected}")
         raise ChainIdMismatch(f"{rpc_url} serves chain {chain_id}, not the configured chain {expected}")
-    return rpc_url, chain_id, embedded
+    return endpoints, chain_id, embedded
 
 
 def make_signer(config: Config, rpc_url: str):

@@ -2,7 +2,9 @@
 
 A run that is killed at any moment can be resumed from it: a checkpoint seen but not committed
 is registered again; one committed is never committed twice (the contract also refuses a duplicate
-root, which the registrar takes as already done).
+root, which the registrar takes as already done). Until a commit is final, its record keeps the
+signed transaction, its hash and its block hash: after a reorg the very same transaction (same
+nonce, same parent) is sent again, and a `recommitted` record notes where it landed; `final` ends it.
 """
 
 import json
@@ -17,9 +19,16 @@ class JournalState:
 
     seen: dict[int, dict] = field(default_factory=dict)  # step -> the checkpoint event
     committed: dict[int, dict] = field(default_factory=dict)  # step -> the commit record
+    final: set[int] = field(default_factory=set)  # steps whose commit is final (deep enough, or finalized)
 
     def pending_steps(self) -> list[int]:
         return sorted(set(self.seen) - set(self.committed))
+
+    def unfinal(self) -> list[dict]:
+        """Commit records kept with their signed transaction and not yet final, in step order: the
+        registrar re-checks them, since a reorg can still take them back."""
+        return [self.committed[step] for step in sorted(self.committed)
+                if step not in self.final and self.committed[step].get("raw_tx")]
 
     def last_committed(self) -> dict | None:
         return self.committed[max(self.committed)] if self.committed else None
@@ -46,8 +55,13 @@ class Journal:
             return state
         for line in self.path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            target = state.committed if record["kind"] == "committed" else state.seen
-            target[int(record["step"])] = record
+            step = int(record["step"])
+            if record["kind"] == "final":
+                state.final.add(step)
+            elif record["kind"] == "recommitted":  # the same transaction, mined again after a reorg
+                state.committed[step] = {**state.committed.get(step, {}), **record, "kind": "committed"}
+            else:
+                (state.committed if record["kind"] == "committed" else state.seen)[step] = record
         return state
 
     def _drop_torn_tail(self) -> None:

@@ -10,8 +10,11 @@ import contextlib
 import json
 import queue
 import threading
+import time
 from pathlib import Path
 
+from modelreg.chain.sending import Sent
+from modelreg.errors import ModelregError, TransactionFailed
 from modelreg.formats.seal import seal_checkpoint
 from modelreg.formats.transcript import TRANSCRIPT_FORMAT, TRANSCRIPT_FORMAT_DP, load_batches
 from modelreg.records import Commit, VersionRef
@@ -20,6 +23,7 @@ from modelreg.service.ingest import seal_and_add
 from modelreg.service.journal import Journal
 
 _STOP = object()
+_REORG_RETRIES = 4  # a chain reorganising every few blocks can take back a read more than once
 
 
 class Registrar:
@@ -27,15 +31,19 @@ class Registrar:
 
     def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
                  dataset_root: str | None, parent: VersionRef | None = None, prepare=None, on_commit=None,
-                 on_error=None, follow_symlinks: bool = False):
+                 on_error=None, follow_symlinks: bool = False, on_reorg=None, wait_final: bool = False):
         """`prepare()`, when given, runs first on the worker and returns the model id: registering the
         dataset and the model there keeps those transactions off the training thread too.
         `on_error(e)` is called on the worker the moment a registration fails; what is queued after
-        that stays pending in the journal."""
+        that stays pending in the journal. `on_reorg(commit_record)` is told, once, of each commit sent
+        again after a reorg took its block; with `wait_final`, `close` returns once every commit is final."""
         self.client, self.ipfs, self.journal = client, ipfs, journal
         self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
         self.on_commit, self.on_error = on_commit, on_error
         self.follow_symlinks = follow_symlinks
+        self.on_reorg, self.wait_final = on_reorg, wait_final
+        self.recommitted: list[int] = []  # steps re-committed after a reorg, each once
+        self._watched: dict[int, tuple] = {}  # nonce -> (step, Sent), for commits not yet final
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
         self._revision = code_revision_of()
@@ -95,17 +103,79 @@ class Registrar:
                 self.model_id = self._prepare()
             if self._last_version is not None:  # a resumed run continues the chain of parents
                 self._parent = VersionRef(self.model_id, self._last_version)
+            self._watch_unfinal()
         except BaseException as e:  # kept for close(); every checkpoint stays pending
             self._failed(e)
         while (record := self._queue.get()) is not _STOP:
             try:
                 if self.error is None:  # after an error, what is left stays pending for --resume
-                    self._register(record)
+                    self._register_across_reorgs(record)
+                    self._settle()
             except BaseException as e:  # kept for close(); the journal keeps the work pending
                 self._failed(e)
             finally:
                 self._queue.task_done()
+        try:
+            if self.error is None and self.wait_final:
+                self._settle(until_final=True)
+        except BaseException as e:
+            self._failed(e)
         self._queue.task_done()
+
+    # -- reorgs: commits are watched until final ----------------------------------------------------------
+    def _watch_unfinal(self) -> None:
+        """On start: hand the journal's unfinal commits to the sender, which re-checks them from now on."""
+        sender = getattr(self.client, "sender", None)
+        if sender is None:
+            return
+        for record in self.journal.state().unfinal():
+            entry = Sent.from_record(record)
+            sender.watch(entry)
+            self._watched[entry.nonce] = (int(record["step"]), entry)
+        self._settle()
+
+    def _register_across_reorgs(self, record: dict) -> None:
+        """`_register`, again if it failed because a reorg took back what it read (the model's
+        registration, the parent version) and the sender has just sent that again."""
+        sender = getattr(self.client, "sender", None)
+        for attempt in range(_REORG_RETRIES):
+            self._settle()
+            try:
+                return self._register(record)
+            except ModelregError:
+                if sender is None or attempt == _REORG_RETRIES - 1:
+                    raise
+                with sender.locked():
+                    if not sender.recheck():
+                        raise
+
+    def _settle(self, until_final: bool = False) -> None:
+        """Re-check the commits not yet final: those a reorg took back are sent again (the same signed
+        transaction: same nonce, same parent); journal where they land, and which are final."""
+        sender = getattr(self.client, "sender", None)
+        if sender is None or not (self._watched or sender.ledger):
+            return
+        deadline = time.monotonic() + sender.ops.receipt_timeout
+        while True:
+            with sender.locked():
+                sender.recheck()
+                sender.catch_up()  # what a reorg took back is mined again before the next commit reads it
+            for nonce, (step, entry) in list(self._watched.items()):
+                if entry.recommits and entry.block is not None and step not in self.recommitted:
+                    self.recommitted.append(step)
+                    record = {**entry.to_record(), "step": step, "tx": entry.tx_hash}
+                    self.journal.append("recommitted", **record)
+                    if self.on_reorg is not None:
+                        self.on_reorg(record)
+                if nonce not in sender.ledger:  # final: the sender stopped watching it
+                    self.journal.append("final", step=step)
+                    del self._watched[nonce]
+            if not until_final or not self._watched:
+                return
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"{len(self._watched)} commit(s) were not final within "
+                                        f"{sender.ops.receipt_timeout:.0f} s; run again with --resume to keep watching")
+            time.sleep(sender.ops.poll)
 
     def _failed(self, e: BaseException) -> None:
         self.error = e
@@ -131,7 +201,13 @@ class Registrar:
             config=record.get("config"), metrics=record.get("metrics"),
             environment=record.get("environment"), artifacts=artifacts, code_revision=self._revision,
             transcript=transcript, follow_symlinks=self.follow_symlinks, privacy=record.get("privacy"))
-        self.journal.append("committed", **commit.to_dict())
+        sender = getattr(self.client, "sender", None)
+        sent = sender.entry_for(commit.tx) if sender is not None and commit.tx else None
+        if sent is not None:  # not final yet: keep what it takes to send it again after a reorg
+            self.journal.append("committed", **{**commit.to_dict(), **sent.to_record()})
+            self._watched[sent.nonce] = (commit.step, sent)
+        else:
+            self.journal.append("committed", **commit.to_dict())
         self._parent = commit.ref
         self.commits.append(commit)
         if self.on_commit:

@@ -24,7 +24,7 @@ def model_dir(tmp_path):
 
 def test_commit_of_a_directory_prints_the_version_and_again_prints_the_existing_one(modelreg, model_dir):
     result = modelreg("commit", model_dir, "--model", "cli-gpt2")
-    assert result.output.startswith(f"Committed {model_dir} as cli-gpt2 version 1\n")
+    assert result.output.startswith(f"Committed {model_dir} as cli-gpt2 version 1, 1/0 confirmations\n")
     sealed = seal_model(model_dir)
     assert f"weights root  {sealed.root} ({sealed.tensor_count} tensors)\n" in result.output
     assert f"files root    {sealed.files_root}\n" in result.output
