@@ -115,7 +115,7 @@ def test_a_secretly_swapped_file_diverges_at_the_first_step_that_read_it(
 
     real_tokenize = trainer.tokenize
 
-    def tokenize_with_one_file_swapped(dataset, tokenizer, cfg):
+    def tokenize_with_one_file_swapped(dataset, tokenizer, cfg, cache=None):  # the cheat never caches
         # The cheat: file `swapped` is trained on as other tokens of the same length; the dataset root
         # registered, and the files pinned, are the honest ones.
         train, val, starts = real_tokenize(dataset, tokenizer, cfg)
