@@ -130,7 +130,9 @@ def show_cmd(model, version, as_json):
     lines = [(key, "none" if entry.get(key) is None else entry[key])
              for key in ("version", "weights_root", "tensor_count", "files_root", "dataset_root", "manifest_cid",
                          "committer", "block", "tx")]
-    lines += [("parent", _parent(entry, entry["model"]) or "none"), ("revoked", _revocation(entry["revoked"])),
+    depth = registry.depth(entry["block"])
+    lines += [("depth", depth_text(depth) + ("" if depth["final"] else " (not final)")),
+              ("parent", _parent(entry, entry["model"]) or "none"), ("revoked", _revocation(entry["revoked"])),
               ("manifest", status), ("replay", audit_lib.replay_summary(replayed))]
     if manifest:
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))
@@ -249,6 +251,9 @@ def report_cmd(model, fmt, output, gateway_url, explorer_url):
                                     block_time=registry.block_time, tool=f"modelreg {version('modelreg')}",
                                     links=links, replays=_replays(registry.home, registry.client))
     report["ipfs_node"] = describe_node(registry.ipfs, registry.home)
+    blocks = [v["block"] for v in report["versions"]]
+    for v, depth in zip(report["versions"], registry.depths(blocks) if blocks else [], strict=True):
+        v["depth"] = depth  # how deep each version is as the report is written: final, or not yet
     from modelreg.service.derive import derivation_edges
 
     report["derivations"] = derivation_edges(events, report["lineage"], registry.ipfs.cat)

@@ -188,6 +188,19 @@ def _md_link(text: str, url: str | None) -> str:
 _URL_SAFE = "/:?#@!$&'*+,;=-._~%"  # RFC 3986's reserved and unreserved characters: all else is encoded
 
 
+def depth_lines(report: dict) -> list[str]:
+    """One line a version on how deep its block was when the report was written (final or not yet)."""
+    lines = []
+    for v in report["versions"]:
+        d = v.get("depth")
+        if d is None:
+            continue
+        required = d["required"] if isinstance(d["required"], str) else f"{d['required']} confirmations"
+        state = "final" if d["final"] else f"NOT FINAL yet (final at {required}): a reorg may still remove it"
+        lines.append(f"version {v['version']}: block {v['block']}, {d['confirmations']} confirmations, {state}")
+    return lines or ["Depth not read (no chain connection for this report)."]
+
+
 def privacy_lines(report: dict) -> list[str]:
     """One line a version on its differential privacy, or one line saying no version was trained with DP."""
     from modelreg.formats.privacy import describe
@@ -246,6 +259,7 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {r['block']} | {_md(_when(report, r['block']))} | {_md(r['change'])} | "
                      f"{_md_link(r['account'] or '-', explorer_url(report, 'address', r['account']))} | "
                      f"{_md_link(r['tx'], explorer_url(report, 'tx', r['tx']))} |")
+    lines += ["", "## Finality", ""] + [f"- {_md(line)}" for line in depth_lines(report)]
     lines += ["", "## Differential privacy", ""] + [f"- {_md(line)}" for line in privacy_lines(report)]
     lines += ["", "## Lineage", ""] + [f"- {_md(edge)}" for edge in edges(report)]
     lines += ["", "## Datasets", ""]
@@ -476,6 +490,8 @@ Merkle root with the version's root on-chain (exit 0 verified, 1 mismatch or rev
 {revocations}
 <h2>Owners and maintainers over time</h2>
 {roles}
+<h2>Finality</h2>
+<ul id="finality">{"".join(f"<li>{esc(line)}</li>" for line in depth_lines(report))}</ul>
 <h2>Differential privacy</h2>
 <ul id="privacy">{"".join(f"<li>{esc(line)}</li>" for line in privacy_lines(report))}</ul>
 <h2>Lineage</h2>

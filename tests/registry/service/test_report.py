@@ -137,3 +137,17 @@ def test_each_version_shows_its_checkpoint_cid_beside_its_manifest_cid_and_the_n
     page = render({**unlinked, "ipfs_node": node}, "html")
     assert cids[0] in page and f"/ipfs/{cids[0]}" not in page  # no gateway configured: printed, not linked
     assert "checked through kubo/0.42.0 (peer 12D3KooW) at /tmp/ipfs." in page
+
+
+def test_each_version_says_how_deep_it_was_and_whether_final(made):
+    report, _, _ = made
+    versions = [{**v, "depth": {"confirmations": c, "required": 3, "final": c >= 3}}
+                for v, c in zip(report["versions"], (5, 1))]
+    deep = {**report, "versions": versions}
+    md = render(deep, "md")
+    assert "## Finality" in md
+    assert f"version 1: block {versions[0]['block']}, 5 confirmations, final" in md
+    assert "version 2" in md and "NOT FINAL yet \\(final at 3 confirmations\\)" in md
+    page = render(deep, "html")
+    assert "5 confirmations, final" in page and "NOT FINAL yet (final at 3 confirmations)" in page
+    assert "Depth not read" in render(report, "md")  # a report built without a chain says so
