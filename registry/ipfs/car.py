@@ -151,6 +151,7 @@ def _split_cid(section: bytes) -> tuple[CID, bytes]:
         if end > len(section):
             raise ValueError("CID runs past the section")
         cid = unixfs.cid_from_bytes(section[:end])
+        cid.raw_digest  # noqa: B018 - a digest of another length than its hash function's is refused here
     except Exception as e:
         raise CarInvalid(f"CAR section does not start with a valid CID: {e}") from None
     if cid.codec.name not in STORED_CODECS or cid.hashfun.name != "sha2-256":

@@ -41,6 +41,8 @@ def _hostile(header: bytes) -> dict[str, bytes]:
         "an identity-hash CID": header + _section(b"\x01\x55\x00" + varint(300) + b"x" * 300, b""),
         "a dag-cbor block": header + _section(b"\x01\x71\x12\x20" + bytes(32), b"\xa0"),
         "an unknown codec": header + _section(b"\x01\xf0\x01\x12\x20" + bytes(32), b"data"),
+        # found by the fuzz run below: a sha2-256 multihash that declares 33 bytes of digest
+        "a sha2-256 digest of 33 bytes": header + _section(b"\x01\x55\x12\x21" + bytes(33), b"data"),
     }
 
 
