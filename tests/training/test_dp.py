@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from modelreg.chain.client import RegistryClient
 from modelreg.errors import ConfigInvalid, ManifestInvalid
 from modelreg.formats.manifest import load_manifest
 from modelreg.formats.privacy import describe
@@ -16,19 +15,11 @@ from modelreg.service import replay as replay_lib
 from modelreg.training import dp as dp_sgd
 from modelreg.training.register import TrainingRun
 from modelreg.training.replay import execute
-from tests.conftest import eth_tester_chain
-from tests.training.test_replay import data, in_process  # noqa: F401  (the data fixture)
+from tests.training.test_replay import data, registry  # noqa: F401  (the shared fixtures)
 
 pytestmark = pytest.mark.slow
 
 DP = {"epsilon": 1.0, "delta": 1e-5, "max_grad_norm": 0.1}  # a small C: clipping binds on every sample
-
-
-@pytest.fixture
-def registry(tmp_path):
-    with eth_tester_chain() as chain:
-        client = RegistryClient.deploy(chain.w3, chain.signers[0])
-        yield in_process(tmp_path / "home", client)
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def _train(registry, data, config, tmp_path, name="m", dp=DP):  # noqa: F811
                        resume=False, quiet=True, dp=dp).execute(device="cpu")
 
 
-def _manifest(registry, version, name="m"):
+def _manifest(registry, version, name="m"):  # noqa: F811
     events = registry.events()
     entry = audit_lib.find_version(events, audit_lib.find_model(events, name), version)
     return load_manifest(registry.ipfs.cat(entry["manifest_cid"]))
@@ -133,7 +124,7 @@ def test_a_transcript_whose_epsilon_does_not_follow_from_its_parameters_diverges
     assert training_replay._check_dp_claim(job, weak, cfg, tokens).step == 1
 
 
-def test_a_users_own_dp_claim_is_recorded_as_not_checkable(registry, tmp_path):
+def test_a_users_own_dp_claim_is_recorded_as_not_checkable(registry, tmp_path):  # noqa: F811
     import numpy as np
     from safetensors.numpy import save_file
 
