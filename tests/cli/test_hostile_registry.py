@@ -28,6 +28,7 @@ from modelreg.service.connect import connect
 from tests.cli.conftest import Modelreg
 from tests.cli.test_errors import fails
 from tests.conftest import anvil_chain
+from tests.registry.ipfs.builders import run_builder
 
 pytestmark = pytest.mark.slow
 
@@ -66,20 +67,11 @@ def _hostile_version(stranger, model_id: int, tmp: Path) -> None:
 
 def _hostile_directory(ipfs) -> str:
     """A directory whose entries are named '..' and 'model.safetensors' twice."""
-    blocks, link = _run(unixfs._file_blocks(io.BytesIO(PAYLOAD), unixfs.V1_2025))
-    dir_blocks, _ = _run(directory.build_directory(
+    blocks, link = run_builder(unixfs._file_blocks(io.BytesIO(PAYLOAD), unixfs.V1_2025))
+    dir_blocks, _ = run_builder(directory.build_directory(
         [(b"..", link), (b"model.safetensors", link), (b"model.safetensors", link)], unixfs.V1_2025))
     ipfs.store.put_all([*blocks, *dir_blocks])
     return str(dir_blocks[-1].cid)
-
-
-def _run(gen):
-    blocks = []
-    try:
-        while True:
-            blocks.append(next(gen))
-    except StopIteration as done:
-        return blocks, done.value
 
 
 @pytest.fixture(scope="module", params=["devnet", "anvil"])

@@ -14,6 +14,7 @@ from modelreg.formats.paths import MAX_PATH_BYTES, check_path, check_paths, fold
 from modelreg.formats.seal import FileLeaf, SealedDataset
 from modelreg.ipfs import dagpb, directory, unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
+from tests.registry.ipfs.builders import run_builder
 
 SHA = "0x" + "ab" * 32
 # Pieces an attacker strings together: traversal, separators, NUL and control characters, a drive,
@@ -90,20 +91,11 @@ def test_a_link_already_in_the_directory_cannot_lead_outside(tmp_path):
 
 # --- directory listings -------------------------------------------------------------------------
 
-def _run(gen):
-    blocks = []
-    try:
-        while True:
-            blocks.append(next(gen))
-    except StopIteration as done:
-        return blocks, done.value
-
-
 def hostile_directory(store: EmbeddedIpfs, names: list[bytes]) -> str:
     """A basic UnixFS directory, built block by block, whose entries carry exactly these names
     (duplicates and all): what a stranger's node may serve."""
-    blocks, file_link = _run(unixfs._file_blocks(io.BytesIO(b"pwned\n"), unixfs.V1_2025))
-    dir_blocks, _ = _run(directory.build_directory([(n, file_link) for n in names], unixfs.V1_2025))
+    blocks, file_link = run_builder(unixfs._file_blocks(io.BytesIO(b"pwned\n"), unixfs.V1_2025))
+    dir_blocks, _ = run_builder(directory.build_directory([(n, file_link) for n in names], unixfs.V1_2025))
     store.store.put_all([*blocks, *dir_blocks])
     return str(dir_blocks[-1].cid)
 
@@ -151,7 +143,7 @@ def test_a_directory_with_two_entries_of_one_name_is_refused_by_every_read(tmp_p
 def test_a_hamt_entry_filed_under_a_bucket_its_name_does_not_hash_to_is_refused(tmp_path):
     # A lookup goes to the bucket the name hashes to and would not see it; a listing would: two answers.
     store = EmbeddedIpfs(tmp_path / "home")
-    blocks, link = _run(unixfs._file_blocks(io.BytesIO(b"pwned\n"), unixfs.V1_2025))
+    blocks, link = run_builder(unixfs._file_blocks(io.BytesIO(b"pwned\n"), unixfs.V1_2025))
     right = directory._bucket(directory._name_hash(b"model.safetensors"), 0, 8)
     wrong = (right + 1) % 256
     node = dagpb.encode_node([dagpb.encode_named_link(link.cid, f"{wrong:02X}model.safetensors".encode(), link.tsize)],

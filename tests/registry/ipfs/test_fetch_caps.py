@@ -13,19 +13,11 @@ from modelreg.formats.seal import FileLeaf, SealedDataset
 from modelreg.ipfs import dagpb, directory, unixfs
 from modelreg.ipfs.store import open_ipfs
 from modelreg.service.audit import fetch_manifest
+from tests.registry.ipfs.builders import run_builder
 from tests.registry.ipfs.kubo_test_double import KuboRpcTestDouble
 
 GiB = 1 << 30
 SHA = "0x" + "ab" * 32
-
-
-def _run(gen):
-    blocks = []
-    try:
-        while True:
-            blocks.append(next(gen))
-    except StopIteration as done:
-        return blocks, done.value
 
 
 def lying_file(store, declared: int = 64 * GiB) -> str:
@@ -47,9 +39,9 @@ def lying_file(store, declared: int = 64 * GiB) -> str:
 def nested_directory(store, depth: int, width: int = 1) -> str:
     """`depth` directories inside each other, each holding `width` links to the one below (shared,
     so width**depth entries come from a few blocks), a file at the bottom."""
-    blocks, link = _run(unixfs._file_blocks(io.BytesIO(b"x"), unixfs.V1_2025))
+    blocks, link = run_builder(unixfs._file_blocks(io.BytesIO(b"x"), unixfs.V1_2025))
     for _ in range(depth):
-        more, link = _run(directory.build_directory([(f"d{i}".encode(), link) for i in range(width)],
+        more, link = run_builder(directory.build_directory([(f"d{i}".encode(), link) for i in range(width)],
                                                     unixfs.V1_2025))
         blocks += more
     store.store.put_all(blocks)
@@ -108,9 +100,9 @@ def test_wrong_bytes_from_the_node_are_refused(tmp_path, node):
 
 
 def test_a_directory_with_two_entries_of_one_name_is_refused_through_a_node(tmp_path, node):
-    blocks, link = _run(unixfs._file_blocks(io.BytesIO(b"a"), unixfs.V1_2025))
-    other_blocks, other = _run(unixfs._file_blocks(io.BytesIO(b"b"), unixfs.V1_2025))
-    dir_blocks, _ = _run(directory.build_directory([(b"model.safetensors", link), (b"model.safetensors", other)],
+    blocks, link = run_builder(unixfs._file_blocks(io.BytesIO(b"a"), unixfs.V1_2025))
+    other_blocks, other = run_builder(unixfs._file_blocks(io.BytesIO(b"b"), unixfs.V1_2025))
+    dir_blocks, _ = run_builder(directory.build_directory([(b"model.safetensors", link), (b"model.safetensors", other)],
                                                    unixfs.V1_2025))
     node.store.store.put_all([*blocks, *other_blocks, *dir_blocks])
     cid = str(dir_blocks[-1].cid)

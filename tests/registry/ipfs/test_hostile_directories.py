@@ -7,15 +7,13 @@ from modelreg.ipfs import unixfs
 from modelreg.ipfs.directory import build_directory
 from modelreg.ipfs.embedded import MAX_DIRECTORY_DEPTH, EmbeddedIpfs
 from modelreg.ipfs.unixfs import _Link
+from tests.registry.ipfs.builders import run_builder
 
 
 def _store_directory(ipfs: EmbeddedIpfs, entries: list[tuple[bytes, _Link]]) -> tuple[str, _Link]:
-    gen = build_directory(entries, unixfs.V1_2025)
-    try:
-        while True:
-            ipfs.pending.append(next(gen))
-    except StopIteration as done:
-        return unixfs.cid_text(done.value.cid), done.value
+    blocks, link = run_builder(build_directory(entries, unixfs.V1_2025))
+    ipfs.pending.extend(blocks)
+    return unixfs.cid_text(link.cid), link
 
 
 def _file(ipfs: EmbeddedIpfs, data: bytes) -> _Link:
