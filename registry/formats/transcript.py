@@ -14,6 +14,11 @@ sorted `modelreg-files-v1` leaves), and tokens is the sha256 of all the
 batch's windows as little-endian int64 token ids, inputs and the one target
 token past them. The leaves travel in a pinned batches document whose root
 must match the transcript's.
+
+A DDP run's segment (`modelreg-training-transcript-v3`, v1 plus "world_size", at least 2)
+has one leaf per step as well, holding every rank's samples in rank order: rank r's B
+samples are entries r*B .. r*B+B-1 of files and offsets, and tokens hashes all W*B windows
+in that order. Its replay runs that many ranks.
 """
 
 import hashlib
@@ -31,6 +36,8 @@ TRANSCRIPT_FORMAT_DP = "modelreg-training-transcript-v2"
 _DP_KEYS = {"mechanism", "target_epsilon", "delta", "max_grad_norm", "noise_multiplier", "sample_rate",
             "planned_steps", "examples", "epsilon_spent", "accountant", "sampling", "example", "sample_seed",
             "noise_seed", "step_params_sha256"}
+# v3 = v1 + "world_size": a DDP segment, whose leaves hold every rank's samples (see above).
+TRANSCRIPT_FORMAT_DDP = "modelreg-training-transcript-v3"
 BATCHES_FORMAT = "modelreg-batches-v1"
 _TRANSCRIPT_KEYS = {"format", "first_step", "last_step", "seed", "config_sha256", "batches", "parent",
                     "numerics", "dataset_files"}
@@ -107,13 +114,16 @@ def load_batches(document: bytes | dict, expected_root: str) -> tuple[BatchLeaf,
 def check_transcript(t) -> None:
     """ManifestInvalid unless t has the shape of a `modelreg-training-transcript-v1`."""
     dp = isinstance(t, dict) and t.get("format") == TRANSCRIPT_FORMAT_DP
-    keys = _TRANSCRIPT_KEYS | {"dp"} if dp else _TRANSCRIPT_KEYS
+    ddp = isinstance(t, dict) and t.get("format") == TRANSCRIPT_FORMAT_DDP
+    keys = _TRANSCRIPT_KEYS | {"dp"} if dp else _TRANSCRIPT_KEYS | {"world_size"} if ddp else _TRANSCRIPT_KEYS
     if not isinstance(t, dict) or set(t) != keys:
         got = sorted(t) if isinstance(t, dict) else type(t).__name__
         raise ManifestInvalid(f"transcript must have exactly the keys {sorted(keys)}, got {got}")
-    if t["format"] not in (TRANSCRIPT_FORMAT, TRANSCRIPT_FORMAT_DP):
-        raise ManifestInvalid(f"transcript format {t['format']!r} is not {TRANSCRIPT_FORMAT!r} "
-                              f"or {TRANSCRIPT_FORMAT_DP!r}")
+    if t["format"] not in (TRANSCRIPT_FORMAT, TRANSCRIPT_FORMAT_DP, TRANSCRIPT_FORMAT_DDP):
+        raise ManifestInvalid(f"transcript format {t['format']!r} is not {TRANSCRIPT_FORMAT!r}, "
+                              f"{TRANSCRIPT_FORMAT_DP!r} or {TRANSCRIPT_FORMAT_DDP!r}")
+    if ddp and not (_is_count(t["world_size"]) and t["world_size"] >= 2):
+        raise ManifestInvalid(f"transcript world_size {t['world_size']!r} must be an integer of at least 2")
     if dp:
         check_dp(t["dp"], t["last_step"] - t["first_step"] + 1)
     if not all(_is_count(t[k]) for k in ("first_step", "last_step", "seed")) or t["first_step"] > t["last_step"]:

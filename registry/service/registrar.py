@@ -16,7 +16,12 @@ from pathlib import Path
 from modelreg.chain.sending import Sent
 from modelreg.errors import ModelregError, TransactionFailed
 from modelreg.formats.seal import seal_checkpoint
-from modelreg.formats.transcript import TRANSCRIPT_FORMAT, TRANSCRIPT_FORMAT_DP, load_batches
+from modelreg.formats.transcript import (
+    TRANSCRIPT_FORMAT,
+    TRANSCRIPT_FORMAT_DDP,
+    TRANSCRIPT_FORMAT_DP,
+    load_batches,
+)
 from modelreg.records import Commit, VersionRef
 from modelreg.service.commit import code_revision_of, commit_checkpoint
 from modelreg.service.ingest import seal_and_add
@@ -230,7 +235,8 @@ class Registrar:
             parent = {"step": p["step"], "weights_root": seal_checkpoint(p["weights_path"]).root,
                       "optimizer_root": seal_checkpoint(p["optimizer_path"]).root}
         transcript = {
-            "format": TRANSCRIPT_FORMAT_DP if "dp" in local else TRANSCRIPT_FORMAT,
+            "format": TRANSCRIPT_FORMAT_DP if "dp" in local else TRANSCRIPT_FORMAT_DDP if "world_size" in local
+            else TRANSCRIPT_FORMAT,
             "first_step": local["first_step"], "last_step": local["last_step"],
             "seed": local["seed"], "config_sha256": local["config_sha256"], "numerics": local["numerics"],
             "batches": {"root": root, "count": len(leaves), "cid": self.ipfs.add(local["batches_path"])},
@@ -238,6 +244,8 @@ class Registrar:
             "dataset_files": {name: self._pin(p) for name, p in sorted(local["dataset_files"].items())}}
         if "dp" in local:
             transcript["dp"] = local["dp"]
+        if "world_size" in local:  # a DDP segment: its replay runs as many ranks
+            transcript["world_size"] = local["world_size"]
         return transcript
 
 

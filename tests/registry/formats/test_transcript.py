@@ -10,6 +10,7 @@ from modelreg.formats.manifest import canonical_json, checkpoint_manifest, load_
 from modelreg.formats.seal import seal_checkpoint
 from modelreg.formats.transcript import (
     TRANSCRIPT_FORMAT,
+    TRANSCRIPT_FORMAT_DDP,
     BatchLeaf,
     batches_document,
     batches_root,
@@ -68,6 +69,18 @@ def test_a_transcript_on_a_v1_manifest_is_an_unknown_key(sealed):
 def test_a_malformed_transcript_is_refused(sealed, change, match):
     with pytest.raises(ManifestInvalid, match=match):
         checkpoint_manifest(sealed, **LINEAGE, transcript={**TRANSCRIPT, **change})
+
+
+def test_a_ddp_transcript_is_a_v3_naming_its_world_size(sealed):
+    ddp = {**TRANSCRIPT, "format": TRANSCRIPT_FORMAT_DDP, "world_size": 2}
+    manifest = checkpoint_manifest(sealed, **LINEAGE, transcript=ddp)
+    assert load_manifest(canonical_json(manifest))["transcript"]["world_size"] == 2
+    for bad, match in [({**ddp, "world_size": 1}, "world_size 1 must be an integer of at least 2"),
+                       ({**ddp, "world_size": True}, "world_size True must be"),
+                       ({**TRANSCRIPT, "format": TRANSCRIPT_FORMAT_DDP}, "exactly the keys"),
+                       ({**TRANSCRIPT, "world_size": 2}, "exactly the keys")]:  # a v1 names none
+        with pytest.raises(ManifestInvalid, match=match):
+            checkpoint_manifest(sealed, **LINEAGE, transcript=bad)
 
 
 def test_batch_leaves_load_only_under_their_committed_root():
