@@ -48,6 +48,54 @@ def setup(device: str | None = None) -> DistEnv:
     return DistEnv(rank, local_rank, world_size, device)
 
 
+def wrap(model, env: DistEnv):
+    """The model in DDP, as training and its replay both run it.
+
+    On the CPU with more than two ranks, the gradients are averaged by `_ordered_mean`: gloo's ring
+    all-reduce sums three or more ranks' gradients in an order that depends on where each lies in its
+    bucket, and DDP lays its buckets out anew after a process's first step, so a run resumed (or a
+    segment replayed) mid-run would sum in another order than the uninterrupted run. Two ranks' sums are
+    a + b in any order: they keep DDP's own all-reduce, as on the GPU.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if env.device_type == "cuda":
+        return DDP(model, device_ids=[env.local_rank])
+    ddp = DDP(model)
+    if env.world_size > 2:
+        ddp.register_comm_hook(None, _ordered_mean)
+    return ddp
+
+
+def _ordered_mean(_state, bucket):
+    """A DDP comm hook: every rank's gradients gathered, summed in rank order and divided by the world size.
+
+    Elementwise, in a fixed order: the same bits whatever the bucket layout.
+    """
+    mine = bucket.buffer()
+    world = dist.get_world_size()
+    parts = [torch.empty_like(mine) for _ in range(world)]
+
+    def mean(_fut):
+        total = parts[0].clone()
+        for part in parts[1:]:
+            total.add_(part)
+        return total.div_(world)
+
+    return dist.all_gather(parts, mine, async_op=True).get_future().then(mean)
+
+
+def all_positions(env: DistEnv, ix: list[int]) -> list[int]:
+    """Every rank's sample positions of this step, rank 0's first: what a DDP step trained on.
+
+    A collective: every rank calls it at every step, with as many positions as the others.
+    """
+    mine = torch.tensor(ix, dtype=torch.long, device=env.device)
+    gathered = [torch.empty_like(mine) for _ in range(env.world_size)]
+    dist.all_gather(gathered, mine)
+    return torch.cat(gathered).tolist()
+
+
 def barrier(env: DistEnv) -> None:
     if env.world_size > 1:
         dist.barrier()

@@ -8,7 +8,14 @@ in this process when this process already computes with the recorded numerics, a
 otherwise in a child process started with them (numerics.environment): the kernel code
 paths are fixed when torch runs its first kernel and cannot change afterwards.
 
-    python -m modelreg.training.replay JOB.json OUTCOME.json   # the child process
+A DDP segment (transcript v3, world_size W) is re-executed by W such processes on this machine,
+always children: ranks of one gloo group that meets through a file in the replay's directory
+(no port to pick), each computing with the recorded numerics. They run the trainer's DDP
+(distributed.wrap) and gather every rank's samples as training did; rank 0 checks each step's
+leaf and writes the weights. The same W is required: another world size averages other
+gradients, so a replay with it is a different computation, not a check.
+
+    python -m modelreg.training.replay JOB.json OUTCOME.json [RANK RENDEZVOUS]   # a child process
 """
 
 import json
@@ -24,20 +31,48 @@ from modelreg.service.replay import ReplayJob, ReplayOutcome
 from modelreg.training import numerics
 
 _CHILD = "a separate process with the recorded numerics"
+MAX_RANKS = 64  # a transcript's world size is a claim: more processes than this are not started for it
 
 
 def execute(job: ReplayJob) -> ReplayOutcome:
     """Run the job's steps here, or in a child process when this one computes with other numerics."""
+    if job.world_size > 1:
+        return _ranks(job)
     if job.device == "cpu" and not numerics.matches(job.numerics):
         return _in_child(job)
     return run(job)
 
 
-def run(job: ReplayJob) -> ReplayOutcome:
-    """Run the job's steps in this process."""
+def run(job: ReplayJob, rank: int = 0, rendezvous: str | None = None) -> ReplayOutcome:
+    """Run the job's steps in this process: all of them, or rank `rank` of a DDP segment's ranks."""
+    import torch
+
+    if job.world_size == 1:
+        return _run(job, rank=0)
+    import torch.distributed as dist
+
+    if not dist.is_available() or (job.device == "cpu" and not dist.is_gloo_available()):
+        raise ReplayUnavailable(f"this torch has no gloo backend, which the segment's {job.world_size} "
+                                "CPU ranks need")
+    cuda = job.device.startswith("cuda")
+    if cuda and torch.cuda.device_count() < job.world_size:
+        raise ReplayUnavailable(f"the segment ran on {job.world_size} ranks; replaying it on {job.device} needs "
+                                f"as many GPUs, this machine has {torch.cuda.device_count()}; replay on the CPU")
+    if cuda:
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{rendezvous}", rank=rank,
+                            world_size=job.world_size)
+    try:
+        return _run(job, rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(job: ReplayJob, rank: int) -> ReplayOutcome:
     import torch
 
     from modelreg.training import checkpoint as ckpt
+    from modelreg.training import distributed
     from modelreg.training.config import TrainConfig
     from modelreg.training.data import load_dataset
     from modelreg.training.distributed import DistEnv
@@ -60,7 +95,8 @@ def run(job: ReplayJob) -> ReplayOutcome:
         claim = _check_dp_claim(job, spec, config, len(train_data))
         if claim is not None:
             return claim
-    env = DistEnv(rank=0, local_rank=0, world_size=1, device=job.device)
+    device = f"cuda:{rank}" if job.world_size > 1 and job.device.startswith("cuda") else job.device
+    env = DistEnv(rank=rank, local_rank=rank, world_size=job.world_size, device=device)
     threads = torch.get_num_threads()
     torch.set_num_threads(job.numerics["threads"])  # ATen splits reductions by thread: same count, same sums
     try:
@@ -76,11 +112,14 @@ def run(job: ReplayJob) -> ReplayOutcome:
             ckpt.load_optimizer(Path(job.parent_optimizer), model, optimizer)
         cuda = env.device_type == "cuda"
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
-        model.train()
+        stepped = distributed.wrap(model, env) if env.world_size > 1 else model  # as training wrapped it
+        stepped.train()
         for step in range(job.first_step, job.last_step + 1):
-            if step not in committed:
+            if step not in committed:  # every rank sees the same leaves, and stops at the same step
                 return ReplayOutcome(steps_run=step - job.first_step, step=step)
-            _, ix = train_step(model, optimizer, config, train_data, step, env, autocast, spec)
+            _, ix = train_step(stepped, optimizer, config, train_data, step, env, autocast, spec)
+            if env.world_size > 1:
+                ix = distributed.all_positions(env, ix)  # every rank's samples, rank 0's first
             replayed = batch_leaf(step, ix, train_data, starts, config)
             if replayed != committed[step]:
                 return ReplayOutcome(steps_run=step - job.first_step + 1, step=step,
@@ -91,6 +130,8 @@ def run(job: ReplayJob) -> ReplayOutcome:
                 if digest != claimed:
                     return ReplayOutcome(steps_run=step - job.first_step + 1, step=step,
                                          committed={"params_sha256": claimed}, replayed={"params_sha256": digest})
+        if not env.is_main:
+            return ReplayOutcome(steps_run=job.last_step - job.first_step + 1)
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         meta = ckpt.CheckpointMeta(job.last_step, job.config, job.tokenizer_sha256, job.dataset_manifest["root"])
@@ -135,13 +176,67 @@ def _in_child(job: ReplayJob) -> ReplayOutcome:
     return ReplayOutcome(**{**json.loads(outcome_path.read_text(encoding="utf-8")), "process": _CHILD})
 
 
-def _child(job_path: str, outcome_path: str) -> None:
+def _ranks(job: ReplayJob) -> ReplayOutcome:
+    """A DDP segment: its world size of child processes, one per rank, on this machine."""
+    if job.world_size > MAX_RANKS:
+        raise ReplayUnavailable(f"the segment claims {job.world_size} ranks; a replay starts at most {MAX_RANKS} "
+                                "processes")
+    work = Path(job.out_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    job_path, outcome_path, rendezvous = work / "job.json", work / "outcome.json", work / "rendezvous"
+    job_path.write_text(json.dumps(job.to_dict()), encoding="utf-8")
+    env = numerics.environment(job.numerics, os.environ)
+    if sys.platform == "linux":
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # the ranks talk over the loopback interface only
+    logs, procs = [work / f"rank-{r}.log" for r in range(job.world_size)], []
+    try:
+        for rank, log in enumerate(logs):
+            with open(log, "wb") as out:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "modelreg.training.replay", str(job_path), str(outcome_path), str(rank),
+                     str(rendezvous)], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT))
+        failed = _wait(procs)
+    except OSError as e:
+        raise ReplayUnavailable(f"cannot start the {job.world_size} processes the segment's ranks need: {e}") \
+            from None
+    finally:
+        for p in procs:  # a rank that failed leaves the others waiting in a collective
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if failed is not None:
+        lines = logs[failed].read_text(encoding="utf-8", errors="replace").strip().splitlines() or ["no output"]
+        raise ReplayUnavailable(f"rank {failed} of the {job.world_size} replay processes failed: {lines[-1]}")
+    return ReplayOutcome(**{**json.loads(outcome_path.read_text(encoding="utf-8")),
+                            "process": f"{job.world_size} processes (DDP ranks, gloo) with the recorded numerics"})
+
+
+def _wait(procs: list[subprocess.Popen]) -> int | None:
+    """Wait for every process; the first rank that exits with an error, or None."""
+    import time
+
+    while True:
+        codes = [p.poll() for p in procs]
+        failed = next((r for r, c in enumerate(codes) if c not in (None, 0)), None)
+        if failed is not None or all(c == 0 for c in codes):
+            return failed
+        time.sleep(0.05)
+
+
+def _child(job_path: str, outcome_path: str, rank: str = "0", rendezvous: str | None = None) -> None:
+    from modelreg.errors import ModelregError
+
     job = ReplayJob.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
     if not numerics.matches(job.numerics):
         raise SystemExit(f"this CPU or torch cannot compute with the recorded numerics {job.numerics} "
                          f"(here: {numerics.current()})")
-    Path(outcome_path).write_text(json.dumps(asdict(run(job))), encoding="utf-8")
+    try:
+        outcome = run(job, int(rank), rendezvous)
+    except ModelregError as e:
+        raise SystemExit(str(e)) from None
+    if int(rank) == 0:
+        Path(outcome_path).write_text(json.dumps(asdict(outcome)), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    _child(*sys.argv[1:3])
+    _child(*sys.argv[1:5])

@@ -59,6 +59,7 @@ class ReplayJob:
     out_dir: str  # where the replayed weights file goes
     dp: dict | None = None  # a DP-SGD segment's transcript section: its steps re-clip and re-noise
     cache_dir: str | None = None  # token streams by (dataset root, tokenizer sha256): tokenized once
+    world_size: int = 1  # a DDP segment: re-executed by as many ranks, each leaf holding all their samples
 
     def to_dict(self) -> dict:
         return {**asdict(self), "batches": [leaf.to_dict() for leaf in self.batches]}
@@ -242,7 +243,7 @@ def _prepare(registry, events, entry: dict, manifest: dict, tmp: Path, device: s
                      tokenizer_path=str(tokenizer_path), tokenizer_sha256=tokenizer["sha256"],
                      parent_weights=parent_weights, parent_optimizer=parent_optimizer,
                      numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"), dp=t.get("dp"),
-                     cache_dir=str(Path(registry.home) / "cache" / "tokens"))
+                     cache_dir=str(Path(registry.home) / "cache" / "tokens"), world_size=t.get("world_size", 1))
 
 
 def _parent(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[str | None, str | None]:
