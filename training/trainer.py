@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from modelreg._atomic import write_atomic
 from modelreg.errors import ConfigInvalid, DatasetInvalid, DatasetTampered, InputInvalid
@@ -317,7 +316,7 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
         step = ckpt.load_optimizer(ckpt.optimizer_path(out_dir, meta.step), model, optimizer)
     raw_model = model
     if env.world_size > 1:
-        model = DDP(model, device_ids=[env.local_rank] if env.device_type == "cuda" else None)
+        model = distributed.wrap(model, env)
 
     cuda = env.device_type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
@@ -332,14 +331,16 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
         losses = estimate_loss(raw_model, splits, config, env.device, autocast)
         evals.append(_eval_record(0, losses))
 
-    # A transcript needs every sample of a step: one process, so one rank's batches are all of them.
-    segment = Segment(config, data_dir, dataset, out_dir, step, environment, spec) if env.world_size == 1 else None
+    # A transcript needs every sample of a step: under DDP rank 0 gathers every rank's and records them all.
+    segment = Segment(config, data_dir, dataset, out_dir, step, environment, spec) if env.is_main else None
     model.train()
     while step < config.max_steps:
         step += 1
         loss, ix = train_step(model, optimizer, config, train_data, step, env, autocast,
                               **({"dp": spec} if spec is not None else {}))  # a plain step keeps its signature
         step_losses.append(loss)
+        if env.world_size > 1:
+            ix = distributed.all_positions(env, ix)  # every rank's samples, rank 0's first
         if segment is not None:
             segment.leaves.append(batch_leaf(step, ix, train_data, starts, config))
             if spec is not None:
@@ -372,6 +373,7 @@ class Segment:
     def __init__(self, config: TrainConfig, data_dir: Path, dataset: VerifiedDataset, out_dir: Path,
                  parent_step: int, environment: dict, dp: "dp_sgd.DPSpec | None" = None):
         self.config, self.out_dir, self.parent_step, self.dp = config, out_dir, parent_step, dp
+        self.world_size = environment["world_size"]  # a step's leaf holds every rank's samples, in rank order
         self.digests: list[str] = []  # DP runs: the parameters' sha256 after each step
         self.files = {f.path: str(data_dir / f.path) for f in dataset.files}
         self.numerics = {**numerics.current(), "device": environment["device"], "dtype": environment["dtype"]}
@@ -397,6 +399,8 @@ class Segment:
                       "batches_path": str(batches_path), "parent": parent, "dataset_files": dict(self.files)}
         if self.dp is not None:
             transcript["dp"] = dp_sgd.transcript_section(self.dp, step, self.digests)
+        if self.world_size > 1:
+            transcript["world_size"] = self.world_size
         self.parent_step, self.leaves, self.digests = step, [], []
         return transcript
 

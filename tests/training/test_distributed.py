@@ -34,8 +34,8 @@ def test_two_ddp_processes_on_gloo_train_and_only_rank_0_writes_and_calls_the_ho
     config = replace(small_config, max_steps=4, eval_interval=2)
     mp.spawn(_worker, args=(2, _free_port(), config, dataset_dir, tmp_path / "run", manifest), nprocs=2)
     assert log.read_text().split("\n")[:-1] == ["0 2", "0 4"]
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "ckpt-000002.optim.safetensors", "ckpt-000002.safetensors",
-        "ckpt-000004.optim.safetensors", "ckpt-000004.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [  # the batches of both ranks, by rank 0
+        "ckpt-000002.batches.json", "ckpt-000002.optim.safetensors", "ckpt-000002.safetensors",
+        "ckpt-000004.batches.json", "ckpt-000004.optim.safetensors", "ckpt-000004.safetensors", "tokenizer.json"]
     model, meta = load_model(tmp_path / "run" / "ckpt-000004.safetensors")
     assert meta.step == 4
