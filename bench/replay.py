@@ -1,6 +1,6 @@
 """Replay benchmark: what an auditor's replay of one segment costs, against the original training of it.
 
-    python bench/replay.py [--preset tiny] [--steps N] [--checkpoints 20] [--json]
+    python bench/replay.py [--preset tiny] [--steps N] [--checkpoints 20] [--world-size W] [--json]
 
 One process trains the preset with `train-and-register`'s own code (TrainingRun: the trainer,
 the registrar's worker sealing and pinning each checkpoint, the contract on py-evm, the embedded
@@ -8,6 +8,9 @@ IPFS store) so that it writes --checkpoints checkpoints, each the end of a segme
 max_steps / checkpoints steps. The chain then moves one block and `audit replay --sample`'s code
 picks one segment by that block's hash and replays it: every input fetched from IPFS and checked
 against the chain, the steps re-executed and each batch checked, the weights sealed and compared.
+
+With --world-size W (2 or more) the run is a DDP run of W CPU ranks on gloo, one thread each as under
+torchrun: rank 0 in this process registers, the others are spawned; the replay then runs W processes.
 
 Ratios, both against the training measured in the same run:
   replay / segment   the replay's wall time over the original time of that segment (its steps,
@@ -39,11 +42,47 @@ from modelreg.training.register import TrainingRun
 from modelreg.training.replay import execute
 
 
+def _rank(rank: int, world_size: int, port: int, config, run_dir: Path) -> None:
+    """A DDP rank other than 0: trains beside rank 0, registers nothing."""
+    import os
+
+    import torch
+
+    from modelreg.training.register import train_unregistered
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    train_unregistered(config, CORPUS_DIR, run_dir, resume=False, device="cpu")
+
+
+def _spawn_ranks(world_size: int, config, run_dir: Path) -> list:
+    """Ranks 1..W-1 in spawned processes; this process becomes rank 0."""
+    import os
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    ranks = [mp.get_context("spawn").Process(target=_rank, args=(r, world_size, port, config, run_dir))
+             for r in range(1, world_size)]
+    for p in ranks:
+        p.start()
+    return ranks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--steps", type=int, help="override the preset's max_steps (a shorter run)")
     parser.add_argument("--checkpoints", type=int, default=20)
+    parser.add_argument("--world-size", type=int, default=1, help="a DDP run of this many CPU ranks")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = preset(args.preset)
@@ -58,11 +97,14 @@ def main() -> int:
         registry = Registry(home, Config(), rpc_url="http://127.0.0.1:1", chain_id=client.chain_id,
                             embedded_chain=False, client=client)  # in-process chain: the URL is never used
         stamps = {}
+        ranks = _spawn_ranks(args.world_size, config, Path(tmp) / "run") if args.world_size > 1 else []
         t0 = time.perf_counter()
         run = TrainingRun(registry, model_name="bench", data_dir=CORPUS_DIR, run_dir=Path(tmp) / "run",
                           config=config, resume=False, quiet=True)
         commits = run.execute(device="cpu")
         run_s = time.perf_counter() - t0
+        for p in ranks:
+            p.join()
         journal = [json.loads(line) for line in (Path(tmp) / "run" / "journal.jsonl").read_text().splitlines()]
         stamps = {r["step"]: r["metrics"]["elapsed_s"] for r in journal if r.get("kind") == "seen"}
         training_s = stamps[config.max_steps]  # the trainer's own clock: training, not the registrar's tail
@@ -75,7 +117,8 @@ def main() -> int:
     previous = max((s for s in stamps if s < verdict.last_step), default=None)
     segment_s = stamps[verdict.last_step] - (stamps[previous] if previous else 0.0)
     result = {
-        "preset": args.preset, "checkpoints": len(commits), "steps": config.max_steps,
+        "preset": args.preset, "checkpoints": len(commits), "steps": config.max_steps, "world_size": args.world_size,
+        "replay_process": verdict.process,
         "segment": {"version": verdict.version, "first_step": verdict.first_step, "last_step": verdict.last_step},
         "verdict": verdict.status, "share_of_steps": report.share,
         "training_s": training_s, "run_with_registration_s": run_s,
@@ -88,7 +131,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        print(f"{args.preset}: {config.max_steps} steps, {len(commits)} checkpoints, trained in {training_s:.1f}s")
+        print(f"{args.preset}: {config.max_steps} steps, {len(commits)} checkpoints, {args.world_size} rank(s), "
+              f"trained in {training_s:.1f}s")
         print(f"sampled segment v{verdict.version} (steps {verdict.first_step}..{verdict.last_step}, "
               f"{report.share:.1%} of the steps): {verdict.status}")
         print(f"replay {replay_s:.2f}s vs its original training {segment_s:.2f}s: "

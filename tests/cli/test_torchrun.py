@@ -1,4 +1,5 @@
-"""train-and-register under torchrun: two CPU ranks train with DDP (gloo), rank 0 alone registers."""
+"""train-and-register under torchrun: two CPU ranks train with DDP (gloo), rank 0 alone registers; the
+version replays with two ranks."""
 
 import json
 import shutil
@@ -28,6 +29,10 @@ def test_two_ranks_train_and_rank_0_alone_registers(tmp_path, small_data):
         shown = json.loads(Modelreg(home)("audit", "show", "ddp", "2", "--json").output)
         assert shown["manifest"]["environment"]["world_size"] == 2
         assert shown["verification"] == "manifest verified"
+        # rank 0 recorded both ranks' batches; the replay runs two gloo ranks and reproduces the weights
+        assert shown["manifest"]["transcript"]["world_size"] == 2
+        replayed = json.loads(Modelreg(home)("audit", "replay", "ddp", "--version", "2", "--json").output)
+        assert replayed["status"] == "REPRODUCED", replayed
     finally:
         from modelreg.devnet import manager
 
