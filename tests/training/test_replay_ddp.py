@@ -4,6 +4,7 @@ re-executes the segment with two ranks and reproduces it bit for bit; a tampered
 Rank 0 runs in this process (it registers on the in-process chain), rank 1 in a spawned process."""
 
 import json
+import os
 import socket
 from dataclasses import replace
 
@@ -21,7 +22,7 @@ from modelreg.training.register import TrainingRun, train_unregistered
 from tests.training.test_replay import data, registry  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
-WORLD = 2
+WORLD = int(os.environ.get("MODELREG_TEST_DDP_WORLD", "2"))  # 3 or more: the fixed-order mean (distributed.wrap)
 
 
 def _free_port() -> int:
@@ -30,10 +31,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank, port, config, data_dir, run_dir):
-    import os
-
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
+def _rank(rank, world, port, config, data_dir, run_dir):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     train_unregistered(config, data_dir, run_dir, resume=False, device="cpu")
 
@@ -44,22 +43,25 @@ def config(small_config):
 
 
 def _train_ddp(registry, data, config, tmp_path, monkeypatch):  # noqa: F811
-    """Both ranks train; rank 0, here, registers a version at steps 2 and 4."""
+    """Every rank trains; rank 0, here, registers a version at steps 2 and 4."""
     port, run_dir = _free_port(), tmp_path / "run"
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", str(WORLD))
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(port))
-    other = mp.get_context("spawn").Process(target=_rank, args=(1, port, config, data, run_dir))
-    other.start()
+    others = [mp.get_context("spawn").Process(target=_rank, args=(r, WORLD, port, config, data, run_dir))
+              for r in range(1, WORLD)]
+    for other in others:
+        other.start()
     try:
         (tmp_path / "home").mkdir(exist_ok=True)
         commits = TrainingRun(registry, model_name="m", data_dir=data, run_dir=run_dir, config=config,
                               resume=False, quiet=True).execute(device="cpu")
     finally:
-        other.join(120)
-    assert other.exitcode == 0
+        for other in others:
+            other.join(120)
+    assert [other.exitcode for other in others] == [0] * (WORLD - 1)
     return commits
 
 
@@ -77,10 +79,10 @@ def test_an_honest_ddp_run_records_every_ranks_batches_and_replays_with_its_worl
     for version in (1, 2):  # from the seeded initialisation, and from a parent's weights and optimizer state
         (verdict,) = replay_lib.replay(registry, "m", version, training_replay.execute).verdicts
         assert (verdict.status, verdict.mode, verdict.steps_run) == ("REPRODUCED", "bit-exact", 2)
-        assert verdict.process.startswith("2 processes (DDP ranks, gloo)")
+        assert verdict.process.startswith(f"{WORLD} processes (DDP ranks, gloo)")
     if torch.cuda.device_count() < WORLD:  # ranks that cannot run: one error, naming why
-        with pytest.raises(ReplayUnavailable, match=r"rank \d of the 2 replay processes failed: the segment ran "
-                                                    r"on 2 ranks; replaying it on cuda needs as many GPUs"):
+        with pytest.raises(ReplayUnavailable, match=rf"rank \d of the {WORLD} replay processes failed: the segment "
+                                                    rf"ran on {WORLD} ranks; replaying it on cuda needs as many GPUs"):
             replay_lib.replay(registry, "m", 1, training_replay.execute, device="cuda")
 
 
@@ -90,7 +92,7 @@ def test_a_tampered_ddp_transcript_diverges(registry, data, config, tmp_path, mo
     def close_tampered(self, step):
         if step == 2:  # v1 claims steps 1..2 but commits no batch for step 2
             self.leaves = [leaf for leaf in self.leaves if leaf.step != 2]
-        else:  # v2: step 3's two ranks' samples swapped, each rank said to have trained on the other's
+        else:  # v2: step 3's samples moved by one rank, each rank said to have trained on another's
             first = self.leaves[0]
             b = len(first.files) // WORLD
             self.leaves[0] = BatchLeaf(first.step, first.files[b:] + first.files[:b],
