@@ -71,7 +71,7 @@ def _print_cache_note(target: str) -> None:
     """Where a CID fetched from a Kubo daemon went, and how to get the space back."""
     ipfs = config_of().ipfs
     if ipfs.api and not Path(target).exists():
-        click.echo(f"  fetched from {ipfs.api} into a cache in {home_of()}/ipfs (not pinned, trimmed past "
+        click.echo(f"  fetched from {ipfs.api} into a cache in {home_of().ipfs} (not pinned, trimmed past "
                    f"{ipfs.cache_mib} MiB, --ipfs-cache-mib); `modelreg ipfs clear-cache` empties it")
 
 

@@ -120,7 +120,7 @@ class TrainingRun:
                     train(self.config, self.data_dir, self.run_dir, dataset=dataset,
                           dataset_root=self.dataset_root, on_checkpoint=on_checkpoint, resume=self.resume,
                           device=device, before_first_step=before_first_step, dp=self.dp,
-                          token_cache_dir=Path(self.registry.home) / "cache" / "tokens")
+                          token_cache_dir=self.registry.home.token_cache)
                 except BaseException:
                     if registrar is None and fresh:  # failed before the first step: leave nothing behind
                         self._remove_run_dir(created=fresh == "created")

@@ -303,7 +303,7 @@ class RegistryClient:
             return cls.at(w3, signer, deployment.address, from_block=deployment.block)
         except ContractNotDeployed:
             raise ContractNotDeployed(
-                f"the ModelRegistry recorded for chain {chain_id} in {home / deployments.FILENAME} "
+                f"the ModelRegistry recorded for chain {chain_id} in {deployments.location(home)} "
                 f"({deployment.address}) has no code; the chain was reset or is another one: "
                 "deploy again to replace the record") from None
 

@@ -22,7 +22,7 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import NONCE_LOCKS, send_lock, setup_lock
+from modelreg.home import Home, HomeLike, send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
 from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
@@ -40,12 +40,12 @@ class Registry:
     index is up to date needs neither, and answers with two quick JSON-RPC calls.
     """
 
-    def __init__(self, home: Path, config: Config, *, rpc_url: "str | Endpoints", chain_id: int,
+    def __init__(self, home: HomeLike, config: Config, *, rpc_url: "str | Endpoints", chain_id: int,
                  embedded_chain: bool, client=None, signer=None, notify=None):
         self.notify = notify or _log
         self.endpoints = rpc_url if isinstance(rpc_url, Endpoints) else Endpoints(
             rpc_url, timeout=config.network.timeout, notify=self.notify)
-        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, self.endpoints.url, chain_id
+        self.home, self.config, self.rpc_url, self.chain_id = Home.of(home), config, self.endpoints.url, chain_id
         self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(self.endpoints), signer
         self.read_up_to: int | None = None  # the block the last `events()` read up to
         if client is not None:
@@ -77,7 +77,7 @@ class Registry:
                         max_fee_gwei=chain.max_fee_gwei or None,
                         # Waiting for `finalized` takes about two epochs (13 minutes) on a beacon chain.
                         receipt_timeout=max(1800.0 if wait and tag else 120.0, self.config.network.timeout),
-                        lock_dir=self.home / NONCE_LOCKS, notify=self.notify)
+                        lock_dir=self.home.nonce_locks, notify=self.notify)
 
     def confirmations(self) -> tuple[int, str | None]:
         """(blocks, None) or (0, "safe" | "finalized"): when a version counts as final here. "auto" is
@@ -305,7 +305,7 @@ class Registry:
         model_id = self.model_id(model)
         kwargs = {"version": version, "tensors": tuple(tensors), "files": tuple(files), "fetch": self.ipfs.cat,
                   "follow_symlinks": follow_symlinks}
-        with local_copy(target, lambda: self.ipfs, self.home) as path:
+        with local_copy(target, lambda: self.ipfs, self.home.scratch) as path:
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
 
 
@@ -364,7 +364,7 @@ def _check_cid(target: str) -> None:
         raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
 
 
-def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> Registry:
+def connect(home: HomeLike, config: Config, *, write: bool = False, notify=None) -> Registry:
     """Connect as configured. The embedded devnet is started, and its contract deployed, on demand.
 
     With `config.chain.registry` set, that contract is used and nothing needs to be recorded in
@@ -372,6 +372,7 @@ def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> 
     With `write`, the signer is made and the contract checked now; a read-only registry whose
     contract is recorded builds its client only when a read needs more than the event index.
     """
+    home = Home.of(home)
     endpoints, chain_id, embedded = _endpoint(home, config, notify)
     rpc_url = endpoints.url
     registry = Registry(home, config, rpc_url=endpoints, chain_id=chain_id, embedded_chain=embedded,
@@ -396,7 +397,7 @@ def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> 
     return registry
 
 
-def _client_at(w3, signer, home: Path, address: str):
+def _client_at(w3, signer, home: Home, address: str):
     """The registry at `address`, its logs read from its deployment block: recorded, or found on the node."""
     from modelreg.chain.client import RegistryClient, deployment_block
 
@@ -412,7 +413,7 @@ def _client_at(w3, signer, home: Path, address: str):
                                   "registry on this chain") from None
 
 
-def deploy(home: Path, config: Config, *, force: bool = False):
+def deploy(home: HomeLike, config: Config, *, force: bool = False):
     """Deploy a new ModelRegistry on the configured chain and record it in the data directory.
 
     Refused (DeploymentExists) while the registry recorded for the chain still has code, unless
@@ -436,7 +437,7 @@ def deploy(home: Path, config: Config, *, force: bool = False):
         return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 
-def _endpoint(home: Path, config: Config, notify=None) -> tuple[Endpoints, int, bool]:
+def _endpoint(home: HomeLike, config: Config, notify=None) -> tuple[Endpoints, int, bool]:
     """The configured chain (the embedded devnet, started if needed): its endpoints, chain id, and
     whether it is the embedded one."""
     embedded = not config.chain.rpc_url

@@ -89,7 +89,7 @@ def derive(registry, model: str, version: int | None, transform: str, params: di
     events = registry.events()
     source, manifest = _source(registry, events, model, version)
     timings = {}
-    with tempfile.TemporaryDirectory(dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(dir=registry.home.scratch) as tmp:
         t0 = time.perf_counter()
         path = _source_copy(registry, source, manifest, Path(tmp), local)
         inputs = _validation_inputs(registry, events, source, manifest, Path(tmp))
@@ -253,7 +253,7 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
     status, source_manifest = audit.check_manifest(source, registry.ipfs.cat)
     if status != "manifest verified":
         raise ReplayUnavailable(f"the source {source_model['name']} v{source['version']}: {status}")
-    with tempfile.TemporaryDirectory(dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(dir=registry.home.scratch) as tmp:
         path = _source_copy(registry, source, source_manifest, Path(tmp), None)
         params = d["transform"]["params"]
         outcome = engine.run(DeriveJob(name, params, str(path), source_manifest.get("config") or None,

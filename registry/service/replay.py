@@ -34,6 +34,7 @@ from modelreg.formats.manifest import load_manifest
 from modelreg.formats.paths import inside
 from modelreg.formats.seal import seal_checkpoint, sha256_file
 from modelreg.formats.transcript import BatchLeaf, config_sha256, load_batches
+from modelreg.home import Home, HomeLike
 from modelreg.records import VersionRef
 from modelreg.service import audit
 
@@ -202,7 +203,7 @@ def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, to
     if not tolerance and transcript["numerics"].get("device", "cpu") != "cpu":
         raise ReplayUnavailable(f"{model['name']} v{entry['version']} was trained on "
                                 f"{transcript['numerics']['device']}, which no replay reproduces bit for bit")
-    with tempfile.TemporaryDirectory(prefix=temp_prefix("replay."), dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("replay."), dir=registry.home.scratch) as tmp:
         try:
             job = _prepare(registry, events, entry, manifest, Path(tmp), device)
         except _Mismatch as e:
@@ -242,7 +243,7 @@ def _prepare(registry, events, entry: dict, manifest: dict, tmp: Path, device: s
                      tokenizer_path=str(tokenizer_path), tokenizer_sha256=tokenizer["sha256"],
                      parent_weights=parent_weights, parent_optimizer=parent_optimizer,
                      numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"), dp=t.get("dp"),
-                     cache_dir=str(Path(registry.home) / "cache" / "tokens"))
+                     cache_dir=str(registry.home.token_cache))
 
 
 def _parent(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[str | None, str | None]:
@@ -384,11 +385,11 @@ def _get(registry, cid: str, path: Path, what: str) -> Path:
 
 
 # -- the local record -------------------------------------------------------------------------------
-def _record_path(home: Path, client) -> Path:
-    return Path(home) / "replays" / f"{client.chain_id}-{client.address.lower()}.json"
+def _record_path(home: HomeLike, client) -> Path:
+    return Home.of(home).replays(client.chain_id, client.address)
 
 
-def recorded(home: Path, client) -> dict[tuple[int, int], dict]:
+def recorded(home: HomeLike, client) -> dict[tuple[int, int], dict]:
     """The newest recorded verdict of each (model id, version) replayed from this data directory."""
     try:
         data = json.loads(_record_path(home, client).read_text(encoding="utf-8"))
@@ -399,7 +400,7 @@ def recorded(home: Path, client) -> dict[tuple[int, int], dict]:
     return {(v["model_id"], v["version"]): v for v in data["verdicts"]}
 
 
-def record(home: Path, client, verdict: Verdict) -> None:
+def record(home: HomeLike, client, verdict: Verdict) -> None:
     """Keep the verdict, with when it was reached, as the newest for its version (a local file, no transaction)."""
     found = recorded(home, client)
     found[(verdict.model_id, verdict.version)] = {**verdict.to_dict(), "at": int(time.time())}
