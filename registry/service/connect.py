@@ -398,9 +398,9 @@ def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> 
 
 def _client_at(w3, signer, home: Path, address: str):
     """The registry at `address`, its logs read from its deployment block: recorded, or found on the node."""
-    from modelreg.chain.client import RegistryClient, deployment_block
+    from modelreg.chain.client import RegistryClient, chain_id_of, deployment_block
 
-    chain_id = w3.eth.chain_id
+    chain_id = chain_id_of(w3)
     known = {d.address.lower(): d.block for d in deployments.recorded(home, chain_id)}
     block = known.get(address.lower())
     if block is None:
