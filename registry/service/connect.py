@@ -22,10 +22,16 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import NONCE_LOCKS, send_lock, setup_lock
+from modelreg.home import NONCE_LOCKS, resolve_home, send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
-from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
+from modelreg.service.config import (
+    FINALITY_TAGS,
+    PUBLIC_CHAIN_CONFIRMATIONS,
+    Config,
+    load_config,
+    overrides_of,
+)
 from modelreg.service.index import EventIndex, Events
 
 log = logging.getLogger(__name__)
@@ -362,6 +368,14 @@ def _check_cid(target: str) -> None:
         parse_cid(target)
     except CidInvalid as e:
         raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
+
+
+def open_registry(home: "str | os.PathLike | None" = None, *, write: bool = True, **settings) -> Registry:
+    """`modelreg.connect`: the data directory `home` (default `$MODELREG_HOME`, else `~/.modelreg`),
+    its config.toml and `MODELREG_*` variables with `settings` (the CLI flags' names) over them,
+    connected. Inside the package, call this rather than the `modelreg` root (tests/test_layers.py)."""
+    resolved = resolve_home(home)
+    return connect(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
 
 
 def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> Registry:
