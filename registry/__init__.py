@@ -89,12 +89,9 @@ def connect(home: str | os.PathLike | None = None, *, write: bool = True, **sett
 
         With a node of your own: `modelreg.connect(rpc_url="http://127.0.0.1:8545", signer="env")`.
     """
-    from modelreg.home import resolve_home
-    from modelreg.service.config import load_config, overrides_of
-    from modelreg.service.connect import connect as connect_registry
+    from modelreg.service.connect import open_registry
 
-    resolved = resolve_home(home)
-    return connect_registry(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
+    return open_registry(home, write=write, **settings)
 
 
 def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | None = None, **kwargs) -> Commit:

@@ -50,10 +50,10 @@ def preflight(registry, model_name: str) -> None:
     """Read-only checks that registering will work: the chain and IPFS answer, the signer can pay,
     and it owns or maintains the model if the model exists. Sends nothing and writes nothing."""
     client = registry.client
-    client.w3.eth.block_number  # noqa: B018 - raises ChainUnavailable if the node stopped answering
+    client.head()  # raises ChainUnavailable if the node stopped answering
     registry.ipfs.pins()  # a Kubo daemon that does not answer raises IpfsUnavailable here
     account = client.signer.address
-    balance, price = client.w3.eth.get_balance(account), client.w3.eth.gas_price
+    balance, price = client.balance(account), client.gas_price()
     if balance < PREFLIGHT_GAS * price:
         raise InsufficientFunds(f"the signer {account} holds {balance} wei on chain {client.chain_id}, "
                                 f"less than the {PREFLIGHT_GAS * price} wei that registering a checkpoint "

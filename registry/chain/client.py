@@ -159,6 +159,11 @@ def connect(rpc_url: "str | Endpoints", expected_chain_id: int | None = None) ->
     return w3
 
 
+def chain_id_of(w3: Web3) -> int:
+    """The chain id the node behind `w3` serves; ChainUnavailable if it stopped answering."""
+    return _rpc_call(lambda: w3.eth.chain_id)
+
+
 def deployment_block(w3: Web3, address: str) -> int:
     """The block whose transaction created `address`, found by bisecting eth_getCode over past blocks.
 
@@ -297,7 +302,7 @@ class RegistryClient:
     @classmethod
     def from_home(cls, w3: Web3, signer: Signer | None, home: Path) -> "RegistryClient":
         """The ModelRegistry recorded in `home` for this chain (see registry.deployments)."""
-        chain_id = _rpc_call(lambda: w3.eth.chain_id)
+        chain_id = chain_id_of(w3)
         deployment = deployments.lookup(home, chain_id)
         try:
             return cls.at(w3, signer, deployment.address, from_block=deployment.block)
@@ -309,7 +314,27 @@ class RegistryClient:
 
     @property
     def chain_id(self) -> int:
-        return self._rpc(lambda: self.w3.eth.chain_id)
+        return chain_id_of(self.w3)
+
+    # --------------------------------------------------------------- the chain
+    # What the other layers read of the chain itself, through the same error mapping as every other
+    # call (a node that stopped answering is ChainUnavailable): web3 stays inside modelreg.chain.
+
+    def head(self) -> int:
+        """The number of the latest block."""
+        return self._rpc(lambda: self.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> str:
+        """The hash of block `number`, as 0x-prefixed lower-case hex."""
+        return to_hex(self._rpc(lambda: self.w3.eth.get_block(number)["hash"]))
+
+    def balance(self, address: str) -> int:
+        """What `address` holds now, in wei."""
+        return self._rpc(lambda: self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def gas_price(self) -> int:
+        """The node's gas price now, in wei."""
+        return self._rpc(lambda: self.w3.eth.gas_price)
 
     # ------------------------------------------------------------------ models
 

@@ -69,9 +69,9 @@ class BackgroundCommitter:
         if rank() != 0:
             return
         if registry is None:
-            import modelreg
+            from modelreg.service.connect import open_registry  # modelreg.connect, without the upward import
 
-            registry = modelreg.connect(home, **settings)
+            registry = open_registry(home, **settings)
 
         self.registry, self.model = registry, model
         # Before training starts, on the caller's thread: every check first (nothing written if one

@@ -22,10 +22,16 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import Home, HomeLike, send_lock, setup_lock
+from modelreg.home import Home, HomeLike, resolve_home, send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
-from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
+from modelreg.service.config import (
+    FINALITY_TAGS,
+    PUBLIC_CHAIN_CONFIRMATIONS,
+    Config,
+    load_config,
+    overrides_of,
+)
 from modelreg.service.index import EventIndex, Events
 
 log = logging.getLogger(__name__)
@@ -364,6 +370,14 @@ def _check_cid(target: str) -> None:
         raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
 
 
+def open_registry(home: "HomeLike | None" = None, *, write: bool = True, **settings) -> Registry:
+    """`modelreg.connect`: the data directory `home` (default `$MODELREG_HOME`, else `~/.modelreg`),
+    its config.toml and `MODELREG_*` variables with `settings` (the CLI flags' names) over them,
+    connected. Inside the package, call this rather than the `modelreg` root (tests/test_layers.py)."""
+    resolved = resolve_home(home)
+    return connect(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
+
+
 def connect(home: HomeLike, config: Config, *, write: bool = False, notify=None) -> Registry:
     """Connect as configured. The embedded devnet is started, and its contract deployed, on demand.
 
@@ -399,9 +413,9 @@ def connect(home: HomeLike, config: Config, *, write: bool = False, notify=None)
 
 def _client_at(w3, signer, home: Home, address: str):
     """The registry at `address`, its logs read from its deployment block: recorded, or found on the node."""
-    from modelreg.chain.client import RegistryClient, deployment_block
+    from modelreg.chain.client import RegistryClient, chain_id_of, deployment_block
 
-    chain_id = w3.eth.chain_id
+    chain_id = chain_id_of(w3)
     known = {d.address.lower(): d.block for d in deployments.recorded(home, chain_id)}
     block = known.get(address.lower())
     if block is None:

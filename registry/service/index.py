@@ -69,10 +69,9 @@ class EventIndex:
 
     @classmethod
     def of(cls, home: HomeLike, client) -> "EventIndex":
-        """The index of a `RegistryClient`'s contract, read through its web3."""
+        """The index of a `RegistryClient`'s contract, read through the client."""
         return cls(home, chain_id=client.chain_id, address=client.address, from_block=client.from_block,
-                   head=lambda: client.w3.eth.block_number,
-                   block_hash=lambda n: to_hex(client.w3.eth.get_block(n)["hash"]),
+                   head=client.head, block_hash=client.block_hash,
                    fetch=lambda first, last: client.events(from_block=first, to_block=last))
 
     def events(self) -> "Events":

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from modelreg import caps
 from modelreg._atomic import temp_prefix, write_atomic
-from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelregError, ReplayUnavailable
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_manifest
@@ -156,7 +155,7 @@ def replay(registry, model: str, version: int | None, execute: Execute, *, sampl
     sampling = None
     chosen = [target]
     if sample:
-        chosen, sampling = _sample(registry.client.w3, entry, [v for v in versions if v["version"] <= target["version"]])
+        chosen, sampling = _sample(registry.client, entry, [v for v in versions if v["version"] <= target["version"]])
     verdicts = []
     for v in chosen:
         verdict = _replay_one(registry, events, entry, v, execute, tolerance, device, derive_engine)
@@ -167,14 +166,15 @@ def replay(registry, model: str, version: int | None, execute: Execute, *, sampl
     return ReplayReport(tuple(verdicts), total, sampling)
 
 
-def _sample(w3, model: dict, candidates: list[dict]) -> tuple[list[dict], dict]:
-    """One version, chosen by the hash of the first block after the newest candidate was committed."""
+def _sample(client, model: dict, candidates: list[dict]) -> tuple[list[dict], dict]:
+    """One version, chosen by the hash of the first block after the newest candidate was committed
+    (`client`: the `RegistryClient`, which reads the chain)."""
     block = max(v["block"] for v in candidates) + 1
-    latest = w3.eth.block_number
+    latest = client.head()
     if latest < block:
         raise ReplayUnavailable(f"sampling uses the hash of block {block}, the first after the newest version "
                                 f"was committed, and the chain is at block {latest}")
-    block_hash = to_hex(w3.eth.get_block(block)["hash"])
+    block_hash = client.block_hash(block)
     seed = hashlib.sha256(bytes.fromhex(block_hash[2:]) + model["id"].to_bytes(32, "big")).digest()
     chosen = candidates[int.from_bytes(seed, "big") % len(candidates)]
     return [chosen], {"block": block, "hash": block_hash, "candidates": [v["version"] for v in candidates],
