@@ -224,8 +224,8 @@ def _commit(registry, path: Path, model: str, source: dict, manifest: dict, reco
 
 # -- audit ------------------------------------------------------------------------------------------
 def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict, engine):
-    """Re-derive `entry` from its verified source and compare: a replay `Verdict`."""
-    from modelreg.service.replay import Verdict
+    """Re-derive `entry` from its verified source and compare: a `ReplayVerdict`."""
+    from modelreg.service.replay import ReplayVerdict
 
     t0 = time.time()
     d = manifest["derivation"]
@@ -237,8 +237,8 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
     base = {"model": model["name"], "model_id": model["id"], "version": entry["version"], "mode": "re-derived",
             "first_step": step, "last_step": step, "process": "this process"}
 
-    def diverged(reason: str, rows=()) -> Verdict:
-        return Verdict(**base, status="DIVERGED", step=step, reason=reason, tensors=tuple(rows),
+    def diverged(reason: str, rows=()) -> ReplayVerdict:
+        return ReplayVerdict(**base, status="DIVERGED", step=step, reason=reason, tensors=tuple(rows),
                        elapsed_s=time.time() - t0)
 
     claimed = VersionRef(d["source"]["model_id"], d["source"]["version"])
@@ -263,7 +263,7 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
     _, committed = load_model(manifest)
     rows = differences(committed, again)
     if not rows and (again.root, again.files_root) == (entry["weights_root"], entry["files_root"] or ZERO_ROOT):
-        return Verdict(**base, status="REPRODUCED", step=None, elapsed_s=time.time() - t0,
+        return ReplayVerdict(**base, status="REPRODUCED", step=None, elapsed_s=time.time() - t0,
                        reason=f"re-running {name} {d['transform']['params']} on the verified source "
                               f"{source_model['name']} v{source['version']} gives the committed weights and files roots")
     names = ", ".join(r["name"] for r in rows[:3]) or "the roots"

@@ -23,7 +23,9 @@ VERIFIED, MISMATCH, REVOKED = "VERIFIED", "MISMATCH", "REVOKED"
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verification:
+    """The answer of `verify_checkpoint` (and `Registry.verify`): is the model a registered version?"""
+
     status: str  # VERIFIED, MISMATCH or REVOKED
     model_id: int
     version: int | None  # the version matched, or the one compared against
@@ -63,7 +65,7 @@ def _content(record) -> tuple[str, int, str]:
 
 def verify_checkpoint(path, client, events: list[dict], model_id: int, *, version: int | None = None,
                       tensors: tuple[str, ...] = (), files: tuple[str, ...] = (), fetch=None,
-                      follow_symlinks: bool = False) -> Verdict:
+                      follow_symlinks: bool = False) -> Verification:
     """Seal `path` (a file or a model directory) and compare it with `version` of the model (or find
     which version it is). Each of `tensors` (names) and `files` (paths in the directory) is then
     proven on-chain too, by the contract's verifyTensor and verifyFile."""
@@ -103,7 +105,7 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
         actual = _actual_version(client, model_id, versions, content) if version is not None else None
         if actual is not None:
             note = f"it is version {actual} of {name!r}, not version {candidate}"
-        return Verdict(MISMATCH, **found, note=note, actual_version=actual,
+        return Verification(MISMATCH, **found, note=note, actual_version=actual,
                        differences=_differences(sealed, versions, candidate, record, fetch))
     proofs = {}
     if files and sealed.files is None:
@@ -122,8 +124,8 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
                       # A replacement may have been revoked since: read now, from the contract.
                       "replacement_revoked": (client.is_revoked(model_id, record.replacement)
                                               if record.replacement else None)}
-        return Verdict(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
-    return Verdict(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs,
+        return Verification(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
+    return Verification(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs,
                    earlier=_earlier(client, names, record, model_id))
 
 
