@@ -124,7 +124,7 @@ def history(events: list[dict], model_id: int) -> list[dict]:
             parent = (VersionRef(a["parentModel"], a["parentVersion"]).to_dict() if a["parentModel"] else None)
             dataset = a["datasetRoot"] if a["datasetId"] else None
             files = a["filesRoot"] if int(a["filesRoot"], 16) else None
-            versions[a["version"]] = {"model": model_id, "version": a["version"],
+            versions[a["version"]] = {"model_id": model_id, "version": a["version"],
                                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                                       "files_root": files, "dataset_root": dataset,
                                       "dataset_id": a["datasetId"] or None,
@@ -340,7 +340,7 @@ def find_root(events: list[dict], weights_root: str) -> list[dict]:
     for e in commits:
         a = e["args"]
         version = book.get((a["modelId"], a["version"]))
-        found.append({"model": a["modelId"], "name": book.name(a["modelId"]), "version": a["version"],
+        found.append({"model_id": a["modelId"], "name": book.name(a["modelId"]), "version": a["version"],
                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                       "committer": a["committer"], "manifest_cid": a["manifestCid"],
                       "block": e["block"], "log_index": e["log_index"], "tx": e["tx"], "revoked": bool(version and version["revoked"])})

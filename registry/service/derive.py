@@ -148,7 +148,7 @@ def _source(registry, events, model: str, version: int | None) -> tuple[dict, di
 
 
 def _roots(source: dict) -> dict:
-    return {"model_id": source["model"], "version": source["version"], "weights_root": source["weights_root"],
+    return {"model_id": source["model_id"], "version": source["version"], "weights_root": source["weights_root"],
             "tensor_count": source["tensor_count"], "files_root": source["files_root"] or ZERO_ROOT}
 
 
@@ -217,7 +217,7 @@ def _commit(registry, path: Path, model: str, source: dict, manifest: dict, reco
     model_id = registry.model_id_or_register(model, "")
     artifacts = {k: v for k, v in (manifest.get("artifacts") or {}).items() if k == "tokenizer"}
     return commit_checkpoint(registry.client, registry.ipfs, path, model_id=model_id, model_name=model,
-                             parent=VersionRef(source["model"], source["version"]), step=manifest.get("step"),
+                             parent=VersionRef(source["model_id"], source["version"]), step=manifest.get("step"),
                              config=manifest.get("config") or {}, artifacts=artifacts, derivation=record,
                              added=(sealed, cid))
 
