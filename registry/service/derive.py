@@ -32,8 +32,8 @@ from modelreg.errors import (
 )
 from modelreg.formats.derivation import derivation_record
 from modelreg.formats.manifest import load_model
-from modelreg.formats.model import ZERO_ROOT, SealedModel, seal_model
-from modelreg.records import Commit, VersionRef
+from modelreg.formats.model import SealedModel, seal_model
+from modelreg.records import Commit, VersionRef, root_or_zero
 from modelreg.service import audit
 
 
@@ -148,16 +148,18 @@ def _source(registry, events, model: str, version: int | None) -> tuple[dict, di
 
 
 def _roots(source: dict) -> dict:
+    """The source's roots as a `modelreg-derivation-v1` record holds them: the chain's, zero for no files root."""
     return {"model_id": source["model_id"], "version": source["version"], "weights_root": source["weights_root"],
-            "tensor_count": source["tensor_count"], "files_root": source["files_root"] or ZERO_ROOT}
+            "tensor_count": source["tensor_count"], "files_root": root_or_zero(source["files_root"])}
 
 
 def _check(sealed: SealedModel, source: dict, what: str) -> None:
     got = (sealed.root, sealed.tensor_count, sealed.files_root)
-    want = (source["weights_root"], source["tensor_count"], source["files_root"] or ZERO_ROOT)
+    want = (source["weights_root"], source["tensor_count"], source["files_root"])
     if got != want:
-        raise SourceUnverified(f"{what} has weights root {got[0]} ({got[1]} tensors, files root {got[2]}); "
-                               f"v{source['version']} commits {want[0]} ({want[1]} tensors, files root {want[2]}); "
+        raise SourceUnverified(f"{what} has weights root {got[0]} ({got[1]} tensors, files root {got[2] or 'none'}); "
+                               f"v{source['version']} commits {want[0]} ({want[1]} tensors, files root "
+                               f"{want[2] or 'none'}); "
                                "nothing unverified is transformed")
 
 
@@ -262,7 +264,7 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
         again = seal_model(outcome.path)
     _, committed = load_model(manifest)
     rows = differences(committed, again)
-    if not rows and (again.root, again.files_root) == (entry["weights_root"], entry["files_root"] or ZERO_ROOT):
+    if not rows and (again.root, again.files_root) == (entry["weights_root"], entry["files_root"]):
         return ReplayVerdict(**base, status="REPRODUCED", step=None, elapsed_s=time.time() - t0,
                        reason=f"re-running {name} {d['transform']['params']} on the verified source "
                               f"{source_model['name']} v{source['version']} gives the committed weights and files roots")

@@ -16,7 +16,7 @@ from pathlib import Path
 from modelreg.errors import InputInvalid, VersionNotFound
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_model
-from modelreg.formats.model import ZERO_ROOT, SealedModel, seal_model
+from modelreg.formats.model import SealedModel, seal_model
 from modelreg.service.audit import history, models
 
 VERIFIED, MISMATCH, REVOKED = "VERIFIED", "MISMATCH", "REVOKED"
@@ -24,7 +24,11 @@ VERIFIED, MISMATCH, REVOKED = "VERIFIED", "MISMATCH", "REVOKED"
 
 @dataclass(frozen=True)
 class Verification:
-    """The answer of `verify_checkpoint` (and `Registry.verify`): is the model a registered version?"""
+    """The answer of `verify_checkpoint` (and `Registry.verify`): is the model a registered version?
+
+    Roots are 0x-hex; a files root is None when there is no files tree (a single file, or a
+    directory of shards alone), on either side, and null in `to_dict`.
+    """
 
     status: str  # VERIFIED, MISMATCH or REVOKED
     model_id: int
@@ -37,7 +41,7 @@ class Verification:
     tensor_proofs: dict = field(default_factory=dict)  # tensor name -> verifyTensor's answer
     file_proofs: dict = field(default_factory=dict)  # file path -> verifyFile's answer
     note: str = ""
-    files_root: str = ZERO_ROOT  # the files root of what was checked (zero: a single file)
+    files_root: str | None = None  # the files root of what was checked (None: a single file)
     chain_files_root: str | None = None
     kind: str = "file"  # what was checked: "file" or "directory"
     model: str = ""  # the model's name
@@ -59,8 +63,8 @@ class Verification:
                 "tensor_proofs": self.tensor_proofs, "file_proofs": self.file_proofs, "note": self.note}
 
 
-def _content(record) -> tuple[str, int, str]:
-    return record.weights_root, record.tensor_count, record.files_root or ZERO_ROOT
+def _content(record) -> tuple[str, int, str | None]:
+    return record.weights_root, record.tensor_count, record.files_root
 
 
 def verify_checkpoint(path, client, events: list[dict], model_id: int, *, version: int | None = None,
@@ -90,7 +94,7 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
     record = record or client.get_version(model_id, candidate)
     found = dict(model_id=model_id, version=candidate, file_root=sealed.root, chain_root=record.weights_root,
                  tensors=sealed.tensor_count, files_root=sealed.files_root,
-                 chain_files_root=record.files_root or ZERO_ROOT, model=name,
+                 chain_files_root=record.files_root, model=name,
                  kind="directory" if Path(path).is_dir() else "file")
     if _content(record) != content:
         note = ""
