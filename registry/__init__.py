@@ -50,7 +50,7 @@ def seal(path: str | os.PathLike, *, follow_symlinks: bool = False):
         follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
 
     Returns:
-        A `SealedModel`: `.root` (0x-hex weights root), `.tensor_count`, `.files_root` (zero for
+        A `SealedModel`: `.root` (0x-hex weights root), `.tensor_count`, `.files_root` (None for
         a single file), `.tensors` (the tensors tree: `.root`, and `.leaves`, each with name,
         dtype, shape and sha256) and `.files` (the files tree, its leaves path, size and sha256),
         None for a single file.

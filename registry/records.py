@@ -7,6 +7,24 @@ public API all pass these; dicts appear only where JSON is written or read.
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
+from modelreg._hex import to_hex
+
+ZERO_ROOT = "0x" + "00" * 32
+"""How the contract spells "no root" in a bytes32 field (a version with no files root), and a
+`modelreg-derivation-v1` record after it. Everywhere else, in the API and in JSON, it is None:
+`root_or_none` and `root_or_zero` are the one conversion between the two."""
+
+
+def root_or_none(value: bytes | str) -> str | None:
+    """A bytes32 root as the contract or an event gives it (bytes, or 0x-hex): 0x-hex, or None for zero."""
+    root = value if isinstance(value, str) else to_hex(value)
+    return None if int(root, 16) == 0 else root
+
+
+def root_or_zero(root: str | None) -> str:
+    """The other way: a root, or None, as the contract's bytes32 spells it (0x-hex, zero for None)."""
+    return ZERO_ROOT if root is None else root
+
 
 class VersionRef(NamedTuple):
     """A version of a model on one registry: (model id, version number), both counted from 1.

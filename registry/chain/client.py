@@ -57,7 +57,7 @@ from modelreg.errors import (
     VersionNotFound,
 )
 from modelreg.formats import mmr
-from modelreg.records import VersionRef
+from modelreg.records import VersionRef, root_or_none, root_or_zero
 
 restore_recursion_limit()  # web3 (py_ecc) raised it to 100,000: see modelreg._json
 
@@ -425,7 +425,7 @@ class RegistryClient:
         Committing content a live version already has raises DuplicateRoot naming that version.
         """
         weights_root = _bytes32(weights_root, "weights root")
-        files_root = bytes(32) if files_root is None else _bytes32(files_root, "files root")
+        files_root = _bytes32(root_or_zero(files_root), "files root")
         if self.interface_version >= 3:
             return self._commit_version_v3(model_id, (weights_root, tensor_count, files_root), dataset_root,
                                            parent, manifest_cid)
@@ -478,7 +478,7 @@ class RegistryClient:
                                "hash to the content the contract stores; the node is lying or broken")
         return VersionRecord(
             model_id=model_id, version=version, weights_root=to_hex(a["weightsRoot"]), tensor_count=tensor_count,
-            files_root=None if a["filesRoot"] == bytes(32) else to_hex(a["filesRoot"]),
+            files_root=root_or_none(a["filesRoot"]),
             dataset_root=to_hex(a["datasetRoot"]) if dataset_id else None, dataset_id=dataset_id or None,
             parent=VersionRef(a["parentModel"], a["parentVersion"]) if a["parentModel"] else None,
             committer=committer, manifest_cid=a["manifestCid"],
@@ -516,7 +516,7 @@ class RegistryClient:
         """(weights root, tensor count, files root) of a version, as the verify functions take it."""
         r = self.get_version(model_id, version)
         return (_bytes32(r.weights_root, "weights root"), r.tensor_count,
-                bytes(32) if r.files_root is None else _bytes32(r.files_root, "files root"))
+                _bytes32(root_or_zero(r.files_root), "files root"))
 
     def _proven(self, model_id: int, version: int) -> tuple:
         """The arguments that name a version to the verify functions: v2 takes (model, version,
@@ -627,7 +627,7 @@ class RegistryClient:
                 revoker, reason, replacement = r["revoker"], r["reason"], r["replacement"]
         return VersionRecord(
             model_id=model_id, version=version, weights_root=to_hex(a["weightsRoot"]), tensor_count=a["tensorCount"],
-            files_root=None if a["filesRoot"] == bytes(32) else to_hex(a["filesRoot"]),
+            files_root=root_or_none(a["filesRoot"]),
             dataset_root=to_hex(a["datasetRoot"]) if a["datasetId"] else None, dataset_id=a["datasetId"] or None,
             parent=VersionRef(a["parentModel"], a["parentVersion"]) if a["parentModel"] else None,
             committer=a["committer"], manifest_cid=a["manifestCid"],

@@ -18,8 +18,8 @@ A directory (a Hugging Face model, a `transformers.Trainer` `checkpoint-N/`) is 
   a link back to a directory that contains it is refused. Special files (FIFOs, sockets,
   devices), names that are not UTF-8 and an index naming a shard outside its directory are refused.
 
-A single file keeps the checkpoint rules of `seal` and has no files tree: its files root is zero,
-as is that of a directory holding nothing but shards.
+A single file keeps the checkpoint rules of `seal` and has no files tree: its files root is None,
+as is that of a directory holding nothing but shards (the contract stores zero: `records.ZERO_ROOT`).
 """
 
 import json
@@ -41,7 +41,6 @@ from modelreg.formats.seal import (
     sha256_file,
 )
 
-ZERO_ROOT = "0x" + "00" * 32  # the files root of a model with no files: bytes32(0) on-chain
 SHARD_SUFFIX = ".safetensors"
 INDEX_SUFFIX = ".safetensors.index.json"
 # What torch.save writes: a zip archive (torch >= 1.6) or a bare pickle stream (protocol 2 to 5).
@@ -66,9 +65,9 @@ class SealedModel:
         return len(self.tensors.leaves)
 
     @property
-    def files_root(self) -> str:
-        """The `modelreg-files-v1` root, or zero when the model has no files besides its weights."""
-        return self.files.root if self.files is not None else ZERO_ROOT
+    def files_root(self) -> str | None:
+        """The `modelreg-files-v1` root, or None when the model has no files besides its weights."""
+        return self.files.root if self.files is not None else None
 
     @property
     def file_leaves(self) -> tuple[FileLeaf, ...]:

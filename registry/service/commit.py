@@ -14,7 +14,7 @@ from modelreg.errors import DuplicateRoot, InputInvalid, ModelregError, Transact
 from modelreg.formats import privacy as privacy_record
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
 from modelreg.formats.model import SealedModel
-from modelreg.records import Commit, VersionRef
+from modelreg.records import Commit, VersionRef, root_or_none
 from modelreg.service.ingest import seal_and_add
 
 
@@ -73,7 +73,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
     try:
         version, receipt = client.commit_version(
             model_id, sealed.root, tensor_count=sealed.tensor_count,
-            files_root=_files_root(sealed),
+            files_root=sealed.files_root,
             dataset_root=dataset_root, parent=parent, manifest_cid=manifest_cid)
     except DuplicateRoot:
         # The model holds this content already (committed before, perhaps by a killed attempt that
@@ -85,7 +85,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
     return Commit(model_id=model_id, version=version, root=sealed.root, checkpoint_cid=checkpoint_cid,
                   manifest_cid=manifest_cid, tx=to_hex(receipt["transactionHash"]),
                   block=receipt["blockNumber"], step=step, val_loss=metrics.get("val_loss"),
-                  tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
+                  tensor_count=sealed.tensor_count, files_root=sealed.files_root)
 
 
 # Refused before sending, or reverted: no version names the CIDs, so a commit takes back its own
@@ -102,21 +102,17 @@ def release_pins(ipfs, cids: list[str]) -> None:
             release(cid)
 
 
-def _files_root(sealed: SealedModel) -> str | None:
-    return sealed.files.root if sealed.files is not None else None
-
-
 def _existing(client, model_id: int, sealed: SealedModel, checkpoint_cid: str, step, metrics: dict) -> Commit:
     """The live version of `model_id` with exactly this content (weights root, tensor count, files root)."""
     for log in reversed(client.commits_of_root(sealed.root)):
         a = log["args"]
         same = (a["modelId"] == model_id and a["tensorCount"] == sealed.tensor_count
-                and to_hex(a["filesRoot"]) == sealed.files_root)
+                and root_or_none(a["filesRoot"]) == sealed.files_root)
         if same and not client.get_version(model_id, a["version"]).revoked:
             return Commit(model_id=model_id, version=a["version"], root=sealed.root, checkpoint_cid=checkpoint_cid,
                           manifest_cid=a["manifestCid"], tx=to_hex(log["transactionHash"]),
                           block=log["blockNumber"], step=step, val_loss=metrics.get("val_loss"), existing=True,
-                          tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
+                          tensor_count=sealed.tensor_count, files_root=sealed.files_root)
     raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no live version "
                         f"of model {model_id} has this content") from None
 

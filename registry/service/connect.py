@@ -303,7 +303,7 @@ class Registry:
                tensors: tuple[str, ...] = (), files: tuple[str, ...] = (), follow_symlinks: bool = False):
         """Verify a file or model directory, or a file or directory CID fetched from IPFS first.
 
-        Returns a `Verdict`: `verdict.ok` is True when `target` is exactly a registered,
+        Returns a `Verification`: `.ok` is True when `target` is exactly a registered,
         unrevoked version of `model`; otherwise it names the differing tensors and files.
         """
         from modelreg.service.verify import verify_checkpoint

@@ -89,8 +89,8 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The outcome of replaying one version's segment."""
+class ReplayVerdict:
+    """The outcome of replaying one version's segment (or re-deriving a derived version)."""
 
     model: str
     model_id: int
@@ -116,7 +116,7 @@ class Verdict:
 class ReplayReport:
     """One or more verdicts; with sampling, which block chose them and what share of the steps they are."""
 
-    verdicts: tuple[Verdict, ...]
+    verdicts: tuple[ReplayVerdict, ...]
     total_steps: int
     sampling: dict | None = None  # {"block", "hash", "candidates"}
 
@@ -182,7 +182,7 @@ def _sample(client, model: dict, candidates: list[dict]) -> tuple[list[dict], di
 
 
 def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, tolerance: Tolerance | None,
-                device: str, derive_engine=None) -> Verdict:
+                device: str, derive_engine=None) -> ReplayVerdict:
     t0 = time.time()
     status, manifest = audit.check_manifest(entry, registry.ipfs.cat)
     if status != "manifest verified":
@@ -207,11 +207,11 @@ def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, to
         try:
             job = _prepare(registry, events, entry, manifest, Path(tmp), device)
         except _Mismatch as e:
-            return Verdict(**base, status="DIVERGED", step=transcript["first_step"],
+            return ReplayVerdict(**base, status="DIVERGED", step=transcript["first_step"],
                            reason=f"{e}; no step was run", elapsed_s=time.time() - t0)
         outcome = execute(job)
         found = _compare(registry, entry, manifest, outcome, tolerance, Path(tmp))
-    return Verdict(**base, **found, steps_run=outcome.steps_run, process=outcome.process,
+    return ReplayVerdict(**base, **found, steps_run=outcome.steps_run, process=outcome.process,
                    elapsed_s=time.time() - t0)
 
 
@@ -400,7 +400,7 @@ def recorded(home: HomeLike, client) -> dict[tuple[int, int], dict]:
     return {(v["model_id"], v["version"]): v for v in data["verdicts"]}
 
 
-def record(home: HomeLike, client, verdict: Verdict) -> None:
+def record(home: HomeLike, client, verdict: ReplayVerdict) -> None:
     """Keep the verdict, with when it was reached, as the newest for its version (a local file, no transaction)."""
     found = recorded(home, client)
     found[(verdict.model_id, verdict.version)] = {**verdict.to_dict(), "at": int(time.time())}

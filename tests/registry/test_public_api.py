@@ -81,3 +81,17 @@ def test_python_dash_m_modelreg_cli_runs_the_command(tmp_path):
     result = subprocess.run([sys.executable, "-m", "modelreg.cli", "--help"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 0 and "Usage: modelreg" in result.stdout
+
+
+def test_no_files_root_is_none_and_a_model_is_model_id_everywhere_in_the_api(registry, tmp_path):
+    """One spelling of "no files root" (None, never the contract's zero) and of a model's id (`model_id`)."""
+    path = _checkpoint(tmp_path / "single.safetensors", 5.0)
+    assert modelreg.seal(path).files_root is None
+    commit = registry.commit(path, "api-none")
+    assert commit.files_root is None and commit.to_dict()["files_root"] is None
+    verification = registry.verify(str(path), "api-none")
+    assert verification.ok and (verification.files_root, verification.chain_files_root) == (None, None)
+    assert (verification.to_dict()["files_root"], verification.to_dict()["chain_files_root"]) == (None, None)
+    assert registry.client.get_version(commit.model_id, commit.version).files_root is None
+    (version,) = registry.history("api-none")
+    assert version["model_id"] == commit.model_id and "model" not in version and version["files_root"] is None
