@@ -153,12 +153,31 @@ def _value(r: _Reader, kind: int, key: str, depth: int):
     if size is not None:
         r.skip(n * size, f"the array {key!r}")
     elif inner == _STRING:
-        for _ in range(n):
-            r.skip(r.u64(f"the length of a string in {key!r}"), f"a string in {key!r}")
+        _skip_strings(r, n, key)
     else:
         for _ in range(n):
             _value(r, _ARRAY, key, depth + 1)
     return None
+
+
+def _skip_strings(r: _Reader, n: int, key: str) -> None:
+    """Skip n strings: a tokenizer's vocabulary is hundreds of thousands, so the loop is kept tight,
+    falling back to the checked reads only where the bytes in hand run out."""
+    buf, pos, limit, unpack = r.buf, r.pos, min(r.limit, MAX_HEADER_BYTES), _U64.unpack_from
+    for _ in range(n):
+        if pos + 8 > limit:
+            r.pos = pos
+            r.skip(r.u64(f"the length of a string in {key!r}"), f"a string in {key!r}")
+            pos = r.pos
+            continue
+        (length,) = unpack(buf, pos)
+        pos += 8 + length
+        if pos > limit:
+            r.pos = pos - length
+            r.skip(length, f"a string in {key!r}")
+            pos = r.pos
+    r.pos = pos
+    r.need(0, f"the array {key!r}")
 
 
 def _align(n: int, alignment: int) -> int:

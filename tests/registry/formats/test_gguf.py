@@ -183,6 +183,8 @@ HOSTILE = {
     "absurd key count": (_file(n_kv=2**40), "metadata key count is 1099511627776, over the limit"),
     "huge string length": (_file(kvs=[struct.pack("<Q", 2**62) + bytes(40)]), r"runs past 100000000 bytes \(the limit\)"),
     "string past the end": (_file(kvs=[struct.pack("<Q", 1000) + bytes(40)]), "file ends inside its header"),
+    "array string past the end": (_file(kvs=[_kv(b"k", 9, struct.pack("<IQ", 8, 2) + _string(b"ab")
+                                                   + struct.pack("<Q", 500))]), "file ends inside its header"),
     "huge array": (_file(kvs=[_kv(b"k", 9, struct.pack("<IQ", 4, 2**60))]), "cannot hold that many"),
     "deep arrays": (_file(kvs=[_kv(b"k", 9, struct.pack("<IQ", 9, 1) * 20)]), "nests arrays more than 8 deep"),
     "unknown value type": (_file(kvs=[_kv(b"k", 77, b"")]), "unknown value type 77"),
