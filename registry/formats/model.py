@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from modelreg._files import open_regular
 from modelreg.errors import CheckpointInvalid, InputInvalid, ModelInvalid, SymlinkRefused
+from modelreg.formats.gguf import METADATA_DTYPE
 from modelreg.formats.seal import (
     FileLeaf,
     SealedCheckpoint,
@@ -156,6 +157,9 @@ def _merged_leaves(sealed_shards: dict[str, SealedCheckpoint]) -> list[TensorLea
         prefix = "" if folder == "." else folder + "/"
         for leaf in sealed_shards[rel].leaves:
             name = prefix + leaf.name
+            if name in owner and leaf.dtype == METADATA_DTYPE:
+                raise ModelInvalid(f"{owner[name]} and {rel} are two GGUF files in one folder; a folder holds at "
+                                   "most one (several quantizations of a model are several models)")
             if name in owner:
                 raise ModelInvalid(f"tensor {name!r} is in both {owner[name]} and {rel}; "
                                    "tensor names must be unique across shards")

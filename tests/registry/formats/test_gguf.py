@@ -6,7 +6,7 @@ import struct
 import gguf as gguf_py
 import pytest
 
-from modelreg.errors import CheckpointInvalid, ManifestInvalid
+from modelreg.errors import CheckpointInvalid, ManifestInvalid, ModelInvalid
 from modelreg.formats import gguf
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import checkpoint_manifest, load_model
@@ -133,6 +133,15 @@ def test_safetensors_and_gguf_shards_of_one_directory_seal_together_as_v2(gguf_f
     sealed = seal_model(folder)
     assert sealed.tensors.format == TENSORS_FORMAT_V2
     assert {"lm/__metadata__", "lm/blk.0.ffn_up.weight", "patch.weight"} <= {x.name for x in sealed.tensors.leaves}
+
+
+def test_two_gguf_files_in_one_folder_are_refused_naming_both(gguf_file, tmp_path):
+    folder = tmp_path / "quants"
+    folder.mkdir()
+    write_gguf(folder / "m-Q8_0.gguf")
+    write_gguf(folder / "m-F16.gguf", seed=1)
+    with pytest.raises(ModelInvalid, match="m-F16.gguf and m-Q8_0.gguf are two GGUF files in one folder"):
+        seal_model(folder)
 
 
 def test_a_safetensors_file_keeps_its_v1_root(tmp_path):
