@@ -25,7 +25,8 @@ from modelreg.formats import gguf, safetensors
 from modelreg.formats.gguf import NeedMore
 from modelreg.formats.safetensors import TensorEntry
 
-__all__ = ["NeedMore", "Layout", "TensorSource", "SOURCES", "source_for_name", "source_for_file", "WEIGHT_SUFFIXES"]
+__all__ = ["NeedMore", "Layout", "TensorSource", "SOURCES", "SAFETENSORS", "GGUF", "WEIGHT_SUFFIXES",
+           "source_for_name", "source_for_magic", "source_for_file"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,13 @@ class SafetensorsSource(TensorSource):
     dtypes = frozenset(safetensors.DTYPE_BITS)
 
     def layout(self, prefix, file_size: int) -> Layout:
-        if len(prefix) >= 8 and file_size >= 8:
-            (n,) = struct.unpack("<Q", prefix[:8])
-            if n <= safetensors.MAX_HEADER_BYTES and 8 + n <= file_size and len(prefix) < 8 + n:
-                raise NeedMore(8 + n)
-        elif len(prefix) < 8 <= file_size:
+        have = min(len(prefix), file_size)
+        if have < 8 <= file_size:
             raise NeedMore(8)
-        n = struct.unpack("<Q", prefix[:8])[0] if len(prefix) >= 8 else 0
+        n = struct.unpack("<Q", prefix[:8])[0] if have >= 8 else 0
+        if n <= safetensors.MAX_HEADER_BYTES and 8 + n <= file_size and have < 8 + n:
+            raise NeedMore(8 + n)
+        # Too short, too long or truncated: parse_header names which.
         header = safetensors.parse_header(bytes(prefix[:8 + min(n, safetensors.MAX_HEADER_BYTES)]), file_size)
         return Layout(header.tensors, (), header.data_start, file_size)
 
