@@ -145,8 +145,16 @@ def test_two_gguf_files_in_one_folder_are_refused_naming_both(gguf_file, tmp_pat
 
 
 def test_a_safetensors_file_keeps_its_v1_root(tmp_path):
-    st = write_checkpoint(tmp_path / "w.safetensors", {"w": ("BF16", [2], bytes(4))})
-    assert source_for_file(st) is SAFETENSORS and seal_model(st).tensors.format == TENSORS_FORMAT
+    st = write_checkpoint(tmp_path / "w.safetensors", {"w": ("BF16", [2], bytes(4)), "b": ("U8", [3], b"abc")})
+    sealed = seal_checkpoint(st)
+    assert source_for_file(st) is SAFETENSORS and sealed.format == TENSORS_FORMAT
+    data = st.read_bytes()
+    for chunk in (1, 7, len(data)):
+        for source in (SAFETENSORS, None):
+            hasher = TensorHasher(len(data), source)
+            for i in range(0, len(data), chunk):
+                hasher.update(data[i:i + chunk])
+            assert hasher.result() == sealed
 
 
 # Hostile headers, built by hand: every one a single CheckpointInvalid naming the problem.
