@@ -9,6 +9,7 @@ from safetensors.numpy import save_file
 
 import modelreg
 from modelreg.devnet import manager
+from modelreg.formats.manifest import load_model
 
 
 def _checkpoint(path, value: float):
@@ -42,6 +43,11 @@ def test_commit_then_verify_then_history_through_the_api(registry, tmp_path):
     versions = registry.history("api-model")
     assert [v["parent"] for v in versions] == [None, {"model_id": first.model_id, "version": 1}]
     assert [v["weights_root"] for v in versions] == [first.root, second.root]
+
+
+def test_commit_records_the_code_revision_given(registry, tmp_path):
+    commit = registry.commit(_checkpoint(tmp_path / "r.safetensors", 4.0), "api-revision", code_revision="abc1234")
+    assert load_model(registry.ipfs.cat(commit.manifest_cid))[0]["code_revision"] == "abc1234"
 
 
 def test_committing_weights_the_model_already_holds_returns_that_version(registry, tmp_path):
