@@ -8,22 +8,13 @@ import pytest
 from safetensors.numpy import save_file
 
 import modelreg
-from modelreg.devnet import manager
 from modelreg.formats.manifest import load_model
+from tests.registry.service.conftest import connected_registry, module_home  # noqa: F401  (the fixtures)
 
 
 def _checkpoint(path, value: float):
     save_file({"w": np.full((4, 4), value, dtype=np.float32), "b": np.zeros(4, dtype=np.float32)}, str(path))
     return path
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 def test_seal_gives_the_weights_root_and_a_proof_per_tensor(tmp_path):

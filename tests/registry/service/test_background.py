@@ -2,25 +2,13 @@
 
 import subprocess
 
-import pytest
 import torch
 from safetensors.torch import save_file
 
-import modelreg
-from modelreg.devnet import manager
 from modelreg.formats.manifest import load_model
 from modelreg.formats.seal import seal_dataset
 from modelreg.service.background import BackgroundCommitter
 from modelreg.service.journal import Journal
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 def _save(directory, step: int):
