@@ -99,7 +99,7 @@ def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | Non
     the configured registry.
 
     A shorthand for `modelreg.connect(home).commit(path, model, **kwargs)`; see `Registry.commit`
-    for parent, dataset, step, metrics, config, note and follow_symlinks.
+    for parent, dataset, step, metrics, config, note, follow_symlinks and code_revision.
 
     Example:
         >>> modelreg.commit("checkpoint-500.safetensors", "my-gpt").version

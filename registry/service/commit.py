@@ -35,6 +35,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         parent: the version this one was trained from, or None.
         dataset_root: a registered dataset root, or None.
         note: free text recorded in the manifest.
+        code_revision: the revision of the code that trained, recorded as given; None records none.
+            The public entry points default it to `code_revision_of()`, the caller's working tree.
         transcript: a `modelreg-training-transcript-v1` (formats.transcript); the manifest is then a v2.
         follow_symlinks: follow symbolic links in a model directory (a Hugging Face cache snapshot).
         added: the seal of `path` and its pinned CID (`seal_and_add`) when the caller has them already.
@@ -66,7 +68,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         extra["privacy"] = stated
     manifest = checkpoint_manifest(
         sealed, model=model_name, step=step, parent=parent.to_dict() if parent else None,
-        dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),
+        dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision,
         metrics=metrics, environment=dict(environment or {}), artifacts=artifacts, **extra)
     manifest_cid = ipfs.add_bytes(canonical_json(manifest))
     pinned.append(manifest_cid)
@@ -117,16 +119,17 @@ def _existing(client, model_id: int, sealed: SealedModel, checkpoint_cid: str, s
                         f"of model {model_id} has this content") from None
 
 
-def code_revision_of(start: Path | None = None) -> str:
-    """The git commit of the code that trained, with `-dirty` when the tree has local changes."""
-    where = str(start or Path(__file__).resolve().parent)
+def code_revision_of(start: str | os.PathLike | None = None) -> str | None:
+    """The git commit of the working tree at `start` (default: the current directory, where the
+    caller's code runs), with `-dirty` when the tree has local changes; None outside a git checkout
+    or without git. Not where modelreg itself is installed: modelreg is not the code that trained.
+    """
     try:
+        where = str(start if start is not None else Path.cwd())  # a deleted directory: OSError
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        from importlib.metadata import version
-
-        return f"modelreg {version('modelreg')} (no git checkout)"
+        return None
     return rev + ("-dirty" if dirty else "")

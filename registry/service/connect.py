@@ -160,7 +160,8 @@ class Registry:
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset: str | os.PathLike | None = None, step: int | None = None, metrics: dict | None = None,
                config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
-               privacy: dict | None = None, wait: bool = False, dataset_root: str | None = None) -> Commit:
+               privacy: dict | None = None, wait: bool = False, dataset_root: str | None = None,
+               code_revision: str | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
 
         Every check runs before anything is written (`check_commit`): a bad parent, dataset, model
@@ -179,6 +180,9 @@ class Registry:
             privacy: a DP guarantee from your own trainer, {"epsilon", "delta", ...}: recorded in the
                 manifest as "claimed, not checkable by replay" (formats.privacy).
             dataset_root: deprecated spelling of `dataset`.
+            code_revision: the revision of the code that trained it, recorded in the manifest; by
+                default the git commit of the current directory's working tree (`-dirty` with local
+                changes), none outside a git checkout.
             wait: return only once the commit is final (`confirmations`), sending it again if a
                 reorg takes its block back meanwhile.
 
@@ -190,7 +194,7 @@ class Registry:
             >>> registry.commit("checkpoint-1000.safetensors", "my-gpt", parent=1, metrics={"val_loss": 2.1}).version
             2
         """
-        from modelreg.service.commit import NOT_COMMITTED, commit_checkpoint, release_pins
+        from modelreg.service.commit import NOT_COMMITTED, code_revision_of, commit_checkpoint, release_pins
         from modelreg.service.ingest import seal_and_add
 
         if privacy is not None:
@@ -214,7 +218,7 @@ class Registry:
                     return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                              parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
                                              config=config, note=note, added=(sealed, checkpoint_cid),
-                                             privacy=privacy)
+                                             privacy=privacy, code_revision=code_revision or code_revision_of())
             finally:
                 self.client.ops = self.chain_ops()
         except NOT_COMMITTED:

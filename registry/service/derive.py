@@ -212,7 +212,7 @@ def _validation_inputs(registry, events, source: dict, manifest: dict, tmp: Path
 
 
 def _commit(registry, path: Path, model: str, source: dict, manifest: dict, record: dict) -> Commit:
-    from modelreg.service.commit import commit_checkpoint
+    from modelreg.service.commit import code_revision_of, commit_checkpoint
     from modelreg.service.ingest import seal_and_add
 
     sealed, cid = seal_and_add(path, registry.ipfs)  # sealed and pinned before any transaction
@@ -221,7 +221,7 @@ def _commit(registry, path: Path, model: str, source: dict, manifest: dict, reco
     return commit_checkpoint(registry.client, registry.ipfs, path, model_id=model_id, model_name=model,
                              parent=VersionRef(source["model_id"], source["version"]), step=manifest.get("step"),
                              config=manifest.get("config") or {}, artifacts=artifacts, derivation=record,
-                             added=(sealed, cid))
+                             added=(sealed, cid), code_revision=code_revision_of())
 
 
 # -- audit ------------------------------------------------------------------------------------------

@@ -8,21 +8,13 @@ import pytest
 from safetensors.numpy import save_file
 
 import modelreg
-from modelreg.devnet import manager
+from modelreg.formats.manifest import load_model
+from tests.registry.service.conftest import connected_registry, module_home  # noqa: F401  (the fixtures)
 
 
 def _checkpoint(path, value: float):
     save_file({"w": np.full((4, 4), value, dtype=np.float32), "b": np.zeros(4, dtype=np.float32)}, str(path))
     return path
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 def test_seal_gives_the_weights_root_and_a_proof_per_tensor(tmp_path):
@@ -42,6 +34,11 @@ def test_commit_then_verify_then_history_through_the_api(registry, tmp_path):
     versions = registry.history("api-model")
     assert [v["parent"] for v in versions] == [None, {"model_id": first.model_id, "version": 1}]
     assert [v["weights_root"] for v in versions] == [first.root, second.root]
+
+
+def test_commit_records_the_code_revision_given(registry, tmp_path):
+    commit = registry.commit(_checkpoint(tmp_path / "r.safetensors", 4.0), "api-revision", code_revision="abc1234")
+    assert load_model(registry.ipfs.cat(commit.manifest_cid))[0]["code_revision"] == "abc1234"
 
 
 def test_committing_weights_the_model_already_holds_returns_that_version(registry, tmp_path):

@@ -6,21 +6,11 @@ import shutil
 import pytest
 
 import modelreg
-from modelreg.devnet import manager
 from modelreg.errors import ModelInvalid
 from modelreg.formats.manifest import load_model
 from modelreg.formats.model import seal_model
 from modelreg.service.verify import MISMATCH, VERIFIED
 from tests.hf import save_tiny_gpt2
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 @pytest.fixture(scope="module")
