@@ -168,7 +168,7 @@ def main() -> None:
             "checkpoints_written": len(written), "versions_on_chain": len(history),
             "duplicate_roots": len(on_chain) - len(set(on_chain)),
             "versions_in_training_order": on_chain == roots,
-            "parents_chain": all(v["parent"] == (None if i == 0 else {"model_id": v["model"], "version": i})
+            "parents_chain": all(v["parent"] == (None if i == 0 else {"model_id": v["model_id"], "version": i})
                                  for i, v in enumerate(history)),
             "final_root_equals_uninterrupted": seal_checkpoint(result["home"] / final).root
                                                == seal_checkpoint(clean_home / final).root,

@@ -123,7 +123,7 @@ def show_cmd(model, version, as_json):
     events = registry.events()
     entry = audit_lib.find_version(events, audit_lib.find_model(events, model), version)
     status, manifest = audit_lib.check_manifest(entry, registry.ipfs.cat)
-    replayed = _replays(registry.home, registry.client).get((entry["model"], version))
+    replayed = _replays(registry.home, registry.client).get((entry["model_id"], version))
     shown = {**entry, "verification": status, "manifest": manifest, "replay": replayed}
     if as_json:
         return print_json(shown)
@@ -132,7 +132,7 @@ def show_cmd(model, version, as_json):
                          "committer", "block", "tx")]
     depth = registry.depth(entry["block"])
     lines += [("depth", depth_text(depth) + ("" if depth["final"] else " (not final)")),
-              ("parent", _parent(entry, entry["model"]) or "none"), ("revoked", _revocation(entry["revoked"])),
+              ("parent", _parent(entry, entry["model_id"]) or "none"), ("revoked", _revocation(entry["revoked"])),
               ("manifest", status), ("replay", audit_lib.replay_summary(replayed))]
     if manifest:
         metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((manifest.get("metrics") or {}).items()))

@@ -1,4 +1,4 @@
-"""`modelreg commit`: seal, pin and commit any model, a safetensors file or a model directory."""
+"""`modelreg commit`: seal, pin and commit any model, a safetensors or GGUF file or a model directory."""
 
 import math
 import re
@@ -53,9 +53,9 @@ class _Metric(click.ParamType):
 @json_option
 def commit(path, model, dataset, parent, metrics, note, derived_from, transform, params, wait, follow_symlinks,
            as_json):
-    """Commit the model PATH, a safetensors file or a model directory, as the next version of MODEL.
+    """Commit the model PATH, a safetensors or GGUF file or a model directory, as the next version of MODEL.
 
-    PATH is sealed (every tensor of every *.safetensors shard; every other file as bytes), pinned
+    PATH is sealed (every tensor of every *.safetensors and *.gguf file; every other file as bytes), pinned
     to IPFS (a directory as a UnixFS directory) with its manifest, and committed on-chain.
     Content the model already holds is not committed again: its version is printed, exit 0.
     """

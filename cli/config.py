@@ -4,7 +4,7 @@ import click
 
 from modelreg.cli.options import config_of, connection_options, home_of, json_option, print_json
 from modelreg.errors import InputInvalid
-from modelreg.service.config import Config, config_path, save_config
+from modelreg.service.config import Config, save_config
 
 
 @click.command()
@@ -13,11 +13,11 @@ from modelreg.service.config import Config, config_path, save_config
 @click.pass_context
 def init(ctx, force):
     """Write the configuration file: chain, signer and IPFS, from these flags (secrets are never written)."""
-    path = config_path(home_of(ctx))
-    if path.exists() and not force:
-        raise InputInvalid(f"{path} already exists; pass --force to overwrite it")
+    home = home_of(ctx)
+    if home.config.exists() and not force:
+        raise InputInvalid(f"{home.config} already exists; pass --force to overwrite it")
     flags = ctx.meta.get("modelreg.flags", {})
-    save_config(home_of(ctx), Config().with_overrides(flags))
+    path = save_config(home, Config().with_overrides(flags))
     click.echo(f"Wrote {path}")
 
 

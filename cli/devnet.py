@@ -60,7 +60,7 @@ def reset(yes):
     """Stop the devnet and delete its chain (every block, contract and record)."""
     home = home_of()
     if not yes:
-        click.confirm(f"Delete the devnet chain in {manager.devnet_dir(home)}? "
+        click.confirm(f"Delete the devnet chain in {home.devnet}? "
                       "Every deployed contract and committed version on it is lost", abort=True)
     manager.reset(home)
     click.echo("Devnet chain deleted; the next start begins at genesis.")

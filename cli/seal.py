@@ -33,9 +33,10 @@ def _local(target: str):
 @follow_symlinks_option
 @json_option
 def seal(path, follow_symlinks, as_json):
-    """Seal the model PATH_OR_CID, a safetensors file or a model directory: print its roots and counts.
+    """Seal the model PATH_OR_CID, a safetensors or GGUF file or a model directory: print its roots and counts.
 
-    In a directory every *.safetensors file's tensors feed the modelreg-tensors-v1 root and every
+    In a directory every *.safetensors and *.gguf file's tensors feed the tensors root
+    (modelreg-tensors-v1, or -v2 with GGUF's quantized types and metadata) and every
     other file (config, tokenizer, optimizer state) the modelreg-files-v1 files root, hashed as
     bytes. A CID is fetched from the configured IPFS store first. With --json, print the whole
     sealed-only checkpoint manifest (every leaf). Nothing is loaded into torch.

@@ -20,17 +20,18 @@ from modelreg.cli.options import (
     short,
 )
 from modelreg.errors import InputInvalid, ModelregError
+from modelreg.home import Home
 
 
-def _run_dir(home: Path, model_name: str, chosen: Path | None) -> Path:
+def _run_dir(home: Home, model_name: str, chosen: Path | None) -> Path:
     """The run directory, refused unless it lies inside the data directory (a model name such as
     ../../x must not write checkpoints elsewhere)."""
-    runs = home / "runs"
+    runs, root = home.runs, home.root.resolve()
     run_dir = (chosen if chosen is not None else runs / model_name).resolve()
     if chosen is None and run_dir.parent != runs.resolve():
         raise InputInvalid(f"--model {model_name!r} would put its run directory at {run_dir}, outside "
                            f"{runs}; choose a model name without '/' or '..'")
-    if not run_dir.is_relative_to(home.resolve()) or run_dir == home.resolve():
+    if not run_dir.is_relative_to(root) or run_dir == root:
         raise InputInvalid(f"--run-dir {run_dir} is not inside the data directory {home}; choose a directory "
                            "under it (or another --home)")
     return run_dir

@@ -16,7 +16,6 @@ from modelreg.cli.options import (
     read_options,
 )
 from modelreg.errors import VersionNotFound
-from modelreg.formats.model import ZERO_ROOT
 from modelreg.service import audit as audit_lib
 from modelreg.service.report import visible
 from modelreg.service.verify import MISMATCH, REVOKED, VERIFIED
@@ -71,7 +70,7 @@ def _print_cache_note(target: str) -> None:
     """Where a CID fetched from a Kubo daemon went, and how to get the space back."""
     ipfs = config_of().ipfs
     if ipfs.api and not Path(target).exists():
-        click.echo(f"  fetched from {ipfs.api} into a cache in {home_of()}/ipfs (not pinned, trimmed past "
+        click.echo(f"  fetched from {ipfs.api} into a cache in {home_of().ipfs} (not pinned, trimmed past "
                    f"{ipfs.cache_mib} MiB, --ipfs-cache-mib); `modelreg ipfs clear-cache` empties it")
 
 
@@ -84,7 +83,7 @@ def _print(model: str, v) -> None:
             _echo(f"MISMATCH: {what} (root {v.file_root}) is not {where} (on-chain root {v.chain_root})")
         else:
             _echo(f"MISMATCH: {what} has the tensors of {where} but not its files (files root "
-                  f"{v.files_root}, on-chain {v.chain_files_root})")
+                  f"{v.files_root or 'none'}, on-chain {v.chain_files_root or 'none'})")
         if v.note:
             _echo(f"  {v.note}")
         _print_differences(v.differences)
@@ -97,7 +96,7 @@ def _print(model: str, v) -> None:
         _echo(f"REVOKED: {what} is {where} (root {v.file_root}), revoked by {r['revoker']}: "
               f"{r['reason']!r}{replacement}")
     else:
-        files = f", files root {v.files_root}" if v.files_root != ZERO_ROOT else ""
+        files = f", files root {v.files_root}" if v.files_root else ""
         _echo(f"VERIFIED: {what} is {where} (root {v.file_root}, {v.tensors} tensors{files})")
         for e in v.earlier:
             _echo(f"  also committed earlier by model {e['model']} (version {e['version']}, account "

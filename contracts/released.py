@@ -9,7 +9,8 @@ Version 2 is the artifact kept in contracts/ModelRegistryV2.json (sources in con
 is contracts/ModelRegistry.json. tests/contracts/test_released.py checks both hashes against the artifacts.
 """
 
-from eth_utils import keccak
+# pysha3's keccak256 (a core dependency, as in formats/merkle.py): eth-* stays in chain/ and the devnet
+from sha3 import keccak_256
 
 # contract interface version -> "0x" + keccak256(runtime bytecode)
 RELEASED: dict[int, str] = {
@@ -19,7 +20,7 @@ RELEASED: dict[int, str] = {
 
 
 def code_hash(code: bytes) -> str:
-    return "0x" + keccak(bytes(code)).hex()
+    return "0x" + keccak_256(bytes(code)).hexdigest()
 
 
 def version_of_code(code: bytes) -> int | None:

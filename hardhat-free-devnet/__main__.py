@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     parser.add_argument("--idle-timeout", type=float, default=0.0,
                         help="stop after this many seconds without a request (default 0: never)")
     args = parser.parse_args(argv)
-    directory = manager.devnet_dir(resolve_home(args.home))
+    directory = resolve_home(args.home).devnet
     directory.mkdir(parents=True, exist_ok=True)
     # Two servers over one chain would each extend their own in-memory head: a fork on disk.
     guard = open(directory / "server.lock", "w")  # noqa: SIM115 - held until the process exits

@@ -1,4 +1,4 @@
-"""Start, find, stop and reset the background devnet of a data directory (<home>/devnet/)."""
+"""Start, find, stop and reset the background devnet of a data directory (in its `Home.devnet`)."""
 
 import contextlib
 import fcntl
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from modelreg.errors import ChainUnavailable
+from modelreg.home import Home, HomeLike
 
 DEFAULT_PORT = 8645  # not 8545: anvil, hardhat and geth default there and may be running
 SERVER_FILE = "server.json"  # {"pid", "port", "url"}, written by the server once it listens
@@ -43,7 +44,7 @@ class DevnetStatus:
     def to_json(self) -> dict:
         return asdict(self)
 
-    def stops_when(self, home: Path | None = None) -> str:
+    def stops_when(self, home: HomeLike | None = None) -> str:
         """When it stops, in words; with `home`, the stop command names that data directory."""
         down = f"modelreg --home {shlex.quote(str(home))} devnet down" if home is not None else "modelreg devnet down"
         if not self.idle_timeout:
@@ -67,10 +68,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
-def devnet_dir(home: Path) -> Path:
-    return Path(home) / "devnet"
-
-
 def write_server_file(directory: Path, port: int, idle_timeout: float | None = None) -> None:
     info = {"pid": os.getpid(), "port": port, "url": f"http://127.0.0.1:{port}", "idle_timeout": idle_timeout}
     tmp = directory / (SERVER_FILE + ".tmp")
@@ -85,9 +82,9 @@ def remove_server_file(directory: Path) -> None:
             (directory / SERVER_FILE).unlink()
 
 
-def status(home: Path) -> DevnetStatus:
+def status(home: HomeLike) -> DevnetStatus:
     """Whether this data directory's devnet is running and answering, and where."""
-    directory = devnet_dir(home)
+    directory = Home.of(home).devnet
     try:
         info = json.loads((directory / SERVER_FILE).read_text())
         pid, port, url = int(info["pid"]), int(info["port"]), str(info["url"])
@@ -103,13 +100,13 @@ def status(home: Path) -> DevnetStatus:
     return DevnetStatus(True, str(directory), pid, port, url, block, idle_timeout=idle)
 
 
-def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0,
+def up(home: HomeLike, port: int = DEFAULT_PORT, timeout: float = 60.0,
        idle_timeout: float | None = None) -> DevnetStatus:
     """Start the devnet in the background unless it already runs; returns once it answers, with
     `started` True if this call started it. It stops by itself after `idle_timeout` seconds without
     a request (default `idle_timeout_default()`; 0: never)."""
     idle_timeout = idle_timeout_default() if idle_timeout is None else idle_timeout
-    directory = devnet_dir(home)
+    directory = Home.of(home).devnet
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         current = status(home)
@@ -138,9 +135,9 @@ def up(home: Path, port: int = DEFAULT_PORT, timeout: float = 60.0,
                                f"see {directory / LOG_FILE}")
 
 
-def down(home: Path, timeout: float = 10.0) -> bool:
+def down(home: HomeLike, timeout: float = 10.0) -> bool:
     """Stop the devnet (SIGTERM, then SIGKILL after `timeout`); False if none was running."""
-    directory = devnet_dir(home)
+    directory = Home.of(home).devnet
     current = status(home)
     if current.pid is None or not _alive(current.pid):
         with contextlib.suppress(FileNotFoundError):
@@ -159,15 +156,15 @@ def down(home: Path, timeout: float = 10.0) -> bool:
     return True
 
 
-def reset(home: Path) -> None:
+def reset(home: HomeLike) -> None:
     """Stop the devnet and delete its chain: the next start begins again from genesis."""
     down(home)
     for name in CHAIN_FILES:
         with contextlib.suppress(FileNotFoundError):
-            (devnet_dir(home) / name).unlink()
+            (Home.of(home).devnet / name).unlink()
 
 
-def ensure_running(home: Path, port: int = DEFAULT_PORT) -> str:
+def ensure_running(home: HomeLike, port: int = DEFAULT_PORT) -> str:
     """The RPC URL of this data directory's devnet, starting it first if needed."""
     return up(home, port).url
 

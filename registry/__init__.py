@@ -50,7 +50,7 @@ def seal(path: str | os.PathLike, *, follow_symlinks: bool = False):
         follow_symlinks: follow symbolic links in a directory (a Hugging Face cache snapshot).
 
     Returns:
-        A `SealedModel`: `.root` (0x-hex weights root), `.tensor_count`, `.files_root` (zero for
+        A `SealedModel`: `.root` (0x-hex weights root), `.tensor_count`, `.files_root` (None for
         a single file), `.tensors` (the tensors tree: `.root`, and `.leaves`, each with name,
         dtype, shape and sha256) and `.files` (the files tree, its leaves path, size and sha256),
         None for a single file.
@@ -89,12 +89,9 @@ def connect(home: str | os.PathLike | None = None, *, write: bool = True, **sett
 
         With a node of your own: `modelreg.connect(rpc_url="http://127.0.0.1:8545", signer="env")`.
     """
-    from modelreg.home import resolve_home
-    from modelreg.service.config import load_config, overrides_of
-    from modelreg.service.connect import connect as connect_registry
+    from modelreg.service.connect import open_registry
 
-    resolved = resolve_home(home)
-    return connect_registry(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
+    return open_registry(home, write=write, **settings)
 
 
 def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | None = None, **kwargs) -> Commit:
@@ -102,7 +99,7 @@ def commit(path: str | os.PathLike, model: str, *, home: str | os.PathLike | Non
     the configured registry.
 
     A shorthand for `modelreg.connect(home).commit(path, model, **kwargs)`; see `Registry.commit`
-    for parent, dataset, step, metrics, config, note and follow_symlinks.
+    for parent, dataset, step, metrics, config, note, follow_symlinks and code_revision.
 
     Example:
         >>> modelreg.commit("checkpoint-500.safetensors", "my-gpt").version

@@ -28,7 +28,7 @@ class ConfigInvalid(ModelregError):
 
 
 class CheckpointInvalid(InputInvalid):
-    """A file is not a well-formed safetensors checkpoint."""
+    """A file is not a well-formed weights file (safetensors or GGUF)."""
 
 
 class DatasetInvalid(InputInvalid):

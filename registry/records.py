@@ -1,11 +1,30 @@
-"""Typed records shared by every layer: a version reference and a committed version.
+"""Typed records shared by every layer: a version reference, a committed version, a saved checkpoint.
 
 One concept, one type: the chain client, the manifest code, the registrar, the audit and the
 public API all pass these; dicts appear only where JSON is written or read.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import NamedTuple
+
+from modelreg._hex import to_hex
+
+ZERO_ROOT = "0x" + "00" * 32
+"""How the contract spells "no root" in a bytes32 field (a version with no files root), and a
+`modelreg-derivation-v1` record after it. Everywhere else, in the API and in JSON, it is None:
+`root_or_none` and `root_or_zero` are the one conversion between the two."""
+
+
+def root_or_none(value: bytes | str) -> str | None:
+    """A bytes32 root as the contract or an event gives it (bytes, or 0x-hex): 0x-hex, or None for zero."""
+    root = value if isinstance(value, str) else to_hex(value)
+    return None if int(root, 16) == 0 else root
+
+
+def root_or_zero(root: str | None) -> str:
+    """The other way: a root, or None, as the contract's bytes32 spells it (0x-hex, zero for None)."""
+    return ZERO_ROOT if root is None else root
 
 
 class VersionRef(NamedTuple):
@@ -56,3 +75,36 @@ class Commit:
     def from_dict(cls, data: dict) -> "Commit":
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """One checkpoint on disk, as a trainer hands it to the registrar: a file or a model directory and
+    its step; the rest is what the trainer knows of it.
+
+    The one shape of the event: modelreg's trainer sends it to its `on_checkpoint` hook,
+    `BackgroundCommitter.submit` and the Transformers callback build it, and the registrar journals
+    it (`to_record`). Only `path` and `step` are required.
+    """
+
+    path: Path  # the weights file, or the model directory
+    step: int
+    metrics: dict = field(default_factory=dict)  # modelreg's trainer: train_loss, val_loss, val_perplexity, ...
+    config: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)  # torch, device, dtype, world_size, ...
+    privacy: dict | None = None  # a DP claim of the user's own trainer: recorded, not checkable by replay
+    # What modelreg's trainer adds (training/trainer.py, training/checkpoint.py):
+    optimizer_path: Path | None = None  # the optimizer state beside the weights, pinned for the next replay
+    tokenizer_path: Path | None = None
+    tokenizer_sha256: str | None = None
+    dataset_root: str | None = None
+    transcript: dict | None = None  # the segment since the parent checkpoint: see trainer.Segment.close
+
+    def to_record(self) -> dict:
+        """The fields as the registrar's journal holds them: paths as strings, None where absent."""
+        return {"step": self.step, "path": str(self.path), "metrics": dict(self.metrics),
+                "config": dict(self.config), "environment": dict(self.environment),
+                "tokenizer_path": str(self.tokenizer_path) if self.tokenizer_path else None,
+                "tokenizer_sha256": self.tokenizer_sha256,
+                "optimizer_path": str(self.optimizer_path) if self.optimizer_path else None,
+                "transcript": self.transcript, "privacy": self.privacy}

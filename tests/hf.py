@@ -21,3 +21,19 @@ def save_tiny_gpt2(directory: Path, max_shard_size: str = "10GB", seed: int = 0)
     """save_pretrained of tiny_gpt2(seed) into `directory`, split into shards of at most max_shard_size."""
     tiny_gpt2(seed).save_pretrained(directory, max_shard_size=max_shard_size)
     return directory
+
+
+class Tokens:
+    """Random token sequences, the labels the inputs themselves (causal LM): a map-style dataset for
+    `transformers.Trainer` (a length and items are all its DataLoader needs)."""
+
+    def __init__(self, n: int = 16, length: int = 16):
+        import torch
+
+        self.ids = torch.randint(0, 128, (n, length), generator=torch.Generator().manual_seed(0))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}

@@ -4,6 +4,9 @@ out_dir/ckpt-{step:06d}.safetensors        the weights (float32, the tied embedd
 out_dir/ckpt-{step:06d}.optim.safetensors  AdamW's moments and step counts, and the run's step
 out_dir/tokenizer.json                     the tokenizer the weights index into
 
+These names live here only: the trainer writes them, and `saved_checkpoints` reads them back for
+`train-and-register --resume` (the registrar, in the torch-free core, never globs for them).
+
 Equal tensors give equal bytes: safetensors orders tensors by dtype and name,
 and the one metadata entry (a canonical JSON string) leaves no key order to
 vary. The optimizer file is written first and the weights last, both
@@ -22,6 +25,7 @@ from safetensors.torch import save as st_save
 
 from modelreg._atomic import write_atomic
 from modelreg.errors import CheckpointInvalid
+from modelreg.records import CheckpointSaved
 from modelreg.training.config import TrainConfig
 from modelreg.training.model import GPT
 
@@ -48,6 +52,19 @@ def weights_path(out_dir: Path, step: int) -> Path:
 
 def optimizer_path(out_dir: Path, step: int) -> Path:
     return Path(out_dir) / f"ckpt-{step:06d}.optim.safetensors"
+
+
+def tokenizer_path(out_dir: Path) -> Path:
+    return Path(out_dir) / "tokenizer.json"
+
+
+def _weights_files(out_dir: Path) -> dict[int, Path]:
+    """Every weights file in out_dir by step, its optimizer file written or not."""
+    found = {}
+    for p in Path(out_dir).glob("ckpt-*.safetensors"):
+        if m := _NAME.match(p.name):
+            found[int(m.group(1))] = p
+    return found
 
 
 def _canonical(obj) -> str:
@@ -127,9 +144,16 @@ def load_optimizer(path: Path, model: GPT, optimizer: torch.optim.Optimizer) -> 
 
 def latest_checkpoint(out_dir: Path) -> Path | None:
     """The weights file of the newest complete checkpoint in out_dir, or None."""
-    found = []
-    for p in Path(out_dir).glob("ckpt-*.safetensors"):
-        m = _NAME.match(p.name)
-        if m and optimizer_path(out_dir, int(m.group(1))).exists():
-            found.append((int(m.group(1)), p))
-    return max(found)[1] if found else None
+    files = _weights_files(out_dir)
+    complete = [step for step in files if optimizer_path(out_dir, step).exists()]
+    return files[max(complete)] if complete else None
+
+
+def saved_checkpoints(out_dir: Path) -> list[CheckpointSaved]:
+    """Every checkpoint out_dir holds, in step order, as much of its `CheckpointSaved` as the file
+    names tell: the step, the weights and the tokenizer. What only the trainer's event carried
+    (metrics, config, transcript) is not on disk; the optimizer state is left out too, as the
+    registrar always committed a checkpoint recovered from disk (`Registrar.recover`).
+    """
+    return [CheckpointSaved(path, step, tokenizer_path=tokenizer_path(out_dir))
+            for step, path in sorted(_weights_files(out_dir).items())]

@@ -27,8 +27,10 @@ from modelreg.errors import (
     ModelregError,
 )
 from modelreg.records import Commit
+from modelreg.service.commit import code_revision_of
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
+from modelreg.training.checkpoint import saved_checkpoints
 from modelreg.training.config import TrainConfig
 from modelreg.training.data import seal_and_load
 from modelreg.training.trainer import train
@@ -50,10 +52,10 @@ def preflight(registry, model_name: str) -> None:
     """Read-only checks that registering will work: the chain and IPFS answer, the signer can pay,
     and it owns or maintains the model if the model exists. Sends nothing and writes nothing."""
     client = registry.client
-    client.w3.eth.block_number  # noqa: B018 - raises ChainUnavailable if the node stopped answering
+    client.head()  # raises ChainUnavailable if the node stopped answering
     registry.ipfs.pins()  # a Kubo daemon that does not answer raises IpfsUnavailable here
     account = client.signer.address
-    balance, price = client.w3.eth.get_balance(account), client.w3.eth.gas_price
+    balance, price = client.balance(account), client.gas_price()
     if balance < PREFLIGHT_GAS * price:
         raise InsufficientFunds(f"the signer {account} holds {balance} wei on chain {client.chain_id}, "
                                 f"less than the {PREFLIGHT_GAS * price} wei that registering a checkpoint "
@@ -68,12 +70,23 @@ def preflight(registry, model_name: str) -> None:
                            "owner to add it as a maintainer, or choose another model name")
 
 
+def trainer_revision() -> str:
+    """The revision of modelreg's trainer: its git commit when run from a checkout, else its version."""
+    from importlib.metadata import version
+
+    return code_revision_of(Path(__file__).resolve().parent) or f"modelreg {version('modelreg')} (no git checkout)"
+
+
 class TrainingRun:
     """One `train-and-register`: the run directory, its journal, the registrar and the training call."""
 
     def __init__(self, registry, *, model_name: str, data_dir: Path, run_dir: Path, config: TrainConfig,
-                 resume: bool, quiet: bool = False, keep_training: bool = False, dp: dict | None = None):
+                 resume: bool, quiet: bool = False, keep_training: bool = False, dp: dict | None = None,
+                 code_revision: str | None = None):
+        """code_revision is recorded in every version; by default the trainer's (`trainer_revision`):
+        here modelreg's own training code is the code that trains."""
         self.registry, self.model_name, self.config, self.dp = registry, model_name, config, dp
+        self.code_revision = code_revision if code_revision is not None else trainer_revision()
         self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
         self.resume, self.quiet, self.keep_training = resume, quiet, keep_training
         self.model_id: int | None = None
@@ -105,9 +118,10 @@ class TrainingRun:
                                               f"step {r['step']}: re-committed after a reorg, now in block "
                                               f"{r['block']}", file=sys.stderr, flush=True),
                                           # On a chain that can reorg, the run ends once every commit is final.
-                                          wait_final=self.registry.client.ops.watches)
+                                          wait_final=self.registry.client.ops.watches,
+                                          code_revision=self.code_revision)
                     if self.resume:
-                        registrar.recover(self.run_dir)
+                        registrar.recover(saved_checkpoints(self.run_dir))
 
                 def on_checkpoint(event):
                     registrar.submit(event)  # journaled first: a refused one stays pending for --resume
@@ -120,7 +134,7 @@ class TrainingRun:
                     train(self.config, self.data_dir, self.run_dir, dataset=dataset,
                           dataset_root=self.dataset_root, on_checkpoint=on_checkpoint, resume=self.resume,
                           device=device, before_first_step=before_first_step, dp=self.dp,
-                          token_cache_dir=Path(self.registry.home) / "cache" / "tokens")
+                          token_cache_dir=self.registry.home.token_cache)
                 except BaseException:
                     if registrar is None and fresh:  # failed before the first step: leave nothing behind
                         self._remove_run_dir(created=fresh == "created")

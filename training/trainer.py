@@ -22,6 +22,7 @@ from modelreg._atomic import write_atomic
 from modelreg.errors import ConfigInvalid, DatasetInvalid, DatasetTampered, InputInvalid
 from modelreg.formats.manifest import canonical_json
 from modelreg.formats.transcript import BatchLeaf, batches_document, config_sha256, tokens_sha256
+from modelreg.records import CheckpointSaved
 from modelreg.training import checkpoint as ckpt
 from modelreg.training import distributed, numerics
 from modelreg.training import dp as dp_sgd
@@ -29,22 +30,6 @@ from modelreg.training.config import TrainConfig
 from modelreg.training.data import VerifiedDataset, load_dataset, seal_directory
 from modelreg.training.model import GPT
 from modelreg.training.tokenizer import EOT, TokenizerArtifact, load_tokenizer, train_tokenizer
-
-
-@dataclass(frozen=True)
-class CheckpointEvent:
-    """What the hook receives at every checkpoint, on rank 0, right after both files are on disk."""
-
-    path: Path  # the weights file
-    optimizer_path: Path
-    step: int
-    metrics: dict  # train_loss, val_loss, val_perplexity, tokens_seen, lr, elapsed_s
-    config: dict  # TrainConfig.to_dict()
-    tokenizer_path: Path
-    tokenizer_sha256: str
-    dataset_root: str
-    environment: dict  # torch, device, dtype, world_size
-    transcript: dict | None = None  # the segment since the parent checkpoint: see Segment.event_transcript
 
 
 @dataclass(frozen=True)
@@ -238,7 +223,7 @@ def _prepare_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> Path |
 
 
 def _tokenizer_for(env, dataset, config, out_dir: Path, resume_from: Path | None):
-    path = out_dir / "tokenizer.json"
+    path = ckpt.tokenizer_path(out_dir)
     if resume_from is not None:
         return load_tokenizer(path, ckpt.read_weights(resume_from)[1].tokenizer_sha256)
     if env.is_main:
@@ -254,7 +239,7 @@ def train(
     *,
     dataset_manifest: dict | str | Path | None = None,
     dataset_root: str | None = None,
-    on_checkpoint: Callable[[CheckpointEvent], None] | None = None,
+    on_checkpoint: Callable[[CheckpointSaved], None] | None = None,
     resume: bool = False,
     device: str | None = None,
     before_first_step: Callable[[], None] | None = None,
@@ -267,7 +252,8 @@ def train(
     dataset_manifest is the dataset's `modelreg-dataset-manifest-v1`, a dict or a JSON
     file; without it the directory is sealed now and every file in it is used.
     dataset_root, when given, must be the manifest's root. on_checkpoint is called on
-    rank 0 after every checkpoint, in the training thread: it must hand slow work (the
+    rank 0 after every checkpoint, once both its files are on disk, with its `CheckpointSaved`
+    (`modelreg.records`), in the training thread: it must hand slow work (the
     network) elsewhere and return. An exception from it stops training, leaving the
     checkpoints written so far resumable with resume=True. before_first_step is called on
     rank 0 once the data is verified and tokenized into enough tokens for a batch and the model
@@ -359,9 +345,11 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
                            "tokens_seen": step * tokens_per_step, "elapsed_s": time.time() - t0}
                 if transcript is not None and "dp" in transcript:
                     metrics["dp_epsilon"] = transcript["dp"]["epsilon_spent"]
-                on_checkpoint(CheckpointEvent(path, ckpt.optimizer_path(out_dir, step), step, metrics,
-                                              config.to_dict(), tok_artifact.path, tok_artifact.sha256,
-                                              dataset.root, dict(environment), transcript))
+                on_checkpoint(CheckpointSaved(path, step, metrics, config.to_dict(), dict(environment),
+                                              optimizer_path=ckpt.optimizer_path(out_dir, step),
+                                              tokenizer_path=tok_artifact.path,
+                                              tokenizer_sha256=tok_artifact.sha256, dataset_root=dataset.root,
+                                              transcript=transcript))
     distributed.barrier(env)  # no rank leaves (and tears the group down) while rank 0 still writes
     return TrainResult(out_dir, step, tuple(written), tok_artifact, dataset.root, tuple(evals),
                        tuple(step_losses), step * tokens_per_step, time.time() - t0)

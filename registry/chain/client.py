@@ -57,7 +57,7 @@ from modelreg.errors import (
     VersionNotFound,
 )
 from modelreg.formats import mmr
-from modelreg.records import VersionRef
+from modelreg.records import VersionRef, root_or_none, root_or_zero
 
 restore_recursion_limit()  # web3 (py_ecc) raised it to 100,000: see modelreg._json
 
@@ -157,6 +157,11 @@ def connect(rpc_url: "str | Endpoints", expected_chain_id: int | None = None) ->
         raise ChainIdMismatch(f"{endpoints.url} serves chain {chain_id}, not the configured chain "
                               f"{expected_chain_id}")
     return w3
+
+
+def chain_id_of(w3: Web3) -> int:
+    """The chain id the node behind `w3` serves; ChainUnavailable if it stopped answering."""
+    return _rpc_call(lambda: w3.eth.chain_id)
 
 
 def deployment_block(w3: Web3, address: str) -> int:
@@ -297,19 +302,39 @@ class RegistryClient:
     @classmethod
     def from_home(cls, w3: Web3, signer: Signer | None, home: Path) -> "RegistryClient":
         """The ModelRegistry recorded in `home` for this chain (see registry.deployments)."""
-        chain_id = _rpc_call(lambda: w3.eth.chain_id)
+        chain_id = chain_id_of(w3)
         deployment = deployments.lookup(home, chain_id)
         try:
             return cls.at(w3, signer, deployment.address, from_block=deployment.block)
         except ContractNotDeployed:
             raise ContractNotDeployed(
-                f"the ModelRegistry recorded for chain {chain_id} in {home / deployments.FILENAME} "
+                f"the ModelRegistry recorded for chain {chain_id} in {deployments.location(home)} "
                 f"({deployment.address}) has no code; the chain was reset or is another one: "
                 "deploy again to replace the record") from None
 
     @property
     def chain_id(self) -> int:
-        return self._rpc(lambda: self.w3.eth.chain_id)
+        return chain_id_of(self.w3)
+
+    # --------------------------------------------------------------- the chain
+    # What the other layers read of the chain itself, through the same error mapping as every other
+    # call (a node that stopped answering is ChainUnavailable): web3 stays inside modelreg.chain.
+
+    def head(self) -> int:
+        """The number of the latest block."""
+        return self._rpc(lambda: self.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> str:
+        """The hash of block `number`, as 0x-prefixed lower-case hex."""
+        return to_hex(self._rpc(lambda: self.w3.eth.get_block(number)["hash"]))
+
+    def balance(self, address: str) -> int:
+        """What `address` holds now, in wei."""
+        return self._rpc(lambda: self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def gas_price(self) -> int:
+        """The node's gas price now, in wei."""
+        return self._rpc(lambda: self.w3.eth.gas_price)
 
     # ------------------------------------------------------------------ models
 
@@ -400,7 +425,7 @@ class RegistryClient:
         Committing content a live version already has raises DuplicateRoot naming that version.
         """
         weights_root = _bytes32(weights_root, "weights root")
-        files_root = bytes(32) if files_root is None else _bytes32(files_root, "files root")
+        files_root = _bytes32(root_or_zero(files_root), "files root")
         if self.interface_version >= 3:
             return self._commit_version_v3(model_id, (weights_root, tensor_count, files_root), dataset_root,
                                            parent, manifest_cid)
@@ -453,7 +478,7 @@ class RegistryClient:
                                "hash to the content the contract stores; the node is lying or broken")
         return VersionRecord(
             model_id=model_id, version=version, weights_root=to_hex(a["weightsRoot"]), tensor_count=tensor_count,
-            files_root=None if a["filesRoot"] == bytes(32) else to_hex(a["filesRoot"]),
+            files_root=root_or_none(a["filesRoot"]),
             dataset_root=to_hex(a["datasetRoot"]) if dataset_id else None, dataset_id=dataset_id or None,
             parent=VersionRef(a["parentModel"], a["parentVersion"]) if a["parentModel"] else None,
             committer=committer, manifest_cid=a["manifestCid"],
@@ -491,7 +516,7 @@ class RegistryClient:
         """(weights root, tensor count, files root) of a version, as the verify functions take it."""
         r = self.get_version(model_id, version)
         return (_bytes32(r.weights_root, "weights root"), r.tensor_count,
-                bytes(32) if r.files_root is None else _bytes32(r.files_root, "files root"))
+                _bytes32(root_or_zero(r.files_root), "files root"))
 
     def _proven(self, model_id: int, version: int) -> tuple:
         """The arguments that name a version to the verify functions: v2 takes (model, version,
@@ -602,7 +627,7 @@ class RegistryClient:
                 revoker, reason, replacement = r["revoker"], r["reason"], r["replacement"]
         return VersionRecord(
             model_id=model_id, version=version, weights_root=to_hex(a["weightsRoot"]), tensor_count=a["tensorCount"],
-            files_root=None if a["filesRoot"] == bytes(32) else to_hex(a["filesRoot"]),
+            files_root=root_or_none(a["filesRoot"]),
             dataset_root=to_hex(a["datasetRoot"]) if a["datasetId"] else None, dataset_id=a["datasetId"] or None,
             parent=VersionRef(a["parentModel"], a["parentVersion"]) if a["parentModel"] else None,
             committer=a["committer"], manifest_cid=a["manifestCid"],

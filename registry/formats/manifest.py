@@ -7,7 +7,7 @@ its IPFS CID is stable. Two shapes:
 - `modelreg-dataset-manifest-v1`: {"manifest", "format": "modelreg-files-v1",
   "root", "leaves": [{"path", "size", "sha256"}, ...]}
 - `modelreg-checkpoint-manifest-v1`: {"manifest", "format":
-  "modelreg-tensors-v1", "root", "leaves": [{"name", "dtype", "shape",
+  "modelreg-tensors-v1" (or "modelreg-tensors-v2": formats.seal), "root", "leaves": [{"name", "dtype", "shape",
   "sha256"}, ...]} plus the lineage keys (LINEAGE_KEYS), all of them or, for
   a manifest of the sealed weights alone, none. A model directory with files besides its
   weights adds "files": {"format": "modelreg-files-v1", "root", "leaves": [{"path", "size",
@@ -34,10 +34,10 @@ from modelreg.formats.model import SealedModel
 from modelreg.formats.paths import check_paths
 from modelreg.formats.privacy import check as check_privacy
 from modelreg.formats.privacy import from_transcript as privacy_from_transcript
-from modelreg.formats.safetensors import DTYPE_BITS
 from modelreg.formats.seal import (
     FILES_FORMAT,
-    TENSORS_FORMAT,
+    TENSOR_DTYPES,
+    TENSORS_FORMATS,
     FileLeaf,
     SealedCheckpoint,
     SealedDataset,
@@ -55,9 +55,9 @@ LINEAGE_KEYS = ("model", "step", "parent", "dataset_root", "config", "code_revis
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _TENSOR_FIELDS = {"name": str, "dtype": str, "shape": list, "sha256": str}
 _KINDS = {
-    CHECKPOINT_MANIFEST: (TENSORS_FORMAT, SealedCheckpoint, _TENSOR_FIELDS),
-    CHECKPOINT_MANIFEST_V2: (TENSORS_FORMAT, SealedCheckpoint, _TENSOR_FIELDS),
-    DATASET_MANIFEST: (FILES_FORMAT, SealedDataset, {"path": str, "size": int, "sha256": str}),
+    CHECKPOINT_MANIFEST: (TENSORS_FORMATS, SealedCheckpoint, _TENSOR_FIELDS),
+    CHECKPOINT_MANIFEST_V2: (TENSORS_FORMATS, SealedCheckpoint, _TENSOR_FIELDS),
+    DATASET_MANIFEST: ((FILES_FORMAT,), SealedDataset, {"path": str, "size": int, "sha256": str}),
 }
 
 
@@ -182,7 +182,7 @@ def _no_constant(name):
     raise ManifestInvalid(f"manifest holds {name}, which canonical JSON forbids")
 
 
-def _leaf(fields: dict, entry, i: int):
+def _leaf(fields: dict, entry, i: int, fmt: str):
     if not isinstance(entry, dict) or set(entry) != set(fields):
         raise ManifestInvalid(f"leaf {i} must have exactly the keys {sorted(fields)}, got {entry!r}")
     for key, kind in fields.items():
@@ -193,8 +193,9 @@ def _leaf(fields: dict, entry, i: int):
     if "shape" in entry:
         if not all(_is_count(d) for d in entry["shape"]):
             raise ManifestInvalid(f"leaf {i}: shape {entry['shape']!r} must list non-negative integers")
-        if entry["dtype"] not in DTYPE_BITS:
-            raise ManifestInvalid(f"leaf {i}: dtype {entry['dtype']!r} is not a safetensors dtype")
+        if entry["dtype"] not in TENSOR_DTYPES[fmt]:
+            known = "a safetensors dtype" if fmt == TENSORS_FORMATS[0] else f"a {fmt} dtype"
+            raise ManifestInvalid(f"leaf {i}: dtype {entry['dtype']!r} is not {known}")
         return TensorLeaf(entry["name"], entry["dtype"], tuple(entry["shape"]), entry["sha256"])
     if not _is_count(entry["size"]):
         raise ManifestInvalid(f"leaf {i}: size {entry['size']!r} must be a non-negative integer")
@@ -206,14 +207,15 @@ def sealed_of(manifest: dict) -> SealedCheckpoint | SealedDataset:
     kind = manifest.get("manifest")
     if kind not in _KINDS:
         raise ManifestInvalid(f"unknown manifest {kind!r}; expected {' or '.join(_KINDS)}")
-    fmt, sealed_type, fields = _KINDS[kind]
-    if manifest.get("format") != fmt:
-        raise ManifestInvalid(f"{kind} must have format {fmt!r}, not {manifest.get('format')!r}")
+    formats, sealed_type, fields = _KINDS[kind]
+    fmt = manifest.get("format")
+    if fmt not in formats:
+        raise ManifestInvalid(f"{kind} must have format {' or '.join(map(repr, formats))}, not {fmt!r}")
     leaves = manifest.get("leaves")
     if not isinstance(leaves, list) or not leaves:
         raise ManifestInvalid(f"{kind} must list at least one leaf")
     caps.check("max_entries", f"the number of leaves of a {kind}", len(leaves))
-    parsed = [_leaf(fields, entry, i) for i, entry in enumerate(leaves)]
+    parsed = [_leaf(fields, entry, i, fmt) for i, entry in enumerate(leaves)]
     if sealed_type is SealedDataset:  # file paths are where replay and get write: checked before any use
         check_paths((leaf.path for leaf in parsed), what=kind)
         caps.check("max_dataset_bytes", f"the total size a {kind} declares", sum(leaf.size for leaf in parsed))
@@ -221,7 +223,11 @@ def sealed_of(manifest: dict) -> SealedCheckpoint | SealedDataset:
     if len(set(keys)) != len(keys):
         twice = sorted({k for k in keys if keys.count(k) > 1})[0]
         raise ManifestInvalid(f"manifest lists {twice!r} twice; each leaf must be unique")
-    return sealed_type.of(parsed)
+    sealed = sealed_type.of(parsed)
+    if sealed.format != fmt:  # v2 only where a dtype needs it: one set of leaves, one format
+        raise ManifestInvalid(f"{kind} says format {fmt!r} but its leaves are {sealed.format!r}: "
+                              "every dtype is in the v1 vocabulary")
+    return sealed
 
 
 def _files_of(manifest: dict) -> SealedDataset | None:

@@ -1,10 +1,14 @@
-"""Models: one safetensors file, or a directory of shards and other files, sealed as two trees.
+"""Models: one weights file, or a directory of shards and other files, sealed as two trees.
 
-A directory (a Hugging Face model, a `transformers.Trainer` `checkpoint-N/`) is sealed by these rules:
+A weights file is safetensors or GGUF (`formats.sources`): a lone file by its suffix or its first
+bytes, a file in a directory by its suffix. A directory (a Hugging Face model, a
+`transformers.Trainer` `checkpoint-N/`) is sealed by these rules:
 
-- Every `*.safetensors` file feeds the tensors tree (`modelreg-tensors-v1`). A leaf does not say
+- Every `*.safetensors` and `*.gguf` file feeds the tensors tree (`modelreg-tensors-v1`, or -v2
+  when a GGUF file is among them: `formats.seal`). A leaf does not say
   which shard held it, so resharding the same weights gives the same root. Tensor names must be
-  unique across shards; a shard in a subdirectory prefixes its names with that subdirectory's path
+  unique across shards (so a folder holds at most one GGUF file: each has a `__metadata__`
+  leaf); a shard in a subdirectory prefixes its names with that subdirectory's path
   (`unet/conv.weight`), so a pipeline of several models (diffusers) seals without collisions.
 - A `*.safetensors.index.json` (`model.safetensors.index.json`) must agree with its shards
   exactly: every tensor its weight_map names is in the shard it names, every tensor of those
@@ -18,8 +22,8 @@ A directory (a Hugging Face model, a `transformers.Trainer` `checkpoint-N/`) is 
   a link back to a directory that contains it is refused. Special files (FIFOs, sockets,
   devices), names that are not UTF-8 and an index naming a shard outside its directory are refused.
 
-A single file keeps the checkpoint rules of `seal` and has no files tree: its files root is zero,
-as is that of a directory holding nothing but shards.
+A single file keeps the checkpoint rules of `seal` and has no files tree: its files root is None,
+as is that of a directory holding nothing but shards (the contract stores zero: `records.ZERO_ROOT`).
 """
 
 import json
@@ -31,6 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from modelreg._files import open_regular
 from modelreg.errors import CheckpointInvalid, InputInvalid, ModelInvalid, SymlinkRefused
+from modelreg.formats.gguf import METADATA_DTYPE
 from modelreg.formats.seal import (
     FileLeaf,
     SealedCheckpoint,
@@ -40,9 +45,9 @@ from modelreg.formats.seal import (
     seal_checkpoint,
     sha256_file,
 )
+from modelreg.formats.sources import SAFETENSORS, WEIGHT_SUFFIXES, source_for_file, source_for_name
 
-ZERO_ROOT = "0x" + "00" * 32  # the files root of a model with no files: bytes32(0) on-chain
-SHARD_SUFFIX = ".safetensors"
+SHARD_SUFFIX = ".safetensors"  # the shards an index (below) describes; every weights suffix: WEIGHT_SUFFIXES
 INDEX_SUFFIX = ".safetensors.index.json"
 # What torch.save writes: a zip archive (torch >= 1.6) or a bare pickle stream (protocol 2 to 5).
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -58,7 +63,7 @@ class SealedModel:
 
     @property
     def root(self) -> str:
-        """The weights root: the `modelreg-tensors-v1` root."""
+        """The weights root: the `modelreg-tensors-v1` (or -v2) root."""
         return self.tensors.root
 
     @property
@@ -66,9 +71,9 @@ class SealedModel:
         return len(self.tensors.leaves)
 
     @property
-    def files_root(self) -> str:
-        """The `modelreg-files-v1` root, or zero when the model has no files besides its weights."""
-        return self.files.root if self.files is not None else ZERO_ROOT
+    def files_root(self) -> str | None:
+        """The `modelreg-files-v1` root, or None when the model has no files besides its weights."""
+        return self.files.root if self.files is not None else None
 
     @property
     def file_leaves(self) -> tuple[FileLeaf, ...]:
@@ -78,7 +83,7 @@ class SealedModel:
 def seal_model(path: str | os.PathLike, *, follow_symlinks: bool = False,
                hashed: Mapping[Path, SealedCheckpoint | tuple[int, str] | None] | None = None
                ) -> SealedModel:
-    """Seal a safetensors file or a model directory (rules in the module docstring).
+    """Seal a weights file (safetensors or GGUF) or a model directory (rules in the module docstring).
 
     `hashed` holds what another read of the files already computed (`TensorHasher` and
     `FileHasher` results, by the path the walk gives each file); those files are not read
@@ -93,12 +98,12 @@ def seal_model(path: str | os.PathLike, *, follow_symlinks: bool = False,
     if not path.is_dir():
         return SealedModel(hashed.get(path) or seal_weights_file(path))
     entries = _entries(path, follow_symlinks)
-    shards = {rel: p for rel, p, _ in entries if rel.endswith(SHARD_SUFFIX)}
+    shards = {rel: p for rel, p, _ in entries if rel.endswith(WEIGHT_SUFFIXES)}
     indexes = {rel: p for rel, p, _ in entries if rel.endswith(INDEX_SUFFIX)}
     others = [(rel, p, size) for rel, p, size in entries if rel not in shards and rel not in indexes]
     if not shards:
         raise ModelInvalid(_no_weights(path, [rel for rel, _, _ in others]))
-    sealed_shards = {rel: hashed.get(p) or seal_checkpoint(p) for rel, p in shards.items()}
+    sealed_shards = {rel: hashed.get(p) or seal_checkpoint(p, source_for_name(rel)) for rel, p in shards.items()}
     for rel, p in indexes.items():
         _check_index(rel, p, sealed_shards)
     tensors = SealedCheckpoint.of(_merged_leaves(sealed_shards))
@@ -112,10 +117,11 @@ def seal_model(path: str | os.PathLike, *, follow_symlinks: bool = False,
 
 def seal_weights_file(path: Path) -> SealedCheckpoint:
     """seal_checkpoint, with a pickle (a torch.save file) told apart from a broken safetensors file."""
+    source = source_for_file(path)
     try:
-        return seal_checkpoint(path)
+        return seal_checkpoint(path, source)
     except CheckpointInvalid:
-        if _is_pickle(path):
+        if source is SAFETENSORS and _is_pickle(path):
             raise CheckpointInvalid(
                 f"{path} is a pickle (a torch.save file), not safetensors; modelreg never loads pickles "
                 "because loading one can run any code: convert it with safetensors.torch.save_file"
@@ -135,10 +141,11 @@ def _is_pickle(path: Path) -> bool:
 def _no_weights(path: Path, names: list[str]) -> str:
     pickles = [n for n in names if n.endswith(_PICKLE_SUFFIXES) and "model" in PurePosixPath(n).name]
     if pickles:
-        return (f"model directory {str(path)!r} holds no *.safetensors file; its weights {pickles[0]} are a "
+        return (f"model directory {str(path)!r} holds no *.safetensors file (nor *.gguf); its weights {pickles[0]} are a "
                 "pickle, which modelreg never loads: convert them with safetensors.torch.save_file, "
                 "or save_pretrained(..., safe_serialization=True)")
-    return f"model directory {str(path)!r} holds no *.safetensors file; a model's weights must be safetensors"
+    return (f"model directory {str(path)!r} holds no *.safetensors file (nor *.gguf); a model's weights must be "
+            "safetensors or GGUF")
 
 
 def _merged_leaves(sealed_shards: dict[str, SealedCheckpoint]) -> list[TensorLeaf]:
@@ -149,6 +156,9 @@ def _merged_leaves(sealed_shards: dict[str, SealedCheckpoint]) -> list[TensorLea
         prefix = "" if folder == "." else folder + "/"
         for leaf in sealed_shards[rel].leaves:
             name = prefix + leaf.name
+            if name in owner and leaf.dtype == METADATA_DTYPE:
+                raise ModelInvalid(f"{owner[name]} and {rel} are two GGUF files in one folder; a folder holds at "
+                                   "most one (several quantizations of a model are several models)")
             if name in owner:
                 raise ModelInvalid(f"tensor {name!r} is in both {owner[name]} and {rel}; "
                                    "tensor names must be unique across shards")

@@ -4,7 +4,15 @@ Two formats, each an OpenZeppelin StandardMerkleTree (see `merkle`):
 
 - `modelreg-tensors-v1`: one leaf per tensor, `(string name, string dtype,
   uint256[] shape, bytes32 sha256)`, the sha256 taken over the tensor's bytes
-  exactly as stored in the safetensors file. `__metadata__` is not sealed.
+  exactly as stored in the file, the dtype one of safetensors' (`F32`, `BF16`, ...).
+  A safetensors file's `__metadata__` is not sealed.
+- `modelreg-tensors-v2`: the same leaves and tree, the dtype vocabulary grown by
+  the ggml types of GGUF (`Q4_0`, `Q8_0`, `Q4_K`, ...) and `GGUF_METADATA`. A GGUF
+  file adds one leaf `("__metadata__", "GGUF_METADATA", [kv_count], sha256 of its
+  key-value section as stored)`, so its tokenizer and chat template are sealed, and
+  gives shapes outermost first, like safetensors. A tree is v2 exactly when one of
+  its dtypes is not in v1's vocabulary: safetensors weights keep their v1 roots.
+  The tensors of every source (`formats.sources`) are sealed by the code below.
 - `modelreg-files-v1`: one leaf per regular file, `(string path, uint256 size,
   bytes32 sha256)`, the path relative to the dataset directory, POSIX-style.
 
@@ -35,10 +43,31 @@ from typing import ClassVar
 from modelreg._files import open_regular
 from modelreg.errors import CheckpointInvalid, DatasetInvalid, InputInvalid
 from modelreg.formats.merkle import StandardMerkleTree
-from modelreg.formats.safetensors import MAX_HEADER_BYTES, open_checkpoint, parse_header
+from modelreg.formats.safetensors import DTYPE_BITS, MAX_HEADER_BYTES
+from modelreg.formats.sources import (
+    SOURCES,
+    Layout,
+    NeedMore,
+    TensorSource,
+    named,
+    source_for_file,
+    source_for_magic,
+)
 
 TENSORS_FORMAT = "modelreg-tensors-v1"
+TENSORS_FORMAT_V2 = "modelreg-tensors-v2"
+TENSORS_FORMATS = (TENSORS_FORMAT, TENSORS_FORMAT_V2)
 FILES_FORMAT = "modelreg-files-v1"
+# The dtypes each tensors format admits: v1 safetensors', v2 those of every source.
+TENSOR_DTYPES = {
+    TENSORS_FORMAT: frozenset(DTYPE_BITS),
+    TENSORS_FORMAT_V2: frozenset().union(*(s.dtypes for s in SOURCES.values())),
+}
+
+
+def tensors_format(dtypes: Iterable[str]) -> str:
+    """The tensors format of leaves with these dtypes: v1 when v1 holds them all, else v2."""
+    return TENSORS_FORMAT if TENSOR_DTYPES[TENSORS_FORMAT].issuperset(dtypes) else TENSORS_FORMAT_V2
 
 # Big enough that the per-call overhead vanishes, small enough that the resident pages
 # of all threads together stay far below one large tensor.
@@ -48,7 +77,7 @@ _PAGE = mmap.PAGESIZE
 
 @dataclass(frozen=True)
 class TensorLeaf:
-    """A `modelreg-tensors-v1` leaf: one tensor as stored in the file."""
+    """A `modelreg-tensors-v1` (or `-v2`) leaf: one tensor as stored in the file."""
 
     TYPES: ClassVar[tuple[str, ...]] = ("string", "string", "uint256[]", "bytes32")
 
@@ -96,14 +125,18 @@ class _Sealed:
     leaves: tuple
 
     def __post_init__(self):
-        if self.format != self.FORMAT:
-            raise ValueError(f"{type(self).__name__} holds {self.FORMAT!r}, not {self.format!r}")
+        if self.format != self._format_of(self.leaves):
+            raise ValueError(f"{type(self).__name__} holds {self._format_of(self.leaves)!r}, not {self.format!r}")
+
+    @classmethod
+    def _format_of(cls, leaves: tuple) -> str:
+        return cls.FORMAT
 
     @classmethod
     def of(cls, leaves: Iterable):
         ordered = tuple(sorted(leaves, key=lambda leaf: leaf.key))
         tree = StandardMerkleTree.of([leaf.values() for leaf in ordered], cls.LEAF.TYPES)
-        sealed = cls(format=cls.FORMAT, root=tree.root, leaves=ordered)
+        sealed = cls(format=cls._format_of(ordered), root=tree.root, leaves=ordered)
         object.__setattr__(sealed, "tree", tree)  # fills the cached_property: no second build
         return sealed
 
@@ -119,7 +152,7 @@ class _Sealed:
         try:
             return self._index[key]
         except KeyError:
-            raise InputInvalid(f"no {self.NOUN} {key!r} in this {self.FORMAT} tree") from None
+            raise InputInvalid(f"no {self.NOUN} {key!r} in this {self.format} tree") from None
 
     def leaf(self, key: str):
         return self.leaves[self.index(key)]
@@ -142,11 +175,15 @@ def _hashable(v):
 
 @dataclass(frozen=True)
 class SealedCheckpoint(_Sealed):
-    """A checkpoint sealed as `modelreg-tensors-v1`."""
+    """A checkpoint sealed as `modelreg-tensors-v1`, or `-v2` when a dtype needs it."""
 
     FORMAT: ClassVar[str] = TENSORS_FORMAT
     LEAF: ClassVar[type] = TensorLeaf
     NOUN: ClassVar[str] = "tensor"
+
+    @classmethod
+    def _format_of(cls, leaves: tuple) -> str:
+        return tensors_format({leaf.dtype for leaf in leaves})
 
 
 @dataclass(frozen=True)
@@ -190,15 +227,48 @@ def _parallel(jobs: list, run) -> list:
     return results
 
 
-def seal_checkpoint(path: str | os.PathLike) -> SealedCheckpoint:
-    """Validate the safetensors file at `path` and seal its tensors into a `modelreg-tensors-v1` tree."""
-    with open_checkpoint(path) as (header, mapped), memoryview(mapped) as view:
-        if hasattr(mmap, "MADV_SEQUENTIAL"):
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-        jobs = [(t.nbytes, t.begin, t.end) for t in header.tensors]
-        digests = _parallel(jobs, lambda job: _sha256_range(mapped, view, job[1], job[2]))
-    leaves = [TensorLeaf(t.name, t.dtype, t.shape, d) for t, d in zip(header.tensors, digests)]
-    return SealedCheckpoint.of(leaves)
+def _segments(layout: Layout) -> list[tuple[int, int, int | None]]:
+    """(begin, end, tensor index or None for padding) tiling the file from the header's end."""
+    segments, position = [], layout.header_end
+    for i, t in enumerate(layout.tensors):
+        if t.begin > position:
+            segments.append((position, t.begin, None))
+        segments.append((t.begin, t.end, i))
+        position = t.end
+    if layout.file_size > position:
+        segments.append((position, layout.file_size, None))
+    return segments
+
+
+def _leaves(layout: Layout, digests: Sequence[str]) -> list[TensorLeaf]:
+    return [*(TensorLeaf(t.name, t.dtype, t.shape, d) for t, d in zip(layout.tensors, digests)),
+            *(TensorLeaf(*leaf) for leaf in layout.header_leaves)]
+
+
+def _padding_error(begin: int, end: int) -> CheckpointInvalid:
+    return CheckpointInvalid(f"padding bytes [{begin}, {end}) between tensors are not all zero")
+
+
+def seal_checkpoint(path: str | os.PathLike, source: TensorSource | None = None) -> SealedCheckpoint:
+    """Validate the weights file at `path` (safetensors, GGUF: `source`, by default told by
+    `sources.source_for_file`) and seal its tensors into a `modelreg-tensors-v1` (or -v2) tree."""
+    path = Path(path)
+    source = source or source_for_file(path)
+    with open_regular(path, "checkpoint", CheckpointInvalid) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            named(path, lambda: source.layout(b"", 0))
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            layout = named(path, lambda: source.layout(mapped, size))
+            if hasattr(mmap, "MADV_SEQUENTIAL"):
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            segments = _segments(layout)
+            for begin, end, i in segments:
+                if i is None and mapped[begin:end].count(0) != end - begin:
+                    raise CheckpointInvalid(f"{path}: {_padding_error(begin, end)}")
+            jobs = [(t.nbytes, t.begin, t.end) for t in layout.tensors]
+            digests = _parallel(jobs, lambda job: _sha256_range(mapped, view, job[1], job[2]))
+    return SealedCheckpoint.of(_leaves(layout, digests))
 
 
 def sha256_file(path: str | os.PathLike) -> tuple[int, str]:
@@ -227,25 +297,28 @@ class FileHasher:
 
 
 class TensorHasher:
-    """`seal_checkpoint` of a safetensors file from its bytes as another reader streams them
-    past, in order: the header is parsed once it has arrived, then each tensor's bytes feed
-    its own sha256. So one read of the file can serve both the seal and its IPFS blocks.
+    """`seal_checkpoint` of a weights file from its bytes as another reader streams them past, in
+    order: the header is parsed once it has arrived, then each tensor's bytes feed its own sha256
+    and padding is checked to be zero. So one read of the file can serve both the seal and its IPFS
+    blocks. `source` is the file's format; None tells it from the file's first bytes.
 
-    `result()` is the SealedCheckpoint, or None when the bytes were not a valid safetensors
-    file of `file_size` bytes: the caller then runs `seal_checkpoint`, which names the problem.
+    `result()` is the SealedCheckpoint, or None when the bytes were not a valid weights file of
+    `file_size` bytes: the caller then runs `seal_checkpoint`, which names the problem.
     """
 
-    def __init__(self, file_size: int):
+    def __init__(self, file_size: int, source: TensorSource | None = None):
         self._size = file_size
+        self._source = source
         self._prefix = bytearray()
-        self._tensors = None
+        self._next_try = 0
+        self._layout: Layout | None = None
         self._failed = False
         self._digests: list[str] = []
 
     def update(self, chunk: bytes) -> None:
         if self._failed:
             return
-        if self._tensors is None:
+        if self._layout is None:
             self._prefix += chunk
             chunk = self._parse_header()
             if chunk is None:
@@ -254,45 +327,61 @@ class TensorHasher:
 
     def _parse_header(self):
         """The bytes after the header once it is all here (and parsed), else None."""
-        if len(self._prefix) < 8:
-            return None
-        need = 8 + int.from_bytes(self._prefix[:8], "little")
-        if need - 8 > MAX_HEADER_BYTES:
-            self._failed = True
-            return None
-        if len(self._prefix) < need:
+        have = len(self._prefix)
+        if self._source is None:
+            if have < 8 and have < self._size:
+                return None
+            self._source = source_for_magic(bytes(self._prefix[:8]))
+        if have < self._next_try and have < self._size:
             return None
         try:
-            header = parse_header(bytes(self._prefix[:need]), self._size)
+            layout = self._source.layout(self._prefix, self._size)
+        except NeedMore as e:
+            # Parse again once the bytes it asked for are here, and at least twice as many as now:
+            # a header that arrives in many small chunks is parsed a logarithmic number of times.
+            self._next_try = max(e.need, 2 * have)
+            if have > MAX_HEADER_BYTES + CHUNK_BYTES:  # the parser refuses such a header anyway
+                self._failed = True
+            return None
         except CheckpointInvalid:
             self._failed = True
             return None
-        self._tensors, self._position, self._sha = header.tensors, need, hashlib.sha256()
-        rest, self._prefix = bytes(self._prefix[need:]), bytearray()
+        self._layout, self._position, self._sha = layout, layout.header_end, hashlib.sha256()
+        self._segments = _segments(layout)
+        self._at = 0  # the segment being read
+        rest, self._prefix = bytes(self._prefix[layout.header_end:]), bytearray()
         return rest
 
     def _consume(self, view: memoryview) -> None:
-        # The header checked that the tensors tile the data exactly, in this order.
-        tensors = self._tensors
+        # The layout checked that the segments tile the rest of the file, in this order.
+        segments = self._segments
         while True:
-            while len(self._digests) < len(tensors) and tensors[len(self._digests)].end == self._position:
-                self._digests.append("0x" + self._sha.hexdigest())
-                self._sha = hashlib.sha256()
+            while self._at < len(segments) and segments[self._at][1] == self._position:
+                if segments[self._at][2] is not None:
+                    self._digests.append("0x" + self._sha.hexdigest())
+                    self._sha = hashlib.sha256()
+                self._at += 1
             if not view:
                 return
-            if len(self._digests) == len(tensors):  # more bytes than the header said: changed?
+            if self._at == len(segments):  # more bytes than the header said: changed?
                 self._failed = True
                 return
-            take = min(len(view), tensors[len(self._digests)].end - self._position)
-            self._sha.update(view[:take])
+            begin, end, tensor = segments[self._at]
+            take = min(len(view), end - self._position)
+            if tensor is None:
+                if view[:take].tobytes().count(0) != take:
+                    self._failed = True
+                    return
+            else:
+                self._sha.update(view[:take])
             self._position += take
             view = view[take:]
 
     def result(self) -> SealedCheckpoint | None:
-        if self._failed or self._tensors is None or len(self._digests) != len(self._tensors):
+        layout = self._layout
+        if self._failed or layout is None or len(self._digests) != len(layout.tensors):
             return None
-        return SealedCheckpoint.of(TensorLeaf(t.name, t.dtype, t.shape, d)
-                                   for t, d in zip(self._tensors, self._digests))
+        return SealedCheckpoint.of(_leaves(layout, self._digests))
 
 
 def _posix_name(path: Path, base: Path) -> str:

@@ -39,7 +39,8 @@ class RegistryCallback(TrainerCallback):
     """Commit each checkpoint a `transformers.Trainer` saves as the next version of `model`."""
 
     def __init__(self, model: str, *, dataset=None, parent: VersionRef | None = None, registry=None,
-                 journal: str | os.PathLike | None = None, home: str | os.PathLike | None = None, **settings):
+                 journal: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
+                 code_revision: str | None = None, **settings):
         """
         Args:
             model: the model's name; registered, with the signer as owner, if new.
@@ -48,9 +49,13 @@ class RegistryCallback(TrainerCallback):
             registry: a connected `Registry`; by default `modelreg.connect(home, **settings)`.
             journal: where commits are journaled; by default OUTPUT_DIR/modelreg-commits.jsonl, so a
                 run resumed in the same output directory commits what was left and goes on.
+            code_revision: the revision of your training code, recorded in every version; by default
+                the git commit of the working tree the Trainer runs in (the current directory), none
+                outside a git checkout.
         """
         self.model, self.dataset, self.parent = model, dataset, parent
         self.registry, self.journal, self.home, self.settings = registry, journal, home, settings
+        self.code_revision = code_revision
         self.commits: list[Commit] = []
         self._committer: BackgroundCommitter | None = None
 
@@ -60,7 +65,7 @@ class RegistryCallback(TrainerCallback):
         journal = self.journal or Path(args.output_dir) / JOURNAL
         self._committer = BackgroundCommitter(self.model, journal=journal, registry=self.registry,
                                               dataset=self.dataset, parent=self.parent, home=self.home,
-                                              **self.settings)
+                                              code_revision=self.code_revision, **self.settings)
 
     def on_save(self, args, state, control, **kwargs):
         if self._committer is None:

@@ -28,21 +28,22 @@ from multiformats import CID
 
 from modelreg._atomic import FULL_DISK, TMP_PREFIX, temp_prefix, write_atomic, writer_gone
 from modelreg.errors import BlockCorrupted, BlockNotFound, DiskFull
+from modelreg.home import Home, HomeLike
 from modelreg.ipfs import dagpb, unixfs
 from modelreg.ipfs.pins import PinSet
 from modelreg.ipfs.unixfs import Block
 
 
 class Blockstore:
-    """Blocks under <home>/ipfs/blocks/<shard>/<cid>, pins in <home>/ipfs/pins.sqlite.
+    """Blocks under <home.ipfs>/blocks/<shard>/<cid>, pins in <home.ipfs>/pins.sqlite.
 
     Every read checks the block's hash against its CID, so a corrupted block is named and
     never returned.
     """
 
-    def __init__(self, home: Path):
-        self.home = Path(home)
-        self.root = self.home / "ipfs"
+    def __init__(self, home: HomeLike):
+        home = Home.of(home)
+        self.root, self.scratch = home.ipfs, home.scratch
         self.blocks_dir = self.root / "blocks"
         with naming_full_disk(self.blocks_dir, "creating the blockstore"):
             self.blocks_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,7 @@ class Blockstore:
         shards, beside the pins, and at the top of the data directory (a killed `verify CID`'s copy).
         Their count. A live writer's files, another process's add in flight, are left."""
         removed = 0
-        for path in [*self.home.glob(f"{TMP_PREFIX}*"), *self.root.glob(f"{TMP_PREFIX}*"),
+        for path in [*self.scratch.glob(f"{TMP_PREFIX}*"), *self.root.glob(f"{TMP_PREFIX}*"),
                      *self.blocks_dir.glob(f"*/{TMP_PREFIX}*")]:
             if writer_gone(path.name):
                 if path.is_dir() and not path.is_symlink():

@@ -11,6 +11,7 @@ from multiformats import CID
 from modelreg._atomic import FULL_DISK, temp_prefix, write_atomic
 from modelreg._files import open_regular
 from modelreg.errors import BlockNotFound, CarInvalid, DirectoryInvalid, DiskFull, InputInvalid
+from modelreg.home import HomeLike
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.blockstore import Blockstore
 from modelreg.ipfs.car import encode_car, read_car
@@ -44,8 +45,8 @@ def _file_blocks(path: Path, profile: unixfs.Profile, open_file):
 class EmbeddedIpfs:
     """IPFS without a daemon: UnixFS files in the local blockstore, with Kubo's CIDs."""
 
-    def __init__(self, home: str | os.PathLike, profile: unixfs.Profile = unixfs.V1_2025):
-        self.store = Blockstore(Path(home))
+    def __init__(self, home: HomeLike, profile: unixfs.Profile = unixfs.V1_2025):
+        self.store = Blockstore(home)
         self.profile = profile
 
     def _put_all(self, blocks, pin: bool) -> str:

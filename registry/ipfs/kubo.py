@@ -18,6 +18,7 @@ from modelreg.errors import (
     IpfsCallRejected,
     IpfsUnavailable,
 )
+from modelreg.home import HomeLike
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.car import verify_car
 from modelreg.ipfs.embedded import EmbeddedIpfs
@@ -95,7 +96,7 @@ class KuboIpfs:
     `home`, trimmed (by gc of its unpinned blocks) whenever it exceeds `cache_bytes`.
     """
 
-    def __init__(self, api: str, home: str | os.PathLike,
+    def __init__(self, api: str, home: HomeLike,
                  profile: unixfs.Profile = unixfs.V1_2025, timeout: float = 120,
                  cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.rpc = KuboRpc(api, timeout)  # before the local store is created: a bad address writes nothing

@@ -1,6 +1,6 @@
 """IPFS storage as the rest of modelreg sees it: the embedded blockstore or a Kubo daemon, one interface.
 
-    ipfs = open_ipfs(home)                 # embedded, under <home>/ipfs
+    ipfs = open_ipfs(home)                 # embedded, under home.ipfs
     ipfs = open_ipfs(home, api=url)        # a Kubo daemon; CIDs still computed (and checked) here
     cid = ipfs.add(path)                   # a file or a directory, pinned; Kubo's CID
     ipfs.cat(f"{cid}/config.json")         # a path inside a directory
@@ -9,6 +9,7 @@
 import os
 from typing import Protocol
 
+from modelreg.home import Home, HomeLike
 from modelreg.ipfs import directory, unixfs
 from modelreg.ipfs.embedded import EmbeddedIpfs
 
@@ -34,7 +35,7 @@ class Ipfs(Protocol):
     def import_car(self, path: str | os.PathLike) -> list[str]: ...
 
 
-def open_ipfs(home: str | os.PathLike, api: str | None = None,
+def open_ipfs(home: HomeLike, api: str | None = None,
               profile: str = unixfs.DEFAULT_PROFILE, *, timeout: float = 120,
               cache_bytes: int | None = None) -> Ipfs:
     """The embedded store under `home`, or the Kubo daemon at `api` (a URL, a multiaddr or its
@@ -56,8 +57,8 @@ def clear_cache(ipfs: Ipfs) -> int:
     return clear() if clear else ipfs.gc()
 
 
-def describe_node(ipfs: Ipfs, home: str | os.PathLike) -> str:
+def describe_node(ipfs: Ipfs, home: HomeLike) -> str:
     """The IPFS node a reader's checks went through, in words: Kubo with its version and peer ID
     and where it was reached, or the embedded store."""
     describe = getattr(ipfs, "describe", None)
-    return describe() if describe else f"the embedded IPFS store in {os.fspath(home)}/ipfs"
+    return describe() if describe else f"the embedded IPFS store in {Home.of(home).ipfs}"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from modelreg import caps
 from modelreg.errors import CidInvalid, InputInvalid, ManifestInvalid, ModelNotFound, VersionNotFound
-from modelreg.records import VersionRef
+from modelreg.records import VersionRef, root_or_none
 from modelreg.service.index import EventIndex, Events, normalize  # noqa: F401 (EventIndex lived here)
 
 
@@ -123,10 +123,9 @@ def history(events: list[dict], model_id: int) -> list[dict]:
         if e["event"] == "VersionCommitted":
             parent = (VersionRef(a["parentModel"], a["parentVersion"]).to_dict() if a["parentModel"] else None)
             dataset = a["datasetRoot"] if a["datasetId"] else None
-            files = a["filesRoot"] if int(a["filesRoot"], 16) else None
-            versions[a["version"]] = {"model": model_id, "version": a["version"],
+            versions[a["version"]] = {"model_id": model_id, "version": a["version"],
                                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
-                                      "files_root": files, "dataset_root": dataset,
+                                      "files_root": root_or_none(a["filesRoot"]), "dataset_root": dataset,
                                       "dataset_id": a["datasetId"] or None,
                                       "parent": parent, "manifest_cid": a["manifestCid"],
                                       "committer": a["committer"], "block": e["block"], "tx": e["tx"],
@@ -291,13 +290,12 @@ def check_manifest(version: dict, fetch: Callable[[str], bytes]) -> tuple[str, d
         return f"manifest invalid: {e}", None
     except Exception as e:  # a missing block or an unreachable daemon is a finding, not a crash
         return f"manifest unavailable: {e}", None
-    files_root = model.files.root if model.files else None
     if manifest["root"] != version["weights_root"]:
         return "MISMATCH: manifest root differs from the chain", manifest
     if model.tensor_count != version["tensor_count"]:
         return (f"MISMATCH: the manifest lists {model.tensor_count} tensors, the chain says "
                 f"{version['tensor_count']}"), manifest
-    if files_root != version["files_root"]:
+    if model.files_root != version["files_root"]:
         return "MISMATCH: manifest files root differs from the chain", manifest
     return "manifest verified", manifest
 
@@ -340,7 +338,7 @@ def find_root(events: list[dict], weights_root: str) -> list[dict]:
     for e in commits:
         a = e["args"]
         version = book.get((a["modelId"], a["version"]))
-        found.append({"model": a["modelId"], "name": book.name(a["modelId"]), "version": a["version"],
+        found.append({"model_id": a["modelId"], "name": book.name(a["modelId"]), "version": a["version"],
                       "weights_root": a["weightsRoot"], "tensor_count": a["tensorCount"],
                       "committer": a["committer"], "manifest_cid": a["manifestCid"],
                       "block": e["block"], "log_index": e["log_index"], "tx": e["tx"], "revoked": bool(version and version["revoked"])})

@@ -15,26 +15,14 @@ everywhere.
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelreg.records import Commit, VersionRef
+from modelreg.records import CheckpointSaved, Commit, VersionRef
+from modelreg.service.commit import code_revision_of
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SavedCheckpoint:
-    """One checkpoint as `submit` hands it to the registrar: a file or a model directory and its step."""
-
-    path: Path
-    step: int
-    metrics: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    environment: dict = field(default_factory=dict)
-    privacy: dict | None = None  # a DP claim of the user's own trainer: recorded, not checkable by replay
 
 
 def rank() -> int:
@@ -47,7 +35,8 @@ class BackgroundCommitter:
 
     def __init__(self, model: str, *, journal: str | os.PathLike, registry=None, dataset=None,
                  parent: VersionRef | None = None, follow_symlinks: bool = False,
-                 home: str | os.PathLike | None = None, privacy: dict | None = None, **settings):
+                 home: str | os.PathLike | None = None, privacy: dict | None = None,
+                 code_revision: str | None = None, **settings):
         """
         Args:
             model: the model's name; registered, with the signer as owner, if new.
@@ -62,6 +51,9 @@ class BackgroundCommitter:
                 "noise_multiplier", "sample_rate", "max_grad_norm", "steps", "accountant"}; every
                 version records it as "claimed, not checkable by replay". `submit(privacy=...)`
                 overrides it per checkpoint (the epsilon spent so far).
+            code_revision: the revision of your training code, recorded in every version; by default
+                the git commit of the working tree you run in (the current directory, `-dirty` with
+                local changes), none outside a git checkout.
         """
         self.privacy = privacy
         self.commits: list[Commit] = []
@@ -69,9 +61,9 @@ class BackgroundCommitter:
         if rank() != 0:
             return
         if registry is None:
-            import modelreg
+            from modelreg.service.connect import open_registry  # modelreg.connect, without the upward import
 
-            registry = modelreg.connect(home, **settings)
+            registry = open_registry(home, **settings)
 
         self.registry, self.model = registry, model
         # Before training starts, on the caller's thread: every check first (nothing written if one
@@ -86,7 +78,8 @@ class BackgroundCommitter:
         self._registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(Path(journal)),
                                     model_name=model, model_id=model_id,
                                     dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks,
-                                    on_commit=self._committed)
+                                    on_commit=self._committed,
+                                    code_revision=code_revision if code_revision is not None else code_revision_of())
         self._registrar.recover()
 
     def _committed(self, c: Commit) -> None:
@@ -108,7 +101,7 @@ class BackgroundCommitter:
             from modelreg.formats.privacy import claimed
 
             claimed(claim)  # a bad claim fails here, on the caller's thread, before anything is journaled
-        self._registrar.submit(SavedCheckpoint(Path(path), step, dict(metrics or {}), dict(config or {}),
+        self._registrar.submit(CheckpointSaved(Path(path), step, dict(metrics or {}), dict(config or {}),
                                                dict(environment or {}), claim))
 
     def wait(self) -> None:

@@ -14,7 +14,7 @@ from modelreg.errors import DuplicateRoot, InputInvalid, ModelregError, Transact
 from modelreg.formats import privacy as privacy_record
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest
 from modelreg.formats.model import SealedModel
-from modelreg.records import Commit, VersionRef
+from modelreg.records import Commit, VersionRef, root_or_none
 from modelreg.service.ingest import seal_and_add
 
 
@@ -35,6 +35,8 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         parent: the version this one was trained from, or None.
         dataset_root: a registered dataset root, or None.
         note: free text recorded in the manifest.
+        code_revision: the revision of the code that trained, recorded as given; None records none.
+            The public entry points default it to `code_revision_of()`, the caller's working tree.
         transcript: a `modelreg-training-transcript-v1` (formats.transcript); the manifest is then a v2.
         follow_symlinks: follow symbolic links in a model directory (a Hugging Face cache snapshot).
         added: the seal of `path` and its pinned CID (`seal_and_add`) when the caller has them already.
@@ -66,14 +68,14 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
         extra["privacy"] = stated
     manifest = checkpoint_manifest(
         sealed, model=model_name, step=step, parent=parent.to_dict() if parent else None,
-        dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision or code_revision_of(),
+        dataset_root=dataset_root, config=dict(config or {}), code_revision=code_revision,
         metrics=metrics, environment=dict(environment or {}), artifacts=artifacts, **extra)
     manifest_cid = ipfs.add_bytes(canonical_json(manifest))
     pinned.append(manifest_cid)
     try:
         version, receipt = client.commit_version(
             model_id, sealed.root, tensor_count=sealed.tensor_count,
-            files_root=_files_root(sealed),
+            files_root=sealed.files_root,
             dataset_root=dataset_root, parent=parent, manifest_cid=manifest_cid)
     except DuplicateRoot:
         # The model holds this content already (committed before, perhaps by a killed attempt that
@@ -85,7 +87,7 @@ def commit_checkpoint(client, ipfs, path: str | os.PathLike, *, model_id: int, m
     return Commit(model_id=model_id, version=version, root=sealed.root, checkpoint_cid=checkpoint_cid,
                   manifest_cid=manifest_cid, tx=to_hex(receipt["transactionHash"]),
                   block=receipt["blockNumber"], step=step, val_loss=metrics.get("val_loss"),
-                  tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
+                  tensor_count=sealed.tensor_count, files_root=sealed.files_root)
 
 
 # Refused before sending, or reverted: no version names the CIDs, so a commit takes back its own
@@ -102,35 +104,32 @@ def release_pins(ipfs, cids: list[str]) -> None:
             release(cid)
 
 
-def _files_root(sealed: SealedModel) -> str | None:
-    return sealed.files.root if sealed.files is not None else None
-
-
 def _existing(client, model_id: int, sealed: SealedModel, checkpoint_cid: str, step, metrics: dict) -> Commit:
     """The live version of `model_id` with exactly this content (weights root, tensor count, files root)."""
     for log in reversed(client.commits_of_root(sealed.root)):
         a = log["args"]
         same = (a["modelId"] == model_id and a["tensorCount"] == sealed.tensor_count
-                and to_hex(a["filesRoot"]) == sealed.files_root)
+                and root_or_none(a["filesRoot"]) == sealed.files_root)
         if same and not client.get_version(model_id, a["version"]).revoked:
             return Commit(model_id=model_id, version=a["version"], root=sealed.root, checkpoint_cid=checkpoint_cid,
                           manifest_cid=a["manifestCid"], tx=to_hex(log["transactionHash"]),
                           block=log["blockNumber"], step=step, val_loss=metrics.get("val_loss"), existing=True,
-                          tensor_count=sealed.tensor_count, files_root=_files_root(sealed))
+                          tensor_count=sealed.tensor_count, files_root=sealed.files_root)
     raise ModelregError(f"the chain refused {sealed.root} as a duplicate but no live version "
                         f"of model {model_id} has this content") from None
 
 
-def code_revision_of(start: Path | None = None) -> str:
-    """The git commit of the code that trained, with `-dirty` when the tree has local changes."""
-    where = str(start or Path(__file__).resolve().parent)
+def code_revision_of(start: str | os.PathLike | None = None) -> str | None:
+    """The git commit of the working tree at `start` (default: the current directory, where the
+    caller's code runs), with `-dirty` when the tree has local changes; None outside a git checkout
+    or without git. Not where modelreg itself is installed: modelreg is not the code that trained.
+    """
     try:
+        where = str(start if start is not None else Path.cwd())  # a deleted directory: OSError
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        from importlib.metadata import version
-
-        return f"modelreg {version('modelreg')} (no git checkout)"
+        return None
     return rev + ("-dirty" if dirty else "")

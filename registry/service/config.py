@@ -21,8 +21,8 @@ from modelreg._atomic import write_atomic
 from modelreg._files import read_small
 from modelreg._json import nesting_depth
 from modelreg.errors import ConfigInvalid
+from modelreg.home import Home, HomeLike
 
-FILENAME = "config.toml"
 SIGNER_KINDS = ("dev", "keystore", "env")
 PROFILES = ("unixfs-v1-2025", "unixfs-v0-2015")  # the names of modelreg.ipfs.unixfs.PROFILES
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")  # the EIP-55 checksum is checked where web3 is loaded
@@ -154,14 +154,10 @@ class Config:
         return view
 
 
-def config_path(home: Path) -> Path:
-    return Path(home) / FILENAME
-
-
-def load_config(home: Path, flags: dict[tuple[str, str], object] | None = None,
+def load_config(home: HomeLike, flags: dict[tuple[str, str], object] | None = None,
                 environ: dict | None = None) -> Config:
     """The effective configuration: file, then environment, then flags."""
-    path = config_path(home)
+    path = Home.of(home).config
     config = Config()
     if path.exists() or path.is_symlink():
         raw = _read_toml(path)
@@ -197,9 +193,9 @@ def _applied(config: Config, overrides: dict, source: str) -> Config:
         raise ConfigInvalid(f"{source}{e}") from None
 
 
-def save_config(home: Path, config: Config) -> Path:
+def save_config(home: HomeLike, config: Config) -> Path:
     """Write the file atomically, so a crash never leaves half a config."""
-    path = config_path(home)
+    path = Home.of(home).config
     write_atomic(path, tomli_w.dumps(config.to_dict()))
     return path
 

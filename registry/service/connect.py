@@ -22,10 +22,16 @@ from modelreg.errors import (
     ModelNotFound,
     SignerInvalid,
 )
-from modelreg.home import NONCE_LOCKS, send_lock, setup_lock
+from modelreg.home import Home, HomeLike, resolve_home, send_lock, setup_lock
 from modelreg.records import Commit, VersionRef
 from modelreg.service.audit import find_model, history
-from modelreg.service.config import FINALITY_TAGS, PUBLIC_CHAIN_CONFIRMATIONS, Config
+from modelreg.service.config import (
+    FINALITY_TAGS,
+    PUBLIC_CHAIN_CONFIRMATIONS,
+    Config,
+    load_config,
+    overrides_of,
+)
 from modelreg.service.index import EventIndex, Events
 
 log = logging.getLogger(__name__)
@@ -40,12 +46,12 @@ class Registry:
     index is up to date needs neither, and answers with two quick JSON-RPC calls.
     """
 
-    def __init__(self, home: Path, config: Config, *, rpc_url: "str | Endpoints", chain_id: int,
+    def __init__(self, home: HomeLike, config: Config, *, rpc_url: "str | Endpoints", chain_id: int,
                  embedded_chain: bool, client=None, signer=None, notify=None):
         self.notify = notify or _log
         self.endpoints = rpc_url if isinstance(rpc_url, Endpoints) else Endpoints(
             rpc_url, timeout=config.network.timeout, notify=self.notify)
-        self.home, self.config, self.rpc_url, self.chain_id = Path(home), config, self.endpoints.url, chain_id
+        self.home, self.config, self.rpc_url, self.chain_id = Home.of(home), config, self.endpoints.url, chain_id
         self.embedded_chain, self.rpc, self._signer = embedded_chain, JsonRpc(self.endpoints), signer
         self.read_up_to: int | None = None  # the block the last `events()` read up to
         if client is not None:
@@ -77,7 +83,7 @@ class Registry:
                         max_fee_gwei=chain.max_fee_gwei or None,
                         # Waiting for `finalized` takes about two epochs (13 minutes) on a beacon chain.
                         receipt_timeout=max(1800.0 if wait and tag else 120.0, self.config.network.timeout),
-                        lock_dir=self.home / NONCE_LOCKS, notify=self.notify)
+                        lock_dir=self.home.nonce_locks, notify=self.notify)
 
     def confirmations(self) -> tuple[int, str | None]:
         """(blocks, None) or (0, "safe" | "finalized"): when a version counts as final here. "auto" is
@@ -154,7 +160,8 @@ class Registry:
     def commit(self, path: str | os.PathLike, model: str, *, parent: VersionRef | int | None = None,
                dataset: str | os.PathLike | None = None, step: int | None = None, metrics: dict | None = None,
                config: dict | None = None, note: str | None = None, follow_symlinks: bool = False,
-               privacy: dict | None = None, wait: bool = False, dataset_root: str | None = None) -> Commit:
+               privacy: dict | None = None, wait: bool = False, dataset_root: str | None = None,
+               code_revision: str | None = None) -> Commit:
         """Commit a model as the next version of `model`, registering the model if it is new.
 
         Every check runs before anything is written (`check_commit`): a bad parent, dataset, model
@@ -173,6 +180,9 @@ class Registry:
             privacy: a DP guarantee from your own trainer, {"epsilon", "delta", ...}: recorded in the
                 manifest as "claimed, not checkable by replay" (formats.privacy).
             dataset_root: deprecated spelling of `dataset`.
+            code_revision: the revision of the code that trained it, recorded in the manifest; by
+                default the git commit of the current directory's working tree (`-dirty` with local
+                changes), none outside a git checkout.
             wait: return only once the commit is final (`confirmations`), sending it again if a
                 reorg takes its block back meanwhile.
 
@@ -184,7 +194,7 @@ class Registry:
             >>> registry.commit("checkpoint-1000.safetensors", "my-gpt", parent=1, metrics={"val_loss": 2.1}).version
             2
         """
-        from modelreg.service.commit import NOT_COMMITTED, commit_checkpoint, release_pins
+        from modelreg.service.commit import NOT_COMMITTED, code_revision_of, commit_checkpoint, release_pins
         from modelreg.service.ingest import seal_and_add
 
         if privacy is not None:
@@ -208,7 +218,7 @@ class Registry:
                     return commit_checkpoint(self.client, self.ipfs, path, model_id=model_id, model_name=model,
                                              parent=parent, dataset_root=dataset_root, step=step, metrics=metrics,
                                              config=config, note=note, added=(sealed, checkpoint_cid),
-                                             privacy=privacy)
+                                             privacy=privacy, code_revision=code_revision or code_revision_of())
             finally:
                 self.client.ops = self.chain_ops()
         except NOT_COMMITTED:
@@ -297,7 +307,7 @@ class Registry:
                tensors: tuple[str, ...] = (), files: tuple[str, ...] = (), follow_symlinks: bool = False):
         """Verify a file or model directory, or a file or directory CID fetched from IPFS first.
 
-        Returns a `Verdict`: `verdict.ok` is True when `target` is exactly a registered,
+        Returns a `Verification`: `.ok` is True when `target` is exactly a registered,
         unrevoked version of `model`; otherwise it names the differing tensors and files.
         """
         from modelreg.service.verify import verify_checkpoint
@@ -305,7 +315,7 @@ class Registry:
         model_id = self.model_id(model)
         kwargs = {"version": version, "tensors": tuple(tensors), "files": tuple(files), "fetch": self.ipfs.cat,
                   "follow_symlinks": follow_symlinks}
-        with local_copy(target, lambda: self.ipfs, self.home) as path:
+        with local_copy(target, lambda: self.ipfs, self.home.scratch) as path:
             return verify_checkpoint(path, self.client, self.events(), model_id, **kwargs)
 
 
@@ -364,7 +374,15 @@ def _check_cid(target: str) -> None:
         raise CidInvalid(f"no file named {target!r} exists, and {e}") from None
 
 
-def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> Registry:
+def open_registry(home: "HomeLike | None" = None, *, write: bool = True, **settings) -> Registry:
+    """`modelreg.connect`: the data directory `home` (default `$MODELREG_HOME`, else `~/.modelreg`),
+    its config.toml and `MODELREG_*` variables with `settings` (the CLI flags' names) over them,
+    connected. Inside the package, call this rather than the `modelreg` root (tests/test_layers.py)."""
+    resolved = resolve_home(home)
+    return connect(resolved, load_config(resolved, flags=overrides_of(settings)), write=write)
+
+
+def connect(home: HomeLike, config: Config, *, write: bool = False, notify=None) -> Registry:
     """Connect as configured. The embedded devnet is started, and its contract deployed, on demand.
 
     With `config.chain.registry` set, that contract is used and nothing needs to be recorded in
@@ -372,6 +390,7 @@ def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> 
     With `write`, the signer is made and the contract checked now; a read-only registry whose
     contract is recorded builds its client only when a read needs more than the event index.
     """
+    home = Home.of(home)
     endpoints, chain_id, embedded = _endpoint(home, config, notify)
     rpc_url = endpoints.url
     registry = Registry(home, config, rpc_url=endpoints, chain_id=chain_id, embedded_chain=embedded,
@@ -396,11 +415,11 @@ def connect(home: Path, config: Config, *, write: bool = False, notify=None) -> 
     return registry
 
 
-def _client_at(w3, signer, home: Path, address: str):
+def _client_at(w3, signer, home: Home, address: str):
     """The registry at `address`, its logs read from its deployment block: recorded, or found on the node."""
-    from modelreg.chain.client import RegistryClient, deployment_block
+    from modelreg.chain.client import RegistryClient, chain_id_of, deployment_block
 
-    chain_id = w3.eth.chain_id
+    chain_id = chain_id_of(w3)
     known = {d.address.lower(): d.block for d in deployments.recorded(home, chain_id)}
     block = known.get(address.lower())
     if block is None:
@@ -412,7 +431,7 @@ def _client_at(w3, signer, home: Path, address: str):
                                   "registry on this chain") from None
 
 
-def deploy(home: Path, config: Config, *, force: bool = False):
+def deploy(home: HomeLike, config: Config, *, force: bool = False):
     """Deploy a new ModelRegistry on the configured chain and record it in the data directory.
 
     Refused (DeploymentExists) while the registry recorded for the chain still has code, unless
@@ -436,7 +455,7 @@ def deploy(home: Path, config: Config, *, force: bool = False):
         return RegistryClient.deploy(w3, make_signer(config, rpc_url), home)
 
 
-def _endpoint(home: Path, config: Config, notify=None) -> tuple[Endpoints, int, bool]:
+def _endpoint(home: HomeLike, config: Config, notify=None) -> tuple[Endpoints, int, bool]:
     """The configured chain (the embedded devnet, started if needed): its endpoints, chain id, and
     whether it is the embedded one."""
     embedded = not config.chain.rpc_url

@@ -32,8 +32,8 @@ from modelreg.errors import (
 )
 from modelreg.formats.derivation import derivation_record
 from modelreg.formats.manifest import load_model
-from modelreg.formats.model import ZERO_ROOT, SealedModel, seal_model
-from modelreg.records import Commit, VersionRef
+from modelreg.formats.model import SealedModel, seal_model
+from modelreg.records import Commit, VersionRef, root_or_zero
 from modelreg.service import audit
 
 
@@ -89,7 +89,7 @@ def derive(registry, model: str, version: int | None, transform: str, params: di
     events = registry.events()
     source, manifest = _source(registry, events, model, version)
     timings = {}
-    with tempfile.TemporaryDirectory(dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(dir=registry.home.scratch) as tmp:
         t0 = time.perf_counter()
         path = _source_copy(registry, source, manifest, Path(tmp), local)
         inputs = _validation_inputs(registry, events, source, manifest, Path(tmp))
@@ -148,16 +148,18 @@ def _source(registry, events, model: str, version: int | None) -> tuple[dict, di
 
 
 def _roots(source: dict) -> dict:
-    return {"model_id": source["model"], "version": source["version"], "weights_root": source["weights_root"],
-            "tensor_count": source["tensor_count"], "files_root": source["files_root"] or ZERO_ROOT}
+    """The source's roots as a `modelreg-derivation-v1` record holds them: the chain's, zero for no files root."""
+    return {"model_id": source["model_id"], "version": source["version"], "weights_root": source["weights_root"],
+            "tensor_count": source["tensor_count"], "files_root": root_or_zero(source["files_root"])}
 
 
 def _check(sealed: SealedModel, source: dict, what: str) -> None:
     got = (sealed.root, sealed.tensor_count, sealed.files_root)
-    want = (source["weights_root"], source["tensor_count"], source["files_root"] or ZERO_ROOT)
+    want = (source["weights_root"], source["tensor_count"], source["files_root"])
     if got != want:
-        raise SourceUnverified(f"{what} has weights root {got[0]} ({got[1]} tensors, files root {got[2]}); "
-                               f"v{source['version']} commits {want[0]} ({want[1]} tensors, files root {want[2]}); "
+        raise SourceUnverified(f"{what} has weights root {got[0]} ({got[1]} tensors, files root {got[2] or 'none'}); "
+                               f"v{source['version']} commits {want[0]} ({want[1]} tensors, files root "
+                               f"{want[2] or 'none'}); "
                                "nothing unverified is transformed")
 
 
@@ -210,22 +212,22 @@ def _validation_inputs(registry, events, source: dict, manifest: dict, tmp: Path
 
 
 def _commit(registry, path: Path, model: str, source: dict, manifest: dict, record: dict) -> Commit:
-    from modelreg.service.commit import commit_checkpoint
+    from modelreg.service.commit import code_revision_of, commit_checkpoint
     from modelreg.service.ingest import seal_and_add
 
     sealed, cid = seal_and_add(path, registry.ipfs)  # sealed and pinned before any transaction
     model_id = registry.model_id_or_register(model, "")
     artifacts = {k: v for k, v in (manifest.get("artifacts") or {}).items() if k == "tokenizer"}
     return commit_checkpoint(registry.client, registry.ipfs, path, model_id=model_id, model_name=model,
-                             parent=VersionRef(source["model"], source["version"]), step=manifest.get("step"),
+                             parent=VersionRef(source["model_id"], source["version"]), step=manifest.get("step"),
                              config=manifest.get("config") or {}, artifacts=artifacts, derivation=record,
-                             added=(sealed, cid))
+                             added=(sealed, cid), code_revision=code_revision_of())
 
 
 # -- audit ------------------------------------------------------------------------------------------
 def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict, engine):
-    """Re-derive `entry` from its verified source and compare: a replay `Verdict`."""
-    from modelreg.service.replay import Verdict
+    """Re-derive `entry` from its verified source and compare: a `ReplayVerdict`."""
+    from modelreg.service.replay import ReplayVerdict
 
     t0 = time.time()
     d = manifest["derivation"]
@@ -237,8 +239,8 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
     base = {"model": model["name"], "model_id": model["id"], "version": entry["version"], "mode": "re-derived",
             "first_step": step, "last_step": step, "process": "this process"}
 
-    def diverged(reason: str, rows=()) -> Verdict:
-        return Verdict(**base, status="DIVERGED", step=step, reason=reason, tensors=tuple(rows),
+    def diverged(reason: str, rows=()) -> ReplayVerdict:
+        return ReplayVerdict(**base, status="DIVERGED", step=step, reason=reason, tensors=tuple(rows),
                        elapsed_s=time.time() - t0)
 
     claimed = VersionRef(d["source"]["model_id"], d["source"]["version"])
@@ -253,7 +255,7 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
     status, source_manifest = audit.check_manifest(source, registry.ipfs.cat)
     if status != "manifest verified":
         raise ReplayUnavailable(f"the source {source_model['name']} v{source['version']}: {status}")
-    with tempfile.TemporaryDirectory(dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(dir=registry.home.scratch) as tmp:
         path = _source_copy(registry, source, source_manifest, Path(tmp), None)
         params = d["transform"]["params"]
         outcome = engine.run(DeriveJob(name, params, str(path), source_manifest.get("config") or None,
@@ -262,8 +264,8 @@ def replay_derivation(registry, events, model: dict, entry: dict, manifest: dict
         again = seal_model(outcome.path)
     _, committed = load_model(manifest)
     rows = differences(committed, again)
-    if not rows and (again.root, again.files_root) == (entry["weights_root"], entry["files_root"] or ZERO_ROOT):
-        return Verdict(**base, status="REPRODUCED", step=None, elapsed_s=time.time() - t0,
+    if not rows and (again.root, again.files_root) == (entry["weights_root"], entry["files_root"]):
+        return ReplayVerdict(**base, status="REPRODUCED", step=None, elapsed_s=time.time() - t0,
                        reason=f"re-running {name} {d['transform']['params']} on the verified source "
                               f"{source_model['name']} v{source['version']} gives the committed weights and files roots")
     names = ", ".join(r["name"] for r in rows[:3]) or "the roots"

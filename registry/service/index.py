@@ -19,6 +19,7 @@ from pathlib import Path
 
 from modelreg._hex import to_hex
 from modelreg.errors import ChainUnavailable, IndexUnavailable
+from modelreg.home import Home, HomeLike
 
 INDEX_FORMAT = "modelreg-event-index-v2"  # v1 was one JSON file, <chain id>-<address>.json, now ignored
 LOG_RANGE = 10_000  # blocks per eth_getLogs request: public nodes cap the range
@@ -51,27 +52,26 @@ def normalize(event) -> dict:
 
 
 class EventIndex:
-    """The contract's event log, cached in <home>/index/<chain id>-<address>.sqlite.
+    """The contract's event log, cached in the data directory's `Home.index(chain_id, address)`.
 
     `head()` and `block_hash(n)` say what the chain holds now; `fetch(first, last)` decodes the
     contract's logs in a block range. Only new blocks are fetched, so a read against an
     unchanged chain costs two quick RPC calls.
     """
 
-    def __init__(self, home: Path, *, chain_id: int, address: str, from_block: int,
+    def __init__(self, home: HomeLike, *, chain_id: int, address: str, from_block: int,
                  head: Callable[[], int], block_hash: Callable[[int], str],
                  fetch: Callable[[int, int], list]):
-        self.path = Path(home) / "index" / f"{chain_id}-{address.lower()}.sqlite"
+        self.path = Home.of(home).index(chain_id, address)
         self.from_block, self.head, self.block_hash, self.fetch = from_block, head, block_hash, fetch
         self.last_block: int | None = None  # the block `events()` read up to
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    def of(cls, home: Path, client) -> "EventIndex":
-        """The index of a `RegistryClient`'s contract, read through its web3."""
+    def of(cls, home: HomeLike, client) -> "EventIndex":
+        """The index of a `RegistryClient`'s contract, read through the client."""
         return cls(home, chain_id=client.chain_id, address=client.address, from_block=client.from_block,
-                   head=lambda: client.w3.eth.block_number,
-                   block_hash=lambda n: to_hex(client.w3.eth.get_block(n)["hash"]),
+                   head=client.head, block_hash=client.block_hash,
                    fetch=lambda first, last: client.events(from_block=first, to_block=last))
 
     def events(self) -> "Events":

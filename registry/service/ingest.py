@@ -16,15 +16,16 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from modelreg._files import open_regular
-from modelreg.formats.model import SHARD_SUFFIX, SealedModel, seal_model
+from modelreg.formats.model import SealedModel, seal_model
 from modelreg.formats.seal import FileHasher, TensorHasher
+from modelreg.formats.sources import source_for_name
 
 _DONE = object()
 
 
 def seal_and_add(path: str | os.PathLike, ipfs, *, follow_symlinks: bool = False,
                  pin: bool = True) -> tuple[SealedModel, str]:
-    """Seal the model at `path` (a safetensors file or a directory) and add it to `ipfs`, reading
+    """Seal the model at `path` (a weights file, safetensors or GGUF, or a directory) and add it to `ipfs`, reading
     each file once; return the seal and the CID.
 
     The DAG is pinned only after the model sealed without error, so an invalid model leaves
@@ -37,8 +38,11 @@ def seal_and_add(path: str | os.PathLike, ipfs, *, follow_symlinks: bool = False
     def open_file(file: Path):
         with open_regular(file) as f:
             size = os.fstat(f.fileno()).st_size
-            shard = file.name.endswith(SHARD_SUFFIX) or not path.is_dir()
-            hasher = TensorHasher(size) if shard else FileHasher()
+            if not path.is_dir():  # a lone file: its source told from its name, else its first bytes
+                hasher = TensorHasher(size, source_for_name(file.name))
+            else:
+                source = source_for_name(file.name)
+                hasher = TensorHasher(size, source) if source is not None else FileHasher()
             with _Feed(f, hasher) as feed:
                 yield feed
             hashers[file] = hasher

@@ -37,7 +37,7 @@ def check_commit(client, model: str, *, parent: VersionRef | int | None = None, 
     """
     check_model_name(model)
     account = client.signer.address
-    balance, price = client.w3.eth.get_balance(account), client.w3.eth.gas_price
+    balance, price = client.balance(account), client.gas_price()
     if balance < COMMIT_GAS * price:
         raise InsufficientFunds(f"the signer {account} holds {balance} wei on chain {client.chain_id}, less "
                                 f"than the {COMMIT_GAS * price} wei a commit may cost at the current gas price")

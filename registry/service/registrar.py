@@ -1,6 +1,6 @@
 """The registrar: seals, pins and commits each checkpoint in a background worker, in order.
 
-A checkpoint is a safetensors file or a model directory. Training hands it checkpoint events and goes on; the worker does the hashing, the IPFS writes and
+A checkpoint is a safetensors file or a model directory. Training hands it `CheckpointSaved` records and goes on; the worker does the hashing, the IPFS writes and
 the chain transactions. Every step is journaled first, so a run killed at any moment and started
 again with --resume registers each checkpoint exactly once: pending ones are redone, and a weights
 root the contract already holds is taken as done.
@@ -11,6 +11,7 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from modelreg.chain.sending import Sent
@@ -22,8 +23,8 @@ from modelreg.formats.transcript import (
     TRANSCRIPT_FORMAT_DP,
     load_batches,
 )
-from modelreg.records import Commit, VersionRef
-from modelreg.service.commit import code_revision_of, commit_checkpoint
+from modelreg.records import CheckpointSaved, Commit, VersionRef
+from modelreg.service.commit import commit_checkpoint
 from modelreg.service.ingest import seal_and_add
 from modelreg.service.journal import Journal
 
@@ -36,12 +37,15 @@ class Registrar:
 
     def __init__(self, *, client, ipfs, journal: Journal, model_name: str, model_id: int | None,
                  dataset_root: str | None, parent: VersionRef | None = None, prepare=None, on_commit=None,
-                 on_error=None, follow_symlinks: bool = False, on_reorg=None, wait_final: bool = False):
+                 on_error=None, follow_symlinks: bool = False, on_reorg=None, wait_final: bool = False,
+                 code_revision: str | None = None):
         """`prepare()`, when given, runs first on the worker and returns the model id: registering the
         dataset and the model there keeps those transactions off the training thread too.
         `on_error(e)` is called on the worker the moment a registration fails; what is queued after
         that stays pending in the journal. `on_reorg(commit_record)` is told, once, of each commit sent
-        again after a reorg took its block; with `wait_final`, `close` returns once every commit is final."""
+        again after a reorg took its block; with `wait_final`, `close` returns once every commit is final.
+        `code_revision` is recorded in every manifest as given (None: none); the caller resolves it
+        (`commit.code_revision_of`), since only it knows which code trained."""
         self.client, self.ipfs, self.journal = client, ipfs, journal
         self.model_name, self.model_id, self.dataset_root = model_name, model_id, dataset_root
         self.on_commit, self.on_error = on_commit, on_error
@@ -51,7 +55,7 @@ class Registrar:
         self._watched: dict[int, tuple] = {}  # nonce -> (step, Sent), for commits not yet final
         self.commits: list[Commit] = []
         self.error: BaseException | None = None
-        self._revision = code_revision_of()
+        self._revision = code_revision
         self._artifact_cids: dict[str, str] = {}  # path -> CID of what this worker pinned already
         self._queue: queue.Queue = queue.Queue()
         self._prepare = prepare
@@ -62,27 +66,23 @@ class Registrar:
         self._thread.start()
 
     # -- called from the training loop ---------------------------------------------------------------
-    def submit(self, event) -> None:
+    def submit(self, saved: CheckpointSaved) -> None:
         """Journal the checkpoint as seen (a local fsync, no network), then queue it."""
-        record = _event_record(event)
+        record = saved.to_record()
         self.journal.append("seen", **record)
         self._queue.put(record)
 
-    def recover(self, out_dir: Path | None = None) -> int:
-        """Queue, in step order, what a killed run left unregistered: journaled, or only on disk as
-        `out_dir`'s `ckpt-*.safetensors` (what modelreg's trainer writes)."""
+    def recover(self, on_disk: Iterable[CheckpointSaved] = ()) -> int:
+        """Queue, in step order, what a killed run left unregistered: journaled, or only in `on_disk`,
+        the checkpoints the trainer finds in its directory (modelreg's trainer:
+        `training.checkpoint.saved_checkpoints`; the registrar knows no trainer's file names)."""
         state = self.journal.state()
         records = {step: state.seen[step] for step in state.pending_steps()}
-        for path in Path(out_dir).glob("ckpt-*.safetensors") if out_dir is not None else ():
-            if path.name.endswith(".optim.safetensors"):
-                continue
-            step = int(path.stem.split("-")[1])
-            if step not in state.seen and step not in state.committed:
+        for saved in on_disk:
+            if saved.step not in state.seen and saved.step not in state.committed:
                 # Killed between writing the checkpoint and journaling it: the metrics are lost.
-                records[step] = {"step": step, "path": str(path), "metrics": {}, "config": {},
-                                 "environment": {}, "recovered": True,
-                                 "tokenizer_path": str(Path(out_dir) / "tokenizer.json")}
-                self.journal.append("seen", **records[step])
+                records[saved.step] = {**saved.to_record(), "recovered": True}
+                self.journal.append("seen", **records[saved.step])
         for step in sorted(records):
             self._queue.put(records[step])
         return len(records)
@@ -247,16 +247,4 @@ class Registrar:
         if "world_size" in local:  # a DDP segment: its replay runs as many ranks
             transcript["world_size"] = local["world_size"]
         return transcript
-
-
-def _event_record(event) -> dict:
-    """An event's fields as journaled; only path and step are required (the rest is modelreg's trainer's)."""
-    tokenizer = getattr(event, "tokenizer_path", None)
-    optimizer = getattr(event, "optimizer_path", None)
-    return {"step": event.step, "path": str(event.path), "metrics": dict(getattr(event, "metrics", {})),
-            "config": dict(getattr(event, "config", {})), "environment": dict(getattr(event, "environment", {})),
-            "tokenizer_path": str(tokenizer) if tokenizer else None,
-            "tokenizer_sha256": getattr(event, "tokenizer_sha256", None),
-            "optimizer_path": str(optimizer) if optimizer else None,
-            "transcript": getattr(event, "transcript", None), "privacy": getattr(event, "privacy", None)}
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from modelreg import caps
 from modelreg._atomic import temp_prefix, write_atomic
-from modelreg._hex import to_hex
 from modelreg.errors import ManifestInvalid, ModelregError, ReplayUnavailable
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_manifest
 from modelreg.formats.paths import inside
 from modelreg.formats.seal import seal_checkpoint, sha256_file
 from modelreg.formats.transcript import BatchLeaf, config_sha256, load_batches
+from modelreg.home import Home, HomeLike
 from modelreg.records import VersionRef
 from modelreg.service import audit
 
@@ -90,8 +90,8 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The outcome of replaying one version's segment."""
+class ReplayVerdict:
+    """The outcome of replaying one version's segment (or re-deriving a derived version)."""
 
     model: str
     model_id: int
@@ -117,7 +117,7 @@ class Verdict:
 class ReplayReport:
     """One or more verdicts; with sampling, which block chose them and what share of the steps they are."""
 
-    verdicts: tuple[Verdict, ...]
+    verdicts: tuple[ReplayVerdict, ...]
     total_steps: int
     sampling: dict | None = None  # {"block", "hash", "candidates"}
 
@@ -156,7 +156,7 @@ def replay(registry, model: str, version: int | None, execute: Execute, *, sampl
     sampling = None
     chosen = [target]
     if sample:
-        chosen, sampling = _sample(registry.client.w3, entry, [v for v in versions if v["version"] <= target["version"]])
+        chosen, sampling = _sample(registry.client, entry, [v for v in versions if v["version"] <= target["version"]])
     verdicts = []
     for v in chosen:
         verdict = _replay_one(registry, events, entry, v, execute, tolerance, device, derive_engine)
@@ -167,14 +167,15 @@ def replay(registry, model: str, version: int | None, execute: Execute, *, sampl
     return ReplayReport(tuple(verdicts), total, sampling)
 
 
-def _sample(w3, model: dict, candidates: list[dict]) -> tuple[list[dict], dict]:
-    """One version, chosen by the hash of the first block after the newest candidate was committed."""
+def _sample(client, model: dict, candidates: list[dict]) -> tuple[list[dict], dict]:
+    """One version, chosen by the hash of the first block after the newest candidate was committed
+    (`client`: the `RegistryClient`, which reads the chain)."""
     block = max(v["block"] for v in candidates) + 1
-    latest = w3.eth.block_number
+    latest = client.head()
     if latest < block:
         raise ReplayUnavailable(f"sampling uses the hash of block {block}, the first after the newest version "
                                 f"was committed, and the chain is at block {latest}")
-    block_hash = to_hex(w3.eth.get_block(block)["hash"])
+    block_hash = client.block_hash(block)
     seed = hashlib.sha256(bytes.fromhex(block_hash[2:]) + model["id"].to_bytes(32, "big")).digest()
     chosen = candidates[int.from_bytes(seed, "big") % len(candidates)]
     return [chosen], {"block": block, "hash": block_hash, "candidates": [v["version"] for v in candidates],
@@ -182,7 +183,7 @@ def _sample(w3, model: dict, candidates: list[dict]) -> tuple[list[dict], dict]:
 
 
 def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, tolerance: Tolerance | None,
-                device: str, derive_engine=None) -> Verdict:
+                device: str, derive_engine=None) -> ReplayVerdict:
     t0 = time.time()
     status, manifest = audit.check_manifest(entry, registry.ipfs.cat)
     if status != "manifest verified":
@@ -203,15 +204,15 @@ def _replay_one(registry, events, model: dict, entry: dict, execute: Execute, to
     if not tolerance and transcript["numerics"].get("device", "cpu") != "cpu":
         raise ReplayUnavailable(f"{model['name']} v{entry['version']} was trained on "
                                 f"{transcript['numerics']['device']}, which no replay reproduces bit for bit")
-    with tempfile.TemporaryDirectory(prefix=temp_prefix("replay."), dir=registry.home) as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("replay."), dir=registry.home.scratch) as tmp:
         try:
             job = _prepare(registry, events, entry, manifest, Path(tmp), device)
         except _Mismatch as e:
-            return Verdict(**base, status="DIVERGED", step=transcript["first_step"],
+            return ReplayVerdict(**base, status="DIVERGED", step=transcript["first_step"],
                            reason=f"{e}; no step was run", elapsed_s=time.time() - t0)
         outcome = execute(job)
         found = _compare(registry, entry, manifest, outcome, tolerance, Path(tmp))
-    return Verdict(**base, **found, steps_run=outcome.steps_run, process=outcome.process,
+    return ReplayVerdict(**base, **found, steps_run=outcome.steps_run, process=outcome.process,
                    elapsed_s=time.time() - t0)
 
 
@@ -243,7 +244,7 @@ def _prepare(registry, events, entry: dict, manifest: dict, tmp: Path, device: s
                      tokenizer_path=str(tokenizer_path), tokenizer_sha256=tokenizer["sha256"],
                      parent_weights=parent_weights, parent_optimizer=parent_optimizer,
                      numerics=t["numerics"], device=device, out_dir=str(tmp / "replayed"), dp=t.get("dp"),
-                     cache_dir=str(Path(registry.home) / "cache" / "tokens"), world_size=t.get("world_size", 1))
+                     cache_dir=str(registry.home.token_cache), world_size=t.get("world_size", 1))
 
 
 def _parent(registry, events, entry: dict, t: dict, tmp: Path) -> tuple[str | None, str | None]:
@@ -385,11 +386,11 @@ def _get(registry, cid: str, path: Path, what: str) -> Path:
 
 
 # -- the local record -------------------------------------------------------------------------------
-def _record_path(home: Path, client) -> Path:
-    return Path(home) / "replays" / f"{client.chain_id}-{client.address.lower()}.json"
+def _record_path(home: HomeLike, client) -> Path:
+    return Home.of(home).replays(client.chain_id, client.address)
 
 
-def recorded(home: Path, client) -> dict[tuple[int, int], dict]:
+def recorded(home: HomeLike, client) -> dict[tuple[int, int], dict]:
     """The newest recorded verdict of each (model id, version) replayed from this data directory."""
     try:
         data = json.loads(_record_path(home, client).read_text(encoding="utf-8"))
@@ -400,7 +401,7 @@ def recorded(home: Path, client) -> dict[tuple[int, int], dict]:
     return {(v["model_id"], v["version"]): v for v in data["verdicts"]}
 
 
-def record(home: Path, client, verdict: Verdict) -> None:
+def record(home: HomeLike, client, verdict: ReplayVerdict) -> None:
     """Keep the verdict, with when it was reached, as the newest for its version (a local file, no transaction)."""
     found = recorded(home, client)
     found[(verdict.model_id, verdict.version)] = {**verdict.to_dict(), "at": int(time.time())}

@@ -16,14 +16,20 @@ from pathlib import Path
 from modelreg.errors import InputInvalid, VersionNotFound
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import load_model
-from modelreg.formats.model import ZERO_ROOT, SealedModel, seal_model
+from modelreg.formats.model import SealedModel, seal_model
 from modelreg.service.audit import history, models
 
 VERIFIED, MISMATCH, REVOKED = "VERIFIED", "MISMATCH", "REVOKED"
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verification:
+    """The answer of `verify_checkpoint` (and `Registry.verify`): is the model a registered version?
+
+    Roots are 0x-hex; a files root is None when there is no files tree (a single file, or a
+    directory of shards alone), on either side, and null in `to_dict`.
+    """
+
     status: str  # VERIFIED, MISMATCH or REVOKED
     model_id: int
     version: int | None  # the version matched, or the one compared against
@@ -35,7 +41,7 @@ class Verdict:
     tensor_proofs: dict = field(default_factory=dict)  # tensor name -> verifyTensor's answer
     file_proofs: dict = field(default_factory=dict)  # file path -> verifyFile's answer
     note: str = ""
-    files_root: str = ZERO_ROOT  # the files root of what was checked (zero: a single file)
+    files_root: str | None = None  # the files root of what was checked (None: a single file)
     chain_files_root: str | None = None
     kind: str = "file"  # what was checked: "file" or "directory"
     model: str = ""  # the model's name
@@ -57,13 +63,13 @@ class Verdict:
                 "tensor_proofs": self.tensor_proofs, "file_proofs": self.file_proofs, "note": self.note}
 
 
-def _content(record) -> tuple[str, int, str]:
-    return record.weights_root, record.tensor_count, record.files_root or ZERO_ROOT
+def _content(record) -> tuple[str, int, str | None]:
+    return record.weights_root, record.tensor_count, record.files_root
 
 
 def verify_checkpoint(path, client, events: list[dict], model_id: int, *, version: int | None = None,
                       tensors: tuple[str, ...] = (), files: tuple[str, ...] = (), fetch=None,
-                      follow_symlinks: bool = False) -> Verdict:
+                      follow_symlinks: bool = False) -> Verification:
     """Seal `path` (a file or a model directory) and compare it with `version` of the model (or find
     which version it is). Each of `tensors` (names) and `files` (paths in the directory) is then
     proven on-chain too, by the contract's verifyTensor and verifyFile."""
@@ -88,7 +94,7 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
     record = record or client.get_version(model_id, candidate)
     found = dict(model_id=model_id, version=candidate, file_root=sealed.root, chain_root=record.weights_root,
                  tensors=sealed.tensor_count, files_root=sealed.files_root,
-                 chain_files_root=record.files_root or ZERO_ROOT, model=name,
+                 chain_files_root=record.files_root, model=name,
                  kind="directory" if Path(path).is_dir() else "file")
     if _content(record) != content:
         note = ""
@@ -103,7 +109,7 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
         actual = _actual_version(client, model_id, versions, content) if version is not None else None
         if actual is not None:
             note = f"it is version {actual} of {name!r}, not version {candidate}"
-        return Verdict(MISMATCH, **found, note=note, actual_version=actual,
+        return Verification(MISMATCH, **found, note=note, actual_version=actual,
                        differences=_differences(sealed, versions, candidate, record, fetch))
     proofs = {}
     if files and sealed.files is None:
@@ -122,8 +128,8 @@ def verify_checkpoint(path, client, events: list[dict], model_id: int, *, versio
                       # A replacement may have been revoked since: read now, from the contract.
                       "replacement_revoked": (client.is_revoked(model_id, record.replacement)
                                               if record.replacement else None)}
-        return Verdict(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
-    return Verdict(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs,
+        return Verification(REVOKED, **found, revocation=revocation, tensor_proofs=proofs, file_proofs=file_proofs)
+    return Verification(VERIFIED, **found, tensor_proofs=proofs, file_proofs=file_proofs,
                    earlier=_earlier(client, names, record, model_id))
 
 

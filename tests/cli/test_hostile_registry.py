@@ -171,9 +171,9 @@ def test_a_bare_model_is_a_name_and_an_id_needs_a_hash(world):
     # The victim means id #3; the stranger's model (id #2) is *named* "3" and holds the attacker's file.
     result = world("verify", attacker, "--model", "#3", expect=1)
     assert result.output.startswith("MISMATCH")
-    assert [v["model"] for v in json.loads(world("audit", "history", "#3", "--json").output)] == [3, 3, 3]
+    assert [v["model_id"] for v in json.loads(world("audit", "history", "#3", "--json").output)] == [3, 3, 3]
     # A bare 3 is the name "3", said so: the stranger's model, never mistaken for id #3.
-    assert {v["model"] for v in json.loads(world("audit", "history", "3", "--json").output)} == {2}
+    assert {v["model_id"] for v in json.loads(world("audit", "history", "3", "--json").output)} == {2}
     fails(world, "audit", "history", "#99", match=r"no model has id #99")
     fails(world, "audit", "history", "#x", match=r"'#x' is not a model id; write # and the id")
     fails(world, "audit", "history", "4", match=r"no model named '4' .*for the model with id 4, write #4")

@@ -34,7 +34,8 @@ def test_verify_names_the_kind_the_model_and_the_version_the_file_actually_is(mo
     assert wrong.startswith("MISMATCH: the file (root 0x") and "  it is version 1 of 'msgs', not version 2\n" in wrong
     verdict = json.loads(modelreg("verify", one, "--model", "msgs", "--version", "2", "--json", expect=1).output)
     assert (verdict["model"], verdict["kind"], verdict["actual_version"]) == ("msgs", "file", 1)
-    assert verdict["tensors_root"] == seal_model(one).root and verdict["files_root"] == "0x" + "00" * 32
+    assert verdict["tensors_root"] == seal_model(one).root and verdict["files_root"] is None
+    assert verdict["chain_files_root"] is None  # no files root: null at the JSON edge, never the zero root
     stranger = modelreg("verify", _weights(tmp_path / "x.safetensors", 9), "--model", "msgs", expect=1).output
     assert "matches no version of model 'msgs'; compared with version 3" in stranger
 
@@ -65,3 +66,27 @@ def test_the_background_committer_logs_one_line_per_commit(tmp_path, caplog):
         from modelreg.devnet import manager
 
         manager.down(tmp_path / "home")
+
+
+def test_json_says_model_id_and_null_for_no_files_root_and_text_says_none(modelreg, tmp_path):
+    """A model's id is `model_id` in every JSON output, and a version with no files root has
+    `files_root: null` there, never the contract's zero root; the text says "none"."""
+    one = _weights(tmp_path / "one.safetensors", 1)
+    modelreg("commit", one, "--model", "nulls")
+    history = json.loads(modelreg("audit", "history", "nulls", "--json").output)
+    assert [(v["model_id"], v["files_root"]) for v in history] == [(1, None)] and "model" not in history[0]
+    shown = json.loads(modelreg("audit", "show", "nulls", "1", "--json").output)
+    assert (shown["model_id"], shown["files_root"]) == (1, None)
+    (found,) = json.loads(modelreg("audit", "find-root", seal_model(one).root, "--json").output)
+    assert (found["model_id"], found["name"]) == (1, "nulls") and "model" not in found
+    report = json.loads(modelreg("audit", "report", "nulls", "--format", "json").output)
+    assert [(v["model_id"], v["files_root"]) for v in report["versions"]] == [(1, None)]
+    assert "0x" + "00" * 32 not in json.dumps([history, shown, found, report])
+    # The same tensors with a config beside them: the files differ, and the chain's are "none".
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    _weights(directory / "model.safetensors", 1)
+    (directory / "config.json").write_text("{}")
+    said = modelreg("verify", directory, "--model", "nulls", "--version", "1", expect=1).output
+    assert said.startswith(f"MISMATCH: the directory has the tensors of nulls version 1 but not its files "
+                           f"(files root {seal_model(directory).files_root}, on-chain none)")

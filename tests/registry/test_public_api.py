@@ -8,21 +8,13 @@ import pytest
 from safetensors.numpy import save_file
 
 import modelreg
-from modelreg.devnet import manager
+from modelreg.formats.manifest import load_model
+from tests.registry.service.conftest import connected_registry, module_home  # noqa: F401  (the fixtures)
 
 
 def _checkpoint(path, value: float):
     save_file({"w": np.full((4, 4), value, dtype=np.float32), "b": np.zeros(4, dtype=np.float32)}, str(path))
     return path
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 def test_seal_gives_the_weights_root_and_a_proof_per_tensor(tmp_path):
@@ -42,6 +34,11 @@ def test_commit_then_verify_then_history_through_the_api(registry, tmp_path):
     versions = registry.history("api-model")
     assert [v["parent"] for v in versions] == [None, {"model_id": first.model_id, "version": 1}]
     assert [v["weights_root"] for v in versions] == [first.root, second.root]
+
+
+def test_commit_records_the_code_revision_given(registry, tmp_path):
+    commit = registry.commit(_checkpoint(tmp_path / "r.safetensors", 4.0), "api-revision", code_revision="abc1234")
+    assert load_model(registry.ipfs.cat(commit.manifest_cid))[0]["code_revision"] == "abc1234"
 
 
 def test_committing_weights_the_model_already_holds_returns_that_version(registry, tmp_path):
@@ -81,3 +78,17 @@ def test_python_dash_m_modelreg_cli_runs_the_command(tmp_path):
     result = subprocess.run([sys.executable, "-m", "modelreg.cli", "--help"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 0 and "Usage: modelreg" in result.stdout
+
+
+def test_no_files_root_is_none_and_a_model_is_model_id_everywhere_in_the_api(registry, tmp_path):
+    """One spelling of "no files root" (None, never the contract's zero) and of a model's id (`model_id`)."""
+    path = _checkpoint(tmp_path / "single.safetensors", 5.0)
+    assert modelreg.seal(path).files_root is None
+    commit = registry.commit(path, "api-none")
+    assert commit.files_root is None and commit.to_dict()["files_root"] is None
+    verification = registry.verify(str(path), "api-none")
+    assert verification.ok and (verification.files_root, verification.chain_files_root) == (None, None)
+    assert (verification.to_dict()["files_root"], verification.to_dict()["chain_files_root"]) == (None, None)
+    assert registry.client.get_version(commit.model_id, commit.version).files_root is None
+    (version,) = registry.history("api-none")
+    assert version["model_id"] == commit.model_id and "model" not in version and version["files_root"] is None

@@ -15,7 +15,6 @@ from modelreg.service import replay as replay_lib
 from modelreg.training import dp as dp_sgd
 from modelreg.training.register import TrainingRun
 from modelreg.training.replay import execute
-from tests.training.test_replay import data, registry  # noqa: F401  (the shared fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +26,13 @@ def config(small_config):
     return replace(small_config, max_steps=6, eval_interval=3, batch_size=4, block_size=32)
 
 
-def _train(registry, data, config, tmp_path, name="m", dp=DP):  # noqa: F811
+def _train(registry, data, config, tmp_path, name="m", dp=DP):
     (tmp_path / "home").mkdir(exist_ok=True)
     return TrainingRun(registry, model_name=name, data_dir=data, run_dir=tmp_path / f"run-{name}", config=config,
                        resume=False, quiet=True, dp=dp).execute(device="cpu")
 
 
-def _manifest(registry, version, name="m"):  # noqa: F811
+def _manifest(registry, version, name="m"):
     events = registry.events()
     entry = audit_lib.find_version(events, audit_lib.find_model(events, name), version)
     return load_manifest(registry.ipfs.cat(entry["manifest_cid"]))
@@ -50,7 +49,7 @@ def _reference_epsilon(sigma, q, steps, delta):
     return acc.get_epsilon(delta)
 
 
-def test_a_dp_run_records_its_epsilon_per_version_and_replays_bit_for_bit(registry, data, config, tmp_path):  # noqa: F811
+def test_a_dp_run_records_its_epsilon_per_version_and_replays_bit_for_bit(registry, data, config, tmp_path):
     commits = _train(registry, data, config, tmp_path)
     assert [c.step for c in commits] == [3, 6]
     manifests = [_manifest(registry, v) for v in (1, 2)]
@@ -77,7 +76,7 @@ def test_a_dp_run_records_its_epsilon_per_version_and_replays_bit_for_bit(regist
 @pytest.mark.parametrize("cheat, kwargs", [("no noise", {"noise_scale": 0.0}),
                                            ("half the noise", {"noise_scale": 0.5}),
                                            ("no clipping", {"clip": False})])
-def test_a_run_that_cheats_on_dp_is_diverged_at_the_first_step_it_touches(registry, data, config, tmp_path,  # noqa: F811
+def test_a_run_that_cheats_on_dp_is_diverged_at_the_first_step_it_touches(registry, data, config, tmp_path,
                                                                           monkeypatch, cheat, kwargs):
     honest = dp_sgd.noisy_clipped_grads
     with monkeypatch.context() as m:
@@ -104,7 +103,7 @@ def test_calibration_reaches_the_target_and_no_less_noise_would():
     assert dp_sgd.epsilon(sigma * 0.99, 0.01, 500, 1e-5) > 1.0
 
 
-def test_a_transcript_whose_epsilon_does_not_follow_from_its_parameters_diverges(registry, data, config,  # noqa: F811
+def test_a_transcript_whose_epsilon_does_not_follow_from_its_parameters_diverges(registry, data, config,
                                                                                  tmp_path):
     from modelreg.training import replay as training_replay
     from modelreg.training.config import TrainConfig
@@ -124,7 +123,7 @@ def test_a_transcript_whose_epsilon_does_not_follow_from_its_parameters_diverges
     assert training_replay._check_dp_claim(job, weak, cfg, tokens).step == 1
 
 
-def test_a_users_own_dp_claim_is_recorded_as_not_checkable(registry, tmp_path):  # noqa: F811
+def test_a_users_own_dp_claim_is_recorded_as_not_checkable(registry, tmp_path):
     import numpy as np
     from safetensors.numpy import save_file
 

@@ -10,44 +10,17 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from modelreg.chain.client import RegistryClient
 from modelreg.errors import ReplayUnavailable
 from modelreg.formats.manifest import load_manifest
 from modelreg.service import replay as replay_lib
 from modelreg.service.commit import commit_checkpoint
-from modelreg.service.config import Config
-from modelreg.service.connect import Registry
 from modelreg.service.registrar import Registrar
 from modelreg.training import numerics, trainer
-from modelreg.training.data import CORPUS_DIR
 from modelreg.training.register import TrainingRun
 from modelreg.training.replay import execute
-from tests.conftest import eth_tester_chain
+from tests.training.conftest import in_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    """Two large files and two small ones, so that a small file is first read after step 1."""
-    d = tmp_path / "data"
-    d.mkdir()
-    for i, source in enumerate(sorted(CORPUS_DIR.glob("*.txt"))[:4]):
-        (d / source.name).write_bytes(source.read_bytes()[:30_000 if i % 2 == 0 else 3_000])
-    return d
-
-
-def in_process(home: Path, client) -> Registry:
-    """A Registry over an in-process chain (no JSON-RPC URL is used) and the embedded IPFS store of `home`."""
-    return Registry(home, Config(), rpc_url="http://127.0.0.1:1", chain_id=client.chain_id, embedded_chain=False,
-                    client=client)
-
-
-@pytest.fixture
-def registry(tmp_path):
-    with eth_tester_chain() as chain:
-        client = RegistryClient.deploy(chain.w3, chain.signers[0])
-        yield in_process(tmp_path / "home", client)
 
 
 @pytest.fixture

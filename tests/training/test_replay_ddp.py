@@ -19,7 +19,6 @@ from modelreg.service import replay as replay_lib
 from modelreg.training import replay as training_replay
 from modelreg.training import trainer
 from modelreg.training.register import TrainingRun, train_unregistered
-from tests.training.test_replay import data, registry  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 WORLD = int(os.environ.get("MODELREG_TEST_DDP_WORLD", "2"))  # 3 or more: the fixed-order mean (distributed.wrap)

@@ -11,8 +11,9 @@ import pytest
 
 from modelreg.errors import CheckpointInvalid, ConfigInvalid, DatasetTampered, InputInvalid
 from modelreg.formats.seal import seal_checkpoint
-from modelreg.training.checkpoint import latest_checkpoint, load_model, read_weights
-from modelreg.training.trainer import CheckpointEvent, get_lr, train
+from modelreg.records import CheckpointSaved
+from modelreg.training.checkpoint import latest_checkpoint, load_model, read_weights, saved_checkpoints
+from modelreg.training.trainer import get_lr, train
 
 
 def sha(path: Path) -> str:
@@ -21,7 +22,7 @@ def sha(path: Path) -> str:
 
 def test_training_writes_a_checkpoint_every_eval_interval_and_calls_the_hook(
         dataset_dir, manifest, small_config, tmp_path):
-    events: list[CheckpointEvent] = []
+    events: list[CheckpointSaved] = []
     result = train(small_config, dataset_dir, tmp_path / "run", dataset_manifest=manifest,
                    dataset_root=manifest["root"], on_checkpoint=events.append)
     assert [e.step for e in events] == [3, 6]
@@ -37,6 +38,9 @@ def test_training_writes_a_checkpoint_every_eval_interval_and_calls_the_hook(
     assert e.tokenizer_sha256 == "0x" + sha(e.tokenizer_path)
     assert e.environment["device"] == "cpu" and e.environment["world_size"] == 1
     assert e.environment["dtype"] == "float32"
+    # What a resumed run finds on disk names the very files the events named.
+    assert [(s.step, s.path, s.tokenizer_path) for s in saved_checkpoints(tmp_path / "run")] == \
+        [(e.step, e.path, e.tokenizer_path) for e in events]
 
 
 @pytest.mark.slow

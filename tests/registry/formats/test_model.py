@@ -10,7 +10,7 @@ import pytest
 from modelreg.errors import CheckpointInvalid, ManifestInvalid, ModelInvalid, SymlinkRefused
 from modelreg.formats.diff import diff_tensors
 from modelreg.formats.manifest import canonical_json, checkpoint_manifest, load_model
-from modelreg.formats.model import ZERO_ROOT, seal_model
+from modelreg.formats.model import seal_model
 from modelreg.formats.seal import seal_checkpoint, seal_dataset
 from tests.hf import save_tiny_gpt2
 from tests.registry.formats.seal_helpers import random_tensors, safetensors_bytes
@@ -46,12 +46,12 @@ def _split(tensors, at):
     return {n: tensors[n] for n in names[:at]}, {n: tensors[n] for n in names[at:]}
 
 
-def test_a_single_file_seals_as_today_with_a_zero_files_root(tmp_path, tensors):
+def test_a_single_file_seals_as_today_with_no_files_root(tmp_path, tensors):
     path = tmp_path / "m.safetensors"
     path.write_bytes(safetensors_bytes(tensors))
     sealed = seal_model(path)
     assert sealed.tensors == seal_checkpoint(path)
-    assert sealed.files is None and sealed.files_root == ZERO_ROOT and sealed.tensor_count == 6
+    assert sealed.files is None and sealed.files_root is None and sealed.tensor_count == 6
 
 
 def test_a_directory_seals_its_shards_as_tensors_and_every_other_file_as_bytes(tmp_path, tensors):
@@ -83,7 +83,7 @@ def test_resharding_a_real_gpt2_gives_the_same_weights_root_and_files_root(tmp_p
     single = seal_model(save_tiny_gpt2(tmp_path / "single"))
     assert len(list((tmp_path / "small").glob("*.safetensors"))) > len(list((tmp_path / "large").glob("*.safetensors"))) > 1
     assert small.root == large.root == single.root
-    assert small.files_root == large.files_root == single.files_root != ZERO_ROOT
+    assert small.files_root == large.files_root == single.files_root is not None
     assert [f.path for f in small.files.leaves] == ["config.json", "generation_config.json"]
 
 
@@ -298,4 +298,4 @@ def test_a_single_file_manifest_has_no_files_key(tmp_path, tensors):
     path = tmp_path / "m.safetensors"
     path.write_bytes(safetensors_bytes(tensors))
     manifest = checkpoint_manifest(seal_model(path))
-    assert "files" not in manifest and load_model(manifest)[1].files_root == ZERO_ROOT
+    assert "files" not in manifest and load_model(manifest)[1].files_root is None

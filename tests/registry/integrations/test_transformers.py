@@ -10,7 +10,6 @@ import pytest
 
 pytest.importorskip("transformers")
 
-import torch  # noqa: E402
 from transformers import Trainer, TrainerState, TrainingArguments  # noqa: E402
 
 import modelreg  # noqa: E402
@@ -19,31 +18,9 @@ from modelreg.formats.manifest import load_model  # noqa: E402
 from modelreg.formats.model import seal_model  # noqa: E402
 from modelreg.formats.seal import seal_dataset  # noqa: E402
 from modelreg.integrations.transformers import RegistryCallback, logged_metrics  # noqa: E402
-from tests.hf import tiny_gpt2  # noqa: E402
+from tests.hf import Tokens, tiny_gpt2  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-class Tokens(torch.utils.data.Dataset):
-    """Random token sequences, the labels the inputs themselves (causal LM)."""
-
-    def __init__(self, n: int = 16, length: int = 16):
-        self.ids = torch.randint(0, 128, (n, length), generator=torch.Generator().manual_seed(0))
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "labels": self.ids[i]}
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 def _args(output_dir, **overrides):
@@ -58,7 +35,7 @@ def test_the_trainer_commits_every_checkpoint_verified_and_chained_by_parents(re
     data = tmp_path / "data"
     data.mkdir()
     (data / "tokens.txt").write_text("random token ids, seed 0")
-    callback = RegistryCallback("hf-gpt2", dataset=data, registry=registry)
+    callback = RegistryCallback("hf-gpt2", dataset=data, registry=registry, code_revision="my-trainer-v1")
     out = tmp_path / "out"
     Trainer(model=tiny_gpt2(), args=_args(out), train_dataset=Tokens(), callbacks=[callback]).train()
     checkpoints = [out / f"checkpoint-{step}" for step in (2, 4, 6)]
@@ -75,6 +52,7 @@ def test_the_trainer_commits_every_checkpoint_verified_and_chained_by_parents(re
     manifest, _ = load_model(registry.ipfs.cat(callback.commits[-1].manifest_cid))
     assert manifest["step"] == 6 and "loss" in manifest["metrics"] and "learning_rate" in manifest["metrics"]
     assert manifest["config"]["training_args"]["save_steps"] == 2
+    assert manifest["code_revision"] == "my-trainer-v1"
 
 
 @pytest.mark.slow

@@ -10,20 +10,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from modelreg.integrations.transformers import RegistryCallback
-from tests.hf import tiny_gpt2
-
-
-class Tokens(torch.utils.data.Dataset):
-    """Random token sequences, the labels the inputs themselves (causal LM)."""
-
-    def __init__(self, n: int = 16, length: int = 16):
-        self.ids = torch.randint(0, 128, (n, length), generator=torch.Generator().manual_seed(0))
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+from tests.hf import Tokens, tiny_gpt2
 
 
 def main(home: str, output_dir: str, model: str, max_steps: int, resume: bool) -> None:

@@ -1,24 +1,14 @@
 """BackgroundCommitter: a plain torch loop's checkpoints committed in the background, resumed, rank 0 only."""
 
-import pytest
+import subprocess
+
 import torch
 from safetensors.torch import save_file
 
-import modelreg
-from modelreg.devnet import manager
 from modelreg.formats.manifest import load_model
 from modelreg.formats.seal import seal_dataset
 from modelreg.service.background import BackgroundCommitter
 from modelreg.service.journal import Journal
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield modelreg.connect(home)
-    finally:
-        manager.down(home)
 
 
 def _save(directory, step: int):
@@ -70,3 +60,44 @@ def test_on_a_rank_other_than_0_nothing_connects_or_commits(monkeypatch, tmp_pat
         committer.submit(tmp_path / "missing", step=1)
     assert committer.commits == [] and not (tmp_path / "j.jsonl").exists()
     assert not (tmp_path / "no-home").exists()
+
+
+def _git(cwd, *args) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _code_revision(registry, commit) -> str | None:
+    return load_model(registry.ipfs.cat(commit.manifest_cid))[0]["code_revision"]
+
+
+def _commit_one(registry, tmp_path, name: str, **kwargs):
+    with BackgroundCommitter(name, journal=tmp_path / f"{name}.jsonl", registry=registry, **kwargs) as committer:
+        committer.submit(_save(tmp_path / name, 1), step=1)
+    return committer.commits[0]
+
+
+def test_the_code_revision_is_the_working_tree_the_loop_runs_in_or_the_one_given(
+        registry, tmp_path, monkeypatch):
+    # The user's project: a git repository of its own, not modelreg's.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('training')\n")
+    _git(project, "init", "-q")
+    _git(project, "add", "train.py")
+    _git(project, "commit", "-q", "-m", "the training script")
+    head = _git(project, "rev-parse", "HEAD")
+    monkeypatch.chdir(project)
+    assert _code_revision(registry, _commit_one(registry, tmp_path, "rev-clean")) == head
+    (project / "train.py").write_text("print('changed')\n")
+    assert _code_revision(registry, _commit_one(registry, tmp_path, "rev-dirty")) == head + "-dirty"
+    given = _commit_one(registry, tmp_path, "rev-given", code_revision="v1.2 of my trainer")
+    assert _code_revision(registry, given) == "v1.2 of my trainer"
+
+
+def test_outside_a_git_checkout_no_code_revision_is_recorded(registry, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "not-a-checkout"
+    elsewhere.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # git looks no higher than here
+    monkeypatch.chdir(elsewhere)
+    assert _code_revision(registry, _commit_one(registry, tmp_path, "rev-none")) is None

@@ -12,7 +12,6 @@ from safetensors.numpy import save_file
 
 import modelreg
 from modelreg.cli.main import cli
-from modelreg.devnet import manager
 from modelreg.errors import AccessDenied, DatasetNotFound, ModelNameInvalid, ParentNotFound
 from modelreg.formats.seal import seal_dataset
 from modelreg.records import VersionRef
@@ -22,17 +21,8 @@ pytestmark = pytest.mark.slow  # one devnet for the module: about 10 s
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    try:
-        yield home
-    finally:
-        manager.down(home)
-
-
-@pytest.fixture(scope="module")
-def registry(home, tmp_path_factory):
-    registry = modelreg.connect(home)
+def registry(registry, tmp_path_factory):
+    """The conftest's registry, holding a model `base` with one version."""
     registry.commit(_weights(tmp_path_factory.mktemp("base") / "w.safetensors", 0), "base")
     return registry
 

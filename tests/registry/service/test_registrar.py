@@ -1,7 +1,6 @@
 """The registrar and its journal: order, parents, idempotent retries, torn journal lines."""
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +11,11 @@ from modelreg.chain.client import RegistryClient
 from modelreg.formats.manifest import load_manifest
 from modelreg.formats.seal import seal_checkpoint
 from modelreg.ipfs.store import open_ipfs
+from modelreg.records import CheckpointSaved
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
+from modelreg.training.checkpoint import saved_checkpoints
 from tests.conftest import eth_tester_chain
-
-
-@dataclass(frozen=True)
-class Event:
-    """The fields of training's CheckpointEvent that the registrar reads."""
-
-    path: Path
-    step: int
-    metrics: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    environment: dict = field(default_factory=dict)
-    tokenizer_path: str = ""
-    tokenizer_sha256: str = ""
 
 
 @pytest.fixture
@@ -56,7 +44,7 @@ def test_checkpoints_are_committed_in_order_each_with_the_previous_as_parent(set
     client, ipfs, model_id, dataset, tmp = setup
     registrar = _registrar(setup, Journal(tmp / "journal.jsonl"))
     for step in (1, 2, 3):
-        registrar.submit(Event(_checkpoint(tmp, step), step, metrics={"val_loss": 4.0 - step}))
+        registrar.submit(CheckpointSaved(_checkpoint(tmp, step), step, metrics={"val_loss": 4.0 - step}))
     commits = registrar.close()
     assert [c.version for c in commits] == [1, 2, 3]
     assert [client.get_version(model_id, v).parent for v in (1, 2, 3)] == [None, (model_id, 1), (model_id, 2)]
@@ -76,7 +64,7 @@ def test_a_commit_the_chain_already_holds_is_taken_as_done(setup):
     journal = Journal(tmp / "journal.jsonl")
     journal.append("seen", step=1, path=str(path), metrics={}, config={}, environment={})
     registrar = _registrar(setup, journal)
-    assert registrar.recover(tmp) == 1
+    assert registrar.recover(saved_checkpoints(tmp)) == 1
     (commit,) = registrar.close()
     assert commit.version == 1
     assert client.version_count(model_id) == 1
@@ -87,14 +75,14 @@ def test_recover_queues_unjournaled_checkpoints_on_disk(setup):
     _, _, _, _, tmp = setup
     journal = Journal(tmp / "journal.jsonl")
     registrar = _registrar(setup, journal)
-    registrar.submit(Event(_checkpoint(tmp, 1), 1))
+    registrar.submit(CheckpointSaved(_checkpoint(tmp, 1), 1))
     registrar.close()
     _checkpoint(tmp, 2)  # written, then killed before the hook journaled it
     again = _registrar(setup, journal)
-    assert again.recover(tmp) == 1
+    assert again.recover(saved_checkpoints(tmp)) == 1
     (commit,) = again.close()
     assert (commit.step, commit.version) == (2, 2)
-    assert again.recover(tmp) == 0  # nothing left
+    assert again.recover(saved_checkpoints(tmp)) == 0  # nothing left
 
 
 def test_a_worker_error_is_raised_on_close_and_the_work_stays_pending(setup):
@@ -103,7 +91,7 @@ def test_a_worker_error_is_raised_on_close_and_the_work_stays_pending(setup):
     registrar = _registrar(setup, journal)
     broken = tmp / "ckpt-000001.safetensors"
     broken.write_bytes(b"not a checkpoint")
-    registrar.submit(Event(broken, 1))
+    registrar.submit(CheckpointSaved(broken, 1))
     with pytest.raises(Exception, match="ckpt-000001"):
         registrar.close()
     assert journal.state().pending_steps() == [1]

@@ -7,10 +7,11 @@ import pytest
 from modelreg.chain.client import RegistryClient
 from modelreg.chain.sending import ChainOps
 from modelreg.ipfs.store import open_ipfs
+from modelreg.records import CheckpointSaved
 from modelreg.service.journal import Journal
 from modelreg.service.registrar import Registrar
 from tests.conftest import anvil_chain
-from tests.registry.service.test_registrar import Event, _checkpoint
+from tests.registry.service.test_registrar import _checkpoint
 
 
 @pytest.fixture
@@ -56,12 +57,12 @@ def test_a_commit_reorged_out_while_running_is_sent_again_before_its_child(anvil
     client, ipfs, model_id, tmp = setup
     journal, told = Journal(tmp / "journal.jsonl"), []
     worker = registrar(client, ipfs, model_id, journal, told, wait_final=True)
-    worker.submit(Event(_checkpoint(tmp, 1), 1))
+    worker.submit(CheckpointSaved(_checkpoint(tmp, 1), 1))
     worker.drain()
     first_block = client.get_version(model_id, 1).block_number
     anvil.w3.provider.make_request("anvil_reorg", [1, []])  # version 1's block is replaced by an empty one
     assert client.version_count(model_id) == 0
-    worker.submit(Event(_checkpoint(tmp, 2), 2))
+    worker.submit(CheckpointSaved(_checkpoint(tmp, 2), 2))
     with Miner(anvil):
         commits = worker.close()
     assert [c.version for c in commits] == [1, 2] and client.version_count(model_id) == 2
@@ -76,7 +77,7 @@ def test_a_commit_reorged_out_while_no_run_was_going_is_sent_again_on_the_next_s
     client, ipfs, model_id, tmp = setup
     journal, told = Journal(tmp / "journal.jsonl"), []
     worker = registrar(client, ipfs, model_id, journal, told)
-    worker.submit(Event(_checkpoint(tmp, 1), 1))
+    worker.submit(CheckpointSaved(_checkpoint(tmp, 1), 1))
     worker.close()
     assert [r["step"] for r in journal.state().unfinal()] == [1]
     anvil.w3.provider.make_request("anvil_reorg", [1, []])
@@ -100,7 +101,7 @@ def test_registrations_reorged_out_are_sent_again_before_the_first_commit_reads_
     assert client.model_count() == 0
     worker = Registrar(client=client, ipfs=open_ipfs(tmp_path / "home"), journal=Journal(tmp_path / "journal.jsonl"),
                        model_name="m", model_id=model_id, dataset_root=dataset, wait_final=True)
-    worker.submit(Event(_checkpoint(tmp_path, 1), 1))  # its commit reads the model and the dataset first
+    worker.submit(CheckpointSaved(_checkpoint(tmp_path, 1), 1))  # its commit reads the model and the dataset first
     with Miner(anvil):
         (commit,) = worker.close()
     assert (client.model_count(), client.version_count(model_id), commit.version) == (1, 1, 1)
