@@ -99,7 +99,8 @@ def train_and_register(preset_name, data_dir, model_name, steps, eval_interval, 
     check_device(device)
     run_dir = _run_dir(home_of(), model_name, run_dir)
     if dp is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise InputInvalid("DP-SGD training runs in one process (its transcript holds every sample of a step); "
+        raise InputInvalid("DP-SGD training runs in one process (it draws one Poisson sample of the whole "
+                           "dataset and one noise per step; splitting those over ranks is not built); "
                            "run it without torchrun")
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun: only rank 0 talks to IPFS and the chain
         return train_unregistered(config, data_dir, run_dir, resume=resume, device=device)

@@ -44,3 +44,12 @@ def test_bad_dp_options_are_one_error_line_and_register_nothing(modelreg, small_
     result = modelreg("train-and-register", "--data", small_data, "--model", "bad-dp", *FAST_RUN, *args, expect=2)
     assert message in result.output and result.output.count("Error:") == 1
     assert "bad-dp" not in modelreg("audit", "models").output
+
+
+def test_dp_under_torchrun_is_one_error_line_and_registers_nothing(modelreg, small_data, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets in every rank
+    result = modelreg("train-and-register", "--data", small_data, "--model", "ddp-dp", *FAST_RUN,
+                      "--dp-epsilon", "1", "--dp-delta", "1e-5", expect=2)
+    assert "run it without torchrun" in result.output and result.output.count("Error:") == 1
+    monkeypatch.delenv("WORLD_SIZE")
+    assert "ddp-dp" not in modelreg("audit", "models").output
