@@ -217,6 +217,9 @@ def _plain(abi_type: str, value):
     return to_hex(value) if isinstance(value, bytes) else value
 
 
+_HISTORY_RACES = 3  # re-reads of a model's history when versions land while it is read
+
+
 class RegistryClient:
     """One ModelRegistry on one chain, read through `w3` and written with `signer` (None: read only)."""
 
@@ -551,11 +554,27 @@ class RegistryClient:
         against the model's on-chain accumulator: RootMismatch if the node left out, changed or
         added one."""
         name_hash = self._registration(model_id)["nameHash"]
-        count = self.version_count(model_id)
-        stored = self._call(self.contract.functions.accumulatorOf(name_hash))
-        cached = self._histories.get(model_id)
-        if cached and cached[:2] == (count, stored):
-            return cached[2], cached[3]
+        for attempt in range(_HISTORY_RACES + 1):
+            count = self.version_count(model_id)
+            stored = self._call(self.contract.functions.accumulatorOf(name_hash))
+            cached = self._histories.get(model_id)
+            if cached and cached[:2] == (count, stored):
+                return cached[2], cached[3]
+            try:
+                ordered, mountain = self._checked_history(model_id, count, stored)
+            except RootMismatch:
+                # A version committed between the reads above and the logs' (another process in the same
+                # home, any other sender) looks like a lie; it is one only if the chain stood still.
+                moved = (self.version_count(model_id),
+                         self._call(self.contract.functions.accumulatorOf(name_hash))) != (count, stored)
+                if moved and attempt < _HISTORY_RACES:
+                    continue
+                raise
+            self._histories[model_id] = (count, stored, ordered, mountain)
+            return ordered, mountain
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _checked_history(self, model_id: int, count: int, stored: bytes) -> tuple[list, mmr.MountainRange]:
         logs = self._logs(lambda first, last: self.contract.events.VersionCommitted.get_logs(
             argument_filters={"modelId": model_id}, from_block=first, to_block=last))
         by_version = {log["args"]["version"]: log for log in logs}
@@ -572,7 +591,6 @@ class RegistryClient:
         if mountain.accumulator(model_id) != stored:
             raise RootMismatch(f"the VersionCommitted logs of model {model_id} do not hash to its on-chain "
                                "accumulator; the node is lying or broken")
-        self._histories[model_id] = (count, stored, ordered, mountain)
         return ordered, mountain
 
     def _version_proof(self, model_id: int, version: int) -> tuple:

@@ -362,3 +362,21 @@ def test_two_clients_with_one_key_both_get_their_commits_through(chain, registry
     version, _ = second.commit_version(model, ROOT_B, tensor_count=3, manifest_cid=CID)
     assert (cut_in, version) == ([1], 2)
     assert [registry.get_version(model, v).weights_root for v in (1, 2)] == [ROOT_A, ROOT_B]
+
+
+def test_a_version_committed_while_the_history_is_read_is_a_race_not_a_lie(registry, model, stranger):
+    # Another process in the same home commits between this reader's count and its logs (the full
+    # suite's commit-and-gc race saw it): the reader reads again instead of calling the node a liar.
+    registry.commit_version(model, ROOT_A, tensor_count=3, manifest_cid=CID)
+    reader = RegistryClient.at(registry.w3, None, registry.address, from_block=registry.from_block)
+    read, raced = reader._checked_history, []
+
+    def commit_first(*args):
+        if not raced:
+            raced.append(registry.commit_version(model, ROOT_B, tensor_count=3, parent=(model, 1), manifest_cid=CID))
+        return read(*args)
+
+    reader._checked_history = commit_first
+    assert reader.get_version(model, 1).weights_root == ROOT_A
+    assert raced and reader.version_count(model) == 2
+    assert reader.get_version(model, 2).weights_root == ROOT_B
