@@ -16,6 +16,7 @@ chosen by what the file is; here the leaves, and so the root, stay the same whic
 hashed them.
 """
 
+import abc
 import struct
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ class Layout:
     file_size: int
 
 
-class TensorSource:
+class TensorSource(abc.ABC):
     """One weights format: `kind` names it, `suffixes` and `magic` recognise its files, `dtypes` is the
     dtype vocabulary of its leaves, `layout()` parses and validates a header."""
 
@@ -50,12 +51,12 @@ class TensorSource:
     magic: bytes | None = None
     dtypes: frozenset[str] = frozenset()
 
+    @abc.abstractmethod
     def layout(self, prefix, file_size: int) -> Layout:
         """The layout of a `file_size`-byte file whose first bytes are `prefix` (bytes, or a memory map).
 
         Raises NeedMore when `prefix` ends inside the header, CheckpointInvalid when the header is bad.
         """
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind}>"

@@ -69,12 +69,7 @@ class BackgroundCommitter:
         # Before training starts, on the caller's thread: every check first (nothing written if one
         # fails), then at most two transactions, once.
         model_id, dataset_root, dataset_manifest = registry.check_commit(model, parent=parent, dataset=dataset)
-        if dataset_manifest is not None:
-            registry.register_dataset(dataset_manifest)
-        if model_id is None:
-            model_id = registry.model_id_or_register(model, "")
-        if isinstance(parent, int):
-            parent = VersionRef(model_id, parent)
+        model_id, parent = registry.register_for_commit(model, model_id, parent, dataset_manifest)
         self._registrar = Registrar(client=registry.client, ipfs=registry.ipfs, journal=Journal(Path(journal)),
                                     model_name=model, model_id=model_id,
                                     dataset_root=dataset_root, parent=parent, follow_symlinks=follow_symlinks,

@@ -206,12 +206,7 @@ class Registry:
         # Sealed (and added, one read) before any transaction: a bad model leaves nothing on-chain.
         sealed, checkpoint_cid = seal_and_add(path, self.ipfs, follow_symlinks=follow_symlinks)
         try:
-            if dataset_manifest is not None:
-                self.register_dataset(dataset_manifest)
-            if model_id is None:
-                model_id = self.model_id_or_register(model, "")
-            if isinstance(parent, int):
-                parent = VersionRef(model_id, parent)
+            model_id, parent = self.register_for_commit(model, model_id, parent, dataset_manifest)
             self.client.ops = self.chain_ops(wait=wait)
             try:
                 with send_lock(self.home):
@@ -262,6 +257,19 @@ class Registry:
         model_id = check_commit(self.client, model, parent=parent, dataset_root=root,
                                 dataset_registered_by_signer=manifest is not None)
         return model_id, root, manifest
+
+    def register_for_commit(self, model: str, model_id: int | None, parent: VersionRef | int | None,
+                            dataset_manifest: dict | None) -> tuple[int, VersionRef | None]:
+        """The writes a checked commit (`check_commit`'s answer) needs before its version: the dataset
+        directory's registration, and the model's if it is new; the model's id and the parent as a
+        `VersionRef`."""
+        if dataset_manifest is not None:
+            self.register_dataset(dataset_manifest)
+        if model_id is None:
+            model_id = self.model_id_or_register(model, "")
+        if isinstance(parent, int):
+            parent = VersionRef(model_id, parent)
+        return model_id, parent
 
     def model_id_or_register(self, name: str, metadata: str) -> int:
         """The id of model `name`, registering it first if it is new; two processes doing this at
