@@ -51,6 +51,8 @@ def run(job: ReplayJob, rank: int = 0, rendezvous: str | None = None) -> ReplayO
         return _run(job, rank=0)
     import torch.distributed as dist
 
+    from modelreg.training import distributed
+
     if not dist.is_available() or (job.device == "cpu" and not dist.is_gloo_available()):
         raise ReplayUnavailable(f"this torch has no gloo backend, which the segment's {job.world_size} "
                                 "CPU ranks need")
@@ -62,10 +64,15 @@ def run(job: ReplayJob, rank: int = 0, rendezvous: str | None = None) -> ReplayO
         torch.cuda.set_device(rank)
     dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{rendezvous}", rank=rank,
                             world_size=job.world_size)
+    env = distributed.DistEnv(rank=rank, local_rank=rank, world_size=job.world_size,
+                              device=f"cuda:{rank}" if cuda else "cpu")
     try:
-        return _run(job, rank)
-    finally:
-        dist.destroy_process_group()
+        outcome = _run(job, rank)
+    except BaseException:
+        distributed.teardown(env, together=False)
+        raise
+    distributed.teardown(env)  # every rank at once, as training ends: none leaves while rank 0 writes
+    return outcome
 
 
 def _run(job: ReplayJob, rank: int) -> ReplayOutcome:
@@ -240,3 +247,7 @@ def _child(job_path: str, outcome_path: str, rank: str = "0", rendezvous: str | 
 
 if __name__ == "__main__":
     _child(*sys.argv[1:5])
+    if len(sys.argv) > 3:  # a DDP rank, done and its outcome written: no interpreter teardown, in which gloo
+        sys.stdout.flush()  # can still abort a process whose group is gone (bench/gloo_teardown.py)
+        sys.stderr.flush()
+        os._exit(0)

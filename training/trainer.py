@@ -267,10 +267,13 @@ def train(
     t0 = time.time()
     env = distributed.setup(device)
     try:
-        return _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
-                      on_checkpoint, resume, env, t0, before_first_step, dataset, dp, token_cache_dir)
-    finally:
-        distributed.teardown(env)
+        result = _train(config, Path(data_dir), Path(out_dir), dataset_manifest, dataset_root,
+                        on_checkpoint, resume, env, t0, before_first_step, dataset, dp, token_cache_dir)
+    except BaseException:
+        distributed.teardown(env, together=False)
+        raise
+    distributed.teardown(env)  # every rank at once: none leaves while rank 0 still writes
+    return result
 
 
 def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, resume, env, t0,
@@ -350,7 +353,6 @@ def _train(config, data_dir, out_dir, manifest, expected_root, on_checkpoint, re
                                               tokenizer_path=tok_artifact.path,
                                               tokenizer_sha256=tok_artifact.sha256, dataset_root=dataset.root,
                                               transcript=transcript))
-    distributed.barrier(env)  # no rank leaves (and tears the group down) while rank 0 still writes
     return TrainResult(out_dir, step, tuple(written), tok_artifact, dataset.root, tuple(evals),
                        tuple(step_losses), step * tokens_per_step, time.time() - t0)
 
