@@ -47,11 +47,14 @@ def run(job: ReplayJob, rank: int = 0, rendezvous: str | None = None) -> ReplayO
     """Run the job's steps in this process: all of them, or rank `rank` of a DDP segment's ranks."""
     import torch
 
-    if job.world_size == 1:
-        return _run(job, rank=0)
-    import torch.distributed as dist
-
     from modelreg.training import distributed
+
+    env = distributed.DistEnv(rank=rank, local_rank=rank, world_size=job.world_size,
+                              device=f"cuda:{rank}" if job.world_size > 1 and job.device.startswith("cuda")
+                              else job.device)
+    if job.world_size == 1:
+        return _run(job, env)
+    import torch.distributed as dist
 
     if not dist.is_available() or (job.device == "cpu" and not dist.is_gloo_available()):
         raise ReplayUnavailable(f"this torch has no gloo backend, which the segment's {job.world_size} "
@@ -64,10 +67,8 @@ def run(job: ReplayJob, rank: int = 0, rendezvous: str | None = None) -> ReplayO
         torch.cuda.set_device(rank)
     dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{rendezvous}", rank=rank,
                             world_size=job.world_size)
-    env = distributed.DistEnv(rank=rank, local_rank=rank, world_size=job.world_size,
-                              device=f"cuda:{rank}" if cuda else "cpu")
     try:
-        outcome = _run(job, rank)
+        outcome = _run(job, env)
     except BaseException:
         distributed.teardown(env, together=False)
         raise
@@ -75,14 +76,13 @@ def run(job: ReplayJob, rank: int = 0, rendezvous: str | None = None) -> ReplayO
     return outcome
 
 
-def _run(job: ReplayJob, rank: int) -> ReplayOutcome:
+def _run(job: ReplayJob, env) -> ReplayOutcome:
     import torch
 
     from modelreg.training import checkpoint as ckpt
     from modelreg.training import distributed
     from modelreg.training.config import TrainConfig
     from modelreg.training.data import load_dataset
-    from modelreg.training.distributed import DistEnv
     from modelreg.training.model import GPT
     from modelreg.training.tokenizer import load_tokenizer
     from modelreg.training.trainer import batch_leaf, token_cache, tokenize, train_step
@@ -102,8 +102,6 @@ def _run(job: ReplayJob, rank: int) -> ReplayOutcome:
         claim = _check_dp_claim(job, spec, config, len(train_data))
         if claim is not None:
             return claim
-    device = f"cuda:{rank}" if job.world_size > 1 and job.device.startswith("cuda") else job.device
-    env = DistEnv(rank=rank, local_rank=rank, world_size=job.world_size, device=device)
     threads = torch.get_num_threads()
     torch.set_num_threads(job.numerics["threads"])  # ATen splits reductions by thread: same count, same sums
     try:

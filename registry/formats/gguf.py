@@ -72,6 +72,14 @@ class NeedMore(Exception):
         self.need = need
 
 
+def _unique(name: str, seen: set, what: str, plural: str) -> str:
+    """name, added to seen; a name already there is refused."""
+    if name in seen:
+        _reject(f"{what} {name!r} appears twice; {plural} must be unique")
+    seen.add(name)
+    return name
+
+
 def _reject(problem: str):
     raise CheckpointInvalid(problem)
 
@@ -216,10 +224,7 @@ def parse(buf, file_size: int) -> GgufLayout:
     kv_begin = r.pos
     alignment, keys = DEFAULT_ALIGNMENT, set()
     for i in range(kv_count):
-        key = r.string(f"metadata key {i}")
-        if key in keys:
-            _reject(f"metadata key {key!r} appears twice; keys must be unique")
-        keys.add(key)
+        key = _unique(r.string(f"metadata key {i}"), keys, "metadata key", "keys")
         kind = r.u32(f"the value type of {key!r}")
         value = _value(r, kind, key, 0)
         if key == ALIGNMENT_KEY:
@@ -231,10 +236,7 @@ def parse(buf, file_size: int) -> GgufLayout:
     kv_end = r.pos
     infos, names = [], set()
     for i in range(tensor_count):
-        name = r.string(f"the name of tensor {i}")
-        if name in names:
-            _reject(f"tensor {name!r} appears twice; tensor names must be unique")
-        names.add(name)
+        name = _unique(r.string(f"the name of tensor {i}"), names, "tensor", "tensor names")
         n_dims = r.u32(f"the rank of tensor {name!r}")
         if n_dims > MAX_DIMS:
             _reject(f"tensor {name!r} has {n_dims} dimensions; GGUF allows at most {MAX_DIMS}")
